@@ -1,0 +1,25 @@
+"""Denoisers behind one call signature: apply(params, z_t, t_region, *, key=None) -> DenoiserOutput."""
+from __future__ import annotations
+
+import jax
+from flax import nnx
+
+from ipr_jax.denoisers.common import DenoiserOutput, split_module
+from ipr_jax.denoisers.transformer import RegionTransformer, TransformerConfig
+from ipr_jax.denoisers.unet import UNet, UNetConfig
+
+
+def build(config, key):
+  """Build a denoiser from its config: returns (apply, params). `key` seeds the initial params."""
+  if isinstance(config, TransformerConfig):
+    module = RegionTransformer
+  elif isinstance(config, UNetConfig):
+    module = UNet
+  else:
+    raise ValueError(f"config must be a TransformerConfig or UNetConfig, got {type(config)}")
+  seed = jax.random.randint(key, (), 0, 2**31 - 1)
+  return split_module(module(config, rngs=nnx.Rngs(int(seed))))
+
+
+__all__ = ["DenoiserOutput", "RegionTransformer", "TransformerConfig", "UNet", "UNetConfig",
+           "build", "split_module"]

@@ -1,0 +1,75 @@
+"""What every denoiser shares: the output record, the time embedding, the pure `apply` builder."""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+
+
+class DenoiserOutput(NamedTuple):
+  """velocity f32[B, H, W, C] (u = eps - x); v_interp f32[B, H, W, C] (learned-range weight,
+  not clamped); sigma_region f32[B, R] (the model's own uncertainty per region, spec 1.3)."""
+  velocity: jax.Array
+  v_interp: jax.Array
+  sigma_region: jax.Array
+
+
+def sigma_from_logvar(logvar):
+  """sigma = exp(0.5 logvar), logvar clamped to [-30, 20] as every Gaussian of the spec."""
+  return jnp.exp(0.5 * jnp.clip(logvar, LOGVAR_MIN, LOGVAR_MAX))
+
+
+def sinusoidal_time(t, dim: int = 256):
+  """Spec 6.1: a = max(1000 t - 1, 0), e = [cos(a f), sin(a f)], f_i = exp(-ln(1e4) i / (dim/2))."""
+  half = dim // 2
+  freqs = jnp.exp(-math.log(1e4) * jnp.arange(half, dtype=jnp.float32) / half)
+  a = jnp.maximum(1000.0 * t - 1.0, 0.0)[..., None] * freqs
+  return jnp.concatenate([jnp.cos(a), jnp.sin(a)], axis=-1)
+
+
+class TimeEmbedding(nnx.Module):
+  """sinusoidal(256) -> Linear -> SiLU -> Linear, applied per token or per pixel."""
+
+  def __init__(self, dim: int, *, rngs: nnx.Rngs, freq_dim: int = 256):
+    self.freq_dim = freq_dim
+    self.fc1 = nnx.Linear(freq_dim, dim, rngs=rngs)
+    self.fc2 = nnx.Linear(dim, dim, rngs=rngs)
+
+  def __call__(self, t):
+    return self.fc2(nnx.silu(self.fc1(sinusoidal_time(t, self.freq_dim))))
+
+
+def dropout(key, x, rate: float):
+  """Inverted dropout; identity when key is None or rate is 0 (sampling)."""
+  if key is None or rate <= 0.0:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+Params = Any
+ApplyFn = Callable[..., DenoiserOutput]
+
+
+def split_module(model: nnx.Module) -> tuple[ApplyFn, Params]:
+  """Split an NNX denoiser once into (pure apply, params as a plain dict of arrays).
+
+  apply(params, z_t f32[B,H,W,C], t_region f32[B,R], *, key=None) -> DenoiserOutput merges the
+  module inside whatever jit calls it; params are always an argument, never closed over. A key
+  turns dropout on (training).
+  """
+  graphdef, state = nnx.split(model)
+  params = nnx.to_pure_dict(state)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+
+  def apply(params, z_t, t_region, *, key=None):
+    filled = jax.tree.map(lambda x: x, abstract)
+    nnx.replace_by_pure_dict(filled, params)
+    return nnx.merge(graphdef, filled)(z_t, t_region, key=key)
+
+  return apply, params

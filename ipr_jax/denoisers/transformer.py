@@ -1,0 +1,122 @@
+"""Region transformer: one token per region, per-token time conditioning by adaLN.
+
+Tokens are the region's values (a p x p x C patch, or a C-vector for 1 x 1 regions), embedded
+linearly, plus learned position embeddings (one table per position family, e.g. Sudoku row,
+column and box). Each block: adaLN-modulated attention (optionally masked by a region dependency
+graph) and MLP, with zero-initialised gates. The head maps each token back to its region:
+velocity (p p C), raw v (p p C) and one log-variance, zero-initialised so that at init
+velocity = 0, v_interp = 0.5, sigma = 1 (spec 1.3).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ipr_jax import regions
+from ipr_jax.denoisers.common import DenoiserOutput, TimeEmbedding, dropout, sigma_from_logvar
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+  """Static architecture. position_ids: tuple of int tuples [R] (default: one id per region);
+  attention_graph: bool tuple-of-tuples [R, R] or None for full attention."""
+  height: int
+  width: int
+  channels: int
+  patch: int = 1
+  dim: int = 64
+  depth: int = 4
+  heads: int = 4
+  mlp_ratio: int = 4
+  dropout: float = 0.0
+  position_ids: Optional[tuple] = None
+  attention_graph: Optional[tuple] = None
+
+
+def _zeros_linear(din, dout, rngs):
+  return nnx.Linear(din, dout, kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+
+def _modulate(x, shift, scale):
+  return x * (1.0 + scale) + shift
+
+
+class Block(nnx.Module):
+
+  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
+    d = cfg.dim
+    self.heads, self.rate = cfg.heads, cfg.dropout
+    self.norm1 = nnx.LayerNorm(d, use_scale=False, use_bias=False, rngs=rngs)
+    self.norm2 = nnx.LayerNorm(d, use_scale=False, use_bias=False, rngs=rngs)
+    self.qkv = nnx.Linear(d, 3 * d, rngs=rngs)
+    self.proj = nnx.Linear(d, d, rngs=rngs)
+    self.fc1 = nnx.Linear(d, cfg.mlp_ratio * d, rngs=rngs)
+    self.fc2 = nnx.Linear(cfg.mlp_ratio * d, d, rngs=rngs)
+    self.ada = _zeros_linear(d, 6 * d, rngs)
+
+  def attend(self, x, mask):
+    """Head-major attention: q @ k^T on [B, heads, R, d] (4x faster on XLA:CPU than einsum)."""
+    b, r, d = x.shape
+    qkv = self.qkv(x).reshape(b, r, 3, self.heads, d // self.heads)
+    q, k, v = jnp.transpose(qkv, (2, 0, 3, 1, 4))
+    logits = (q @ jnp.swapaxes(k, -1, -2)) * (d // self.heads) ** -0.5
+    if mask is not None:
+      logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    out = jax.nn.softmax(logits, axis=-1) @ v
+    return self.proj(jnp.swapaxes(out, 1, 2).reshape(b, r, d))
+
+  def __call__(self, x, cond, mask, key):
+    s1, c1, g1, s2, c2, g2 = jnp.split(self.ada(cond), 6, axis=-1)
+    k1, k2 = (None, None) if key is None else jax.random.split(key)
+    x = x + g1 * dropout(k1, self.attend(_modulate(self.norm1(x), s1, c1), mask), self.rate)
+    h = self.fc2(nnx.gelu(self.fc1(_modulate(self.norm2(x), s2, c2))))
+    return x + g2 * dropout(k2, h, self.rate)
+
+
+class RegionTransformer(nnx.Module):
+
+  def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    self.grid = regions.make_grid(cfg.height, cfg.width, cfg.patch)
+    if cfg.dim % cfg.heads:
+      raise ValueError(f"dim={cfg.dim} must be divisible by heads={cfg.heads}")
+    r = self.grid.num_regions
+    pos = cfg.position_ids if cfg.position_ids is not None else (tuple(range(r)),)
+    for ids in pos:
+      if len(ids) != r:
+        raise ValueError(f"position_ids entries must have length R={r}, got {len(ids)}")
+    if cfg.attention_graph is not None and np.shape(cfg.attention_graph) != (r, r):
+      raise ValueError(f"attention_graph must be [R, R] = [{r}, {r}], "
+                       f"got {np.shape(cfg.attention_graph)}")
+    self.pos_ids = tuple(tuple(int(i) for i in ids) for ids in pos)
+    token = cfg.patch * cfg.patch * cfg.channels
+    self.embed = nnx.Linear(token, cfg.dim, rngs=rngs)
+    self.pos = nnx.List([nnx.Embed(max(ids) + 1, cfg.dim, rngs=rngs) for ids in self.pos_ids])
+    self.time = TimeEmbedding(cfg.dim, rngs=rngs)
+    self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.depth)])
+    self.norm = nnx.LayerNorm(cfg.dim, use_scale=False, use_bias=False, rngs=rngs)
+    self.ada = _zeros_linear(cfg.dim, 2 * cfg.dim, rngs)
+    self.head = _zeros_linear(cfg.dim, 2 * token + 1, rngs)
+
+  def __call__(self, z_t, t_region, *, key=None):
+    """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
+    cfg, grid = self.cfg, self.grid
+    regions.check_time_map(t_region, z_t, grid)
+    x = self.embed(regions.patchify(z_t, grid))
+    for table, ids in zip(self.pos, self.pos_ids):
+      x = x + table(jnp.asarray(ids, jnp.int32))[None]
+    cond = nnx.silu(self.time(t_region))
+    mask = None if cfg.attention_graph is None else jnp.asarray(cfg.attention_graph, bool)
+    for i, block in enumerate(self.blocks):
+      x = block(x, cond, mask, None if key is None else jax.random.fold_in(key, i))
+    shift, scale = jnp.split(self.ada(cond), 2, axis=-1)
+    out = self.head(_modulate(self.norm(x), shift, scale))
+    token = cfg.patch * cfg.patch * cfg.channels
+    velocity = regions.unpatchify(out[..., :token], grid)
+    v_interp = (regions.unpatchify(out[..., token:2 * token], grid) + 1.0) / 2.0
+    return DenoiserOutput(velocity, v_interp, sigma_from_logvar(out[..., -1]))

@@ -1,0 +1,121 @@
+"""Rectified flow maths (spec 1.2 and 3.4).
+
+Per pixel: z_t = (1 - t) x + t eps, t = 0 clean, t = 1 pure noise; the network predicts the
+velocity u = eps - x ("ut" parameterisation). All functions broadcast over their array
+arguments, so they serve one pixel, one region or a whole batch alike.
+
+Divisions are guarded with `where` *before* dividing (and square roots before the root), so no
+NaN reaches values or gradients at t = 0, s = 1 or t = s.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+VARIANCE_MODES = ("learned_range", "fixed_small", "fixed_large")
+
+
+def interpolate(x, eps, t):
+  """z_t = (1 - t) x + t eps (spec 1.2)."""
+  return (1.0 - t) * x + t * eps
+
+
+def velocity_target(x, eps):
+  """u = dz/dt = eps - x (spec 1.2)."""
+  return eps - x
+
+
+def x_hat(z_t, t, velocity):
+  """Predicted clean data x_hat = z - t u_hat."""
+  return z_t - t * velocity
+
+
+def eps_hat(z_t, t, velocity):
+  """Predicted noise eps_hat = z + (1 - t) u_hat."""
+  return z_t + (1.0 - t) * velocity
+
+
+def _safe_sqrt(v):
+  pos = v > 0
+  return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
+
+
+def _one_minus_r2(t, s):
+  """1 - r^2 with r = (1 - t) s / ((1 - s) t); 0 where t = 0 or s = 1 (no transition noise)."""
+  valid = (t > 0) & (s < 1)
+  den = jnp.where(valid, (1.0 - s) * t, 1.0)
+  r = jnp.where(valid, (1.0 - t) * s / den, 1.0)
+  return valid, jnp.clip(1.0 - r * r, 0.0, 1.0)
+
+
+def sigma_small(t, s, alpha):
+  """alpha s sqrt(1 - r^2), 0 where t = 0 or s = 1 (spec 3.4)."""
+  valid, q = _one_minus_r2(t, s)
+  return jnp.where(valid, alpha * s * _safe_sqrt(q), 0.0)
+
+
+def sigma_large(t, s, alpha):
+  """alpha t sqrt(1 - r^2), 0 where t = 0 or s = 1 (spec 3.4)."""
+  valid, q = _one_minus_r2(t, s)
+  return jnp.where(valid, alpha * t * _safe_sqrt(q), 0.0)
+
+
+def gamma(t, s, alpha):
+  """Noise coefficient of the mean: s sqrt(1 - alpha^2 (1 - r^2)); 0 at t = 0, s at s = 1."""
+  valid, q = _one_minus_r2(t, s)
+  g = s * _safe_sqrt(1.0 - alpha * alpha * q)
+  g = jnp.where(s >= 1, s, g)
+  return jnp.where(t <= 0, 0.0, g)
+
+
+def _safe_log(v):
+  return jnp.log(jnp.where(v > 0, v, 1.0))
+
+
+def check_variance(variance: str) -> None:
+  if variance not in VARIANCE_MODES:
+    raise ValueError(f"variance must be one of {VARIANCE_MODES}, got {variance!r}")
+
+
+def check_alpha(alpha) -> None:
+  if isinstance(alpha, (int, float)) and not 0.0 <= alpha <= 1.0:
+    raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+
+
+def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
+                   variance="learned_range"):
+  """Gaussian p(z_s | z_t) of spec 3.4: returns (mean, std), broadcast over the arguments.
+
+  mean = (1 - s) x_hat + gamma eps_hat. std: learned_range interpolates log sigma between
+  sigma_small and sigma_large with weight v_interp (not clamped, as in the reference);
+  fixed_small / fixed_large take one end. std is multiplied by `temperature`. Where t = s the
+  step is the exact identity (mean = z_t, std = 0), so waiting and finished regions stay bitwise.
+  The e^-30 variance floor of the spec applies where a log-density is taken (losses.py).
+  """
+  check_variance(variance)
+  check_alpha(alpha)
+  mean = (1.0 - s) * x_hat(z_t, t, velocity) + gamma(t, s, alpha) * eps_hat(z_t, t, velocity)
+  lo, hi = sigma_small(t, s, alpha), sigma_large(t, s, alpha)
+  if variance == "fixed_small":
+    std = lo
+  elif variance == "fixed_large":
+    std = hi
+  else:
+    if v_interp is None:
+      raise ValueError("v_interp is required for variance='learned_range'")
+    both = (lo > 0) & (hi > 0)
+    log_std = v_interp * _safe_log(hi) + (1.0 - v_interp) * _safe_log(lo)
+    std = jnp.where(both, jnp.exp(jnp.where(both, log_std, 0.0)), 0.0)
+  same = t == s
+  mean = jnp.where(same, z_t, mean)
+  std = jnp.where(same, 0.0, temperature * std)
+  return mean, std
+
+
+def reverse_step(key, z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
+                 variance="learned_range"):
+  """Draw z_s ~ p(z_s | z_t); the mean (no noise) where s = 0 (spec 3.2 step 3)."""
+  mean, std = reverse_kernel(z_t, t, s, velocity, v_interp, alpha=alpha,
+                             temperature=temperature, variance=variance)
+  noise = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
+  return jnp.where(s <= 0, mean, mean + std * noise)
