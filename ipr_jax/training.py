@@ -60,6 +60,8 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
 
 
 def init_state(params, optimizer, time_pdf=None) -> TrainState:
+  """Fresh state owning copies of `params` (the train step donates its state)."""
+  params = jax.tree.map(jnp.copy, params)
   pdf = jnp.ones(time_sampling.NUM_BINS, jnp.float32) if time_pdf is None else jnp.asarray(time_pdf)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     ema_params=jax.tree.map(jnp.copy, params),
