@@ -1,0 +1,200 @@
+"""The SRM sequential sampler (spec 3): one jitted `lax.scan` over a static step count.
+
+Per sample the state is O(R): the start step of every region (NEVER until selected), which
+regions remain to be selected, the block counter, and the sample's own plan (n, M, Lc), so
+samples with different numbers of unknown regions share one batch: a sample past its M takes
+identity steps (t = s = 0), and steps beyond the batch maximum M skip the network (`lax.cond`).
+
+Step r for one sample (spec 3.2): t = closed-form level at r; run the denoiser; if blocks start
+at r, select the next regions in the configured order (greedy = lowest sigma first); s = level at
+r + 1 with the new starts; z <- reverse step (mean where s = 0); re-impose the givens.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ipr_jax import flow, regions, schedules
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+  """Static knobs of one sequential pass (hashable; a jit static argument)."""
+  steps_per_patch: int = 3
+  overlap: float = 0.0
+  order: str = "greedy"
+  top_k: int = 1
+  alpha: float = 0.5
+  temperature: float = 1.0
+  variance: str = "learned_range"
+
+  def __post_init__(self):
+    schedules.check_steps_per_patch(self.steps_per_patch)
+    schedules.overlap_fraction(self.overlap)
+    if self.order not in schedules.ORDERS:
+      raise ValueError(f"order must be one of {schedules.ORDERS}, got {self.order!r}")
+    if int(self.top_k) != self.top_k or self.top_k < 1:
+      raise ValueError(f"top_k must be an integer >= 1, got {self.top_k}")
+    flow.check_alpha(self.alpha)
+    flow.check_variance(self.variance)
+    if not self.temperature > 0:
+      raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+@flax.struct.dataclass
+class PassState:
+  z: jax.Array          # f32[H, W, C] current sample
+  start: jax.Array      # i32[R] step at which each region was selected (NEVER = not yet)
+  remaining: jax.Array  # bool[R] unknown and not selected yet
+  known: jax.Array      # bool[R] held at its value throughout (t = 0)
+  count: jax.Array      # i32[] blocks started so far
+  sigma: jax.Array      # f32[R] model sigma of each region at its selection step
+  num_blocks: jax.Array  # i32[] n
+  total_steps: jax.Array  # i32[] M
+  proto_len: jax.Array  # i32[] Lc
+  den: jax.Array        # i32[] (n - 1) a + b
+
+
+@flax.struct.dataclass
+class SampleResult:
+  x: jax.Array           # f32[B, H, W, C] final samples
+  sigma_region: jax.Array  # f32[B, R] sigma at each region's selection step (input sigma if kept)
+  nfe: jax.Array         # i32[] network evaluations run (the batch maximum of M)
+  order: jax.Array       # i32[B, R] start step of each region in this pass (NEVER if not selected)
+
+
+def grid_of(x_shape, num_regions: int) -> regions.RegionGrid:
+  """Square-patch grid with R regions on an H x W image; ValueError if none fits."""
+  h, w = x_shape[-3], x_shape[-2]
+  p = int(round((h * w / num_regions) ** 0.5)) if num_regions > 0 else 0
+  if p < 1 or (h // p) * (w // p) != num_regions or h % p or w % p:
+    raise ValueError(f"R={num_regions} regions do not tile a {h}x{w} image in square patches")
+  return regions.make_grid(h, w, p)
+
+
+def num_blocks(num_unknown, cfg: SamplerConfig):
+  """n = ceil(|U| / top_k); one block for the parallel order."""
+  if cfg.order == "parallel":
+    return jnp.minimum(num_unknown, 1)
+  return -((-num_unknown) // cfg.top_k)
+
+
+def max_steps(num_regions: int, cfg: SamplerConfig) -> int:
+  """Static scan length: M of the largest possible plan (every region unknown)."""
+  n = 1 if cfg.order == "parallel" else -(-num_regions // cfg.top_k)
+  a, b = schedules.overlap_fraction(cfg.overlap)
+  return schedules.plan_ints(n, cfg.steps_per_patch, a, b)[0]
+
+
+def init_pass(z, known, known_values, sigma, grid, cfg: SamplerConfig) -> PassState:
+  """Per-sample start of a pass: givens imposed, every unknown region waiting at t = 1."""
+  unknown = ~known
+  n = num_blocks(jnp.sum(unknown).astype(jnp.int32), cfg)
+  a, b = schedules.overlap_fraction(cfg.overlap)
+  m, lc, den = schedules.plan_ints(n, cfg.steps_per_patch, a, b)
+  z = regions.impose_known(z, known, known_values, grid)
+  never = jnp.full(known.shape, schedules.NEVER, jnp.int32)
+  return PassState(z, never, unknown, known, jnp.zeros((), jnp.int32), sigma, n, m, lc, den)
+
+
+def order_scores(key, r, sigma_now, cfg: SamplerConfig):
+  """Lower score = generated earlier. f32[R]."""
+  if cfg.order == "greedy":
+    return sigma_now
+  if cfg.order == "random":
+    return jax.random.uniform(jax.random.fold_in(key, r), sigma_now.shape)
+  return jnp.arange(sigma_now.shape[0], dtype=jnp.float32)  # raster; parallel takes all
+
+
+def _select(st: PassState, r, scores, cfg: SamplerConfig):
+  """bool[R]: regions whose block starts at step r (k per block, lowest scores first)."""
+  a, _ = schedules.overlap_fraction(cfg.overlap)
+  started = schedules.blocks_started_by(r, st.num_blocks, st.total_steps, a, st.den)
+  new_blocks = jnp.where(r < st.total_steps, started - st.count, 0)
+  per_block = scores.shape[0] if cfg.order == "parallel" else cfg.top_k
+  masked = jnp.where(st.remaining, scores, jnp.inf)
+  rank = jnp.argsort(jnp.argsort(masked, stable=True), stable=True)
+  return st.remaining & (rank < new_blocks * per_block), new_blocks
+
+
+def level(st: PassState, r):
+  return schedules.noise_level(r, st.start, st.known, st.proto_len, st.total_steps)
+
+
+def pass_step(st: PassState, r, out_velocity, out_v, out_sigma, known_values, key, grid,
+              cfg: SamplerConfig) -> PassState:
+  """One step r of one sample, given the denoiser output at t = level(st, r)."""
+  t = level(st, r)
+  sel, new_blocks = _select(st, r, order_scores(key, r, out_sigma, cfg), cfg)
+  st = st.replace(start=jnp.where(sel, r, st.start), remaining=st.remaining & ~sel,
+                  count=st.count + new_blocks, sigma=jnp.where(sel, out_sigma, st.sigma))
+  s = level(st, r + 1)
+  z = flow.reverse_step(jax.random.fold_in(key, r), st.z, regions.to_pixels(t, grid),
+                        regions.to_pixels(s, grid), out_velocity, out_v, alpha=cfg.alpha,
+                        temperature=cfg.temperature, variance=cfg.variance)
+  return st.replace(z=regions.impose_known(z, st.known, known_values, grid))
+
+
+def run_pass(apply_fn, params, keys, z, known, known_values, sigma, cfg: SamplerConfig):
+  """The batched pass: keys key[B], z f32[B,H,W,C], known bool[B,R], sigma f32[B,R].
+
+  Returns (PassState batched, nfe i32[]). The one place that vmaps over the batch.
+  """
+  grid = grid_of(z.shape, known.shape[-1])
+  state = jax.vmap(init_pass, in_axes=(0, 0, 0, 0, None, None))(
+      z, known, known_values, sigma, grid, cfg)
+  batch_steps = jnp.max(state.total_steps)
+  step = jax.vmap(pass_step, in_axes=(0, None, 0, 0, 0, 0, 0, None, None))
+
+  def body(st, r):
+    def run(st):
+      out = apply_fn(params, st.z, jax.vmap(level, in_axes=(0, None))(st, r))
+      return step(st, r, out.velocity, out.v_interp, out.sigma_region, known_values, keys,
+                  grid, cfg)
+    return jax.lax.cond(r < batch_steps, run, lambda st: st, st), None
+
+  steps = jnp.arange(max_steps(known.shape[-1], cfg), dtype=jnp.int32)
+  state, _ = jax.lax.scan(body, state, steps)
+  return state, batch_steps
+
+
+def check_batch(x, mask, name: str, num_regions: Optional[int] = None) -> None:
+  """ValueError naming `name` unless mask is [B, R] for x of [B, H, W, C]."""
+  if np.ndim(x) != 4:
+    raise ValueError(f"images must be [B, H, W, C], got shape {np.shape(x)}")
+  r = np.shape(mask)[-1] if num_regions is None else num_regions
+  if np.ndim(mask) != 2 or np.shape(mask) != (np.shape(x)[0], r):
+    raise ValueError(f"{name} must have shape [B, R] = [{np.shape(x)[0]}, R], got "
+                     f"{np.shape(mask)}")
+  grid_of(np.shape(x), np.shape(mask)[-1])
+
+
+def _sample(apply_fn, cfg, params, key, z_init, known, known_values):
+  b, r = known.shape
+  keys = jax.random.split(key, b)
+  state, nfe = run_pass(apply_fn, params, keys, z_init, known, known_values,
+                        jnp.zeros((b, r), jnp.float32), cfg)
+  return SampleResult(state.z, state.sigma, nfe, state.start)
+
+
+_sample_jit = jax.jit(_sample, static_argnums=(0, 1))
+
+
+def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
+           config: SamplerConfig = SamplerConfig()) -> SampleResult:
+  """Generate the unknown regions of a batch with the SRM sequential sampler (spec 3).
+
+  z_init f32[B, H, W, C] initial noise; known_mask bool[B, R] (True = given, held at
+  known_values f32[B, H, W, C]); config static. Compiled once per shapes and config.
+  """
+  check_batch(z_init, known_mask, "known_mask")
+  if np.shape(known_values) != np.shape(z_init):
+    raise ValueError(f"known_values must have the shape of z_init {np.shape(z_init)}, got "
+                     f"{np.shape(known_values)}")
+  return _sample_jit(apply_fn, config, params, key, z_init, jnp.asarray(known_mask, bool),
+                     known_values)
