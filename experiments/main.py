@@ -1,0 +1,33 @@
+"""Entry point: python -m experiments.main --config experiments/configs/<bench>.py:<variant>
+--workdir DIR --mode train|sample|refine|evaluate"""
+from __future__ import annotations
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments import train as train_mod
+
+MODES = ("train", "sample", "refine", "evaluate")
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/<bench>.py:<variant>",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, results)")
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
+_STOP = flags.DEFINE_integer("stop_at_step", None, "end training after the checkpoint at this step "
+                             "(simulates a kill; resume by running again)")
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  if config is None or workdir is None:
+    raise app.UsageError("--config and --workdir are required")
+  if _MODE.value == "train":
+    print(train_mod.train(config, workdir, _STOP.value))
+  else:
+    from experiments import evaluate
+    print(evaluate.run(config, workdir, _MODE.value))
+
+
+if __name__ == "__main__":
+  app.run(main)

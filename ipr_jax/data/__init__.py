@@ -1,0 +1,1 @@
+"""Benchmark data: Sudoku boards and givens (symbolic cells)."""

@@ -1,0 +1,1 @@
+"""On-device (jnp, jit-able) benchmark metrics."""
