@@ -1,0 +1,146 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ipr_jax import refine as ipr
+from ipr_jax import regions, sampling
+from tests.tiny import make_tiny
+
+GRID = regions.make_grid(6, 6, 2)
+R, SHAPE = 9, (6, 6, 2)
+APPLY = make_tiny(GRID)
+PARAMS = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.1, 2.0, R)}
+FAST = dict(initial=sampling.SamplerConfig(2, 0.0), ipr=sampling.SamplerConfig(3, 0.5))
+
+
+def _inputs(b=3, seed=0):
+  x = jax.random.normal(jax.random.key(seed), (b, *SHAPE))
+  eligible = jnp.ones((b, R), bool).at[0, :4].set(False).at[1, :1].set(False)
+  return x, eligible
+
+
+def _region_changed(a, b):
+  return np.asarray(jnp.any(regions.patchify(a, GRID) != regions.patchify(b, GRID), axis=-1))
+
+
+def test_round_invariants():
+  x, eligible = _inputs()
+  cfg = ipr.RefineConfig(rounds=4, keep_history=True, **FAST)
+  res = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible, cfg)
+  hist = res.history
+  assert hist.shape == (5, 3, *SHAPE)
+  # givens (not eligible) never change, from the initial pass on
+  for b in range(5):
+    changed = _region_changed(hist[b], x)
+    assert not np.any(changed & ~np.asarray(eligible))
+  for b in range(1, 5):
+    sel = np.asarray(res.selected[b - 1])
+    changed = _region_changed(hist[b], hist[b - 1])
+    assert not np.any(changed & ~sel)            # unselected regions bitwise unchanged
+    assert np.all(changed[sel])                   # re-noised regions were regenerated
+    m = [ipr.num_resampled(int(n), 0.25) for n in np.asarray(eligible).sum(1)]
+    np.testing.assert_array_equal(sel.sum(-1), m)  # exactly m per round
+    assert not np.any(sel & ~np.asarray(eligible))
+  np.testing.assert_array_equal(res.x, hist[-1])
+
+
+def test_same_key_same_output_different_keys_differ():
+  x, eligible = _inputs()
+  cfg = ipr.RefineConfig(rounds=3, **FAST)
+  a = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible, cfg)
+  b = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible, cfg)
+  c = ipr.refine(APPLY, PARAMS, jax.random.key(2), x, eligible, cfg)
+  np.testing.assert_array_equal(a.x, b.x)
+  np.testing.assert_array_equal(a.selected, b.selected)
+  assert not np.array_equal(a.selected, c.selected)
+
+
+def test_metrics_shape_and_values_and_nfe():
+  x, eligible = _inputs()
+  metric = lambda s: jnp.mean(s ** 2, axis=(1, 2, 3))
+  cfg = ipr.RefineConfig(rounds=3, keep_history=True, **FAST)
+  res = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible, cfg, metric_fn=metric)
+  assert res.metrics.shape == (4, 3)
+  np.testing.assert_allclose(res.metrics, jax.vmap(metric)(res.history), rtol=1e-6)
+  # round 0: 2 steps per region, 9 unknown at most; rounds: m = 2 regions, 3 + 1*2 ... steps
+  assert int(res.nfe[0]) == 2 * 9
+  m = ipr.num_resampled(9, 0.25)
+  from ipr_jax.schedules import sequential_plan
+  assert all(int(n) == sequential_plan(m, 3, 0.5).total_steps for n in res.nfe[1:])
+  chained = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible,
+                       ipr.RefineConfig(rounds=3, chains=2, **FAST), metric_fn=metric)
+  assert chained.metrics.shape == (2, 4, 3) and chained.nfe.shape == (2, 4)
+
+
+def test_chains_equal_separate_calls():
+  x, eligible = _inputs()
+  k = 3
+  res = ipr.refine(APPLY, PARAMS, jax.random.key(4), x, eligible,
+                   ipr.RefineConfig(rounds=2, chains=k, **FAST))
+  keys = jax.random.split(jax.random.key(4), k)
+  for i in range(k):
+    one = ipr.refine(APPLY, PARAMS, keys[i], x, eligible, ipr.RefineConfig(rounds=2, **FAST))
+    np.testing.assert_array_equal(res.selected[i], one.selected)
+    np.testing.assert_allclose(res.x[i], one.x, atol=1e-5)
+  assert not np.array_equal(res.selected[0], res.selected[1])
+
+
+def test_compiles_once_for_new_data():
+  chex.clear_trace_counter()
+  counted = chex.assert_max_traces(APPLY, n=2)  # one trace per scan body (initial + round)
+  cfg = ipr.RefineConfig(rounds=2, **FAST)
+  for seed in range(3):
+    x, _ = _inputs(seed=seed)
+    eligible = jax.random.uniform(jax.random.key(seed), (3, R)) < 0.7
+    eligible = eligible.at[:, 0].set(True)
+    params = {"a": jnp.float32(0.1 * seed), "sigma": jnp.linspace(0.1, 2.0, R) * (seed + 1)}
+    ipr.refine(counted, params, jax.random.key(seed), x, eligible, cfg)
+
+
+def test_correction_mode_and_fixed_noise():
+  x, _ = _inputs()
+  eligible = jnp.ones((3, R), bool)
+  cfg = ipr.RefineConfig(rounds=2, mode="correction", noise_type="fixed", keep_history=True, **FAST)
+  res = ipr.refine(APPLY, PARAMS, jax.random.key(0), x, eligible, cfg)
+  assert int(res.nfe[0]) == 0
+  np.testing.assert_array_equal(res.history[0], x)
+  np.testing.assert_array_equal(res.selected.sum(-1), 2)
+
+
+def test_uncertainty_selector_prefers_uncertain_regions():
+  x = jnp.zeros((64, *SHAPE))
+  eligible = jnp.ones((64, R), bool)
+  params = {"a": jnp.float32(0.7), "sigma": jnp.array([0.05] * 6 + [5.0] * 3)}
+  counts = {}
+  for sel in ("uniform", "uncertainty"):
+    res = ipr.refine(APPLY, params, jax.random.key(0), x, eligible,
+                     ipr.RefineConfig(rounds=3, selector=sel, selector_power=2.0, **FAST))
+    counts[sel] = np.asarray(res.selected).sum(axis=(0, 1))
+  share = lambda c: c[6:].sum() / c.sum()
+  assert share(counts["uncertainty"]) > 0.8 and share(counts["uniform"]) < 0.5
+
+
+def test_bad_input():
+  x, eligible = _inputs()
+  run = lambda cfg=ipr.RefineConfig(rounds=1, **FAST), e=eligible, xx=x: ipr.refine(
+      APPLY, PARAMS, jax.random.key(0), xx, e, cfg)
+  for kwargs, name in [(dict(resampling_ratio=0.0), "resampling_ratio"),
+                       (dict(resampling_ratio=1.5), "resampling_ratio"), (dict(rounds=-1), "rounds"),
+                       (dict(selector="best"), "selector"), (dict(noise_type="pink"), "noise_type"),
+                       (dict(mode="x"), "mode"), (dict(chains=0), "chains")]:
+    with pytest.raises(ValueError, match=name):
+      ipr.RefineConfig(**kwargs)
+  with pytest.raises(ValueError, match="overlap"):
+    ipr.RefineConfig(ipr=sampling.SamplerConfig(3, 1.0))
+  with pytest.raises(ValueError, match="steps_per_patch"):
+    ipr.RefineConfig(ipr=sampling.SamplerConfig(0, 0.5))
+  with pytest.raises(ValueError, match="order"):
+    ipr.RefineConfig(ipr=sampling.SamplerConfig(3, 0.5, order="x"))
+  with pytest.raises(ValueError, match="eligible"):
+    run(e=eligible[:, :4])
+  with pytest.raises(ValueError, match="eligible"):
+    run(e=eligible[:2])
+  with pytest.raises(ValueError, match=r"eligible is empty for samples \[1\]"):
+    run(e=eligible.at[1].set(False))
