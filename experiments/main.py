@@ -25,8 +25,10 @@ def main(argv):
   if _MODE.value == "train":
     print(train_mod.train(config, workdir, _STOP.value))
   else:
-    from experiments import evaluate
-    print(evaluate.run(config, workdir, _MODE.value))
+    from experiments import evaluate, tasks
+    results = evaluate.run(config, workdir, _MODE.value)
+    print(evaluate.table(results, tasks.make_task(config).headline))
+    print(f"wrote {workdir}/results.json and {', '.join(results['plots'])}")
 
 
 if __name__ == "__main__":

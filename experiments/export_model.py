@@ -1,0 +1,50 @@
+"""Ship a trained model: copy the EMA params of DIR/best into ipr_jax/assets/NAME with a manifest.
+
+    python -m experiments.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
+        --workdir runs/sudoku_cpu --name sudoku_symbolic_cpu
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments import common, evaluate, tasks
+from ipr_jax import pretrained
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "training run directory")
+_NAME = flags.DEFINE_string("name", "sudoku_symbolic_cpu", "asset name")
+
+
+def main(argv):
+  del argv
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  task = tasks.make_task(config)
+  _, params, source = evaluate.load_params(config, workdir, task)
+  spec = {f.name: getattr(task.model_config, f.name) for f in dataclasses.fields(task.model_config)}
+  if config.benchmark == "sudoku_symbolic":
+    spec.update(position_ids="sudoku",
+                attention_graph="sudoku_peers" if config.model.graph == "sudoku_peers" else None)
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  best = json.load(open(os.path.join(workdir, "best.json")))
+  train_rec = json.load(open(os.path.join(workdir, "train_config.json")))
+  manifest = {
+      "name": _NAME.value, "benchmark": config.benchmark, "variant": config.variant,
+      "config": config.to_dict(), "checkpoint": source, "steps": best["step"],
+      "best_validation": best, "train_wall_s": max(r["wall_s"] for r in rows),
+      "train_commit": train_rec.get("commit"), "export_commit": common.git_commit(),
+      "num_params": int(sum(x.size for x in jax.tree.leaves(params))),
+      "command": ("python -m experiments.main --config experiments/configs/"
+                  f"{config.benchmark}.py:{config.variant} --workdir {workdir} --mode train"),
+  }
+  folder = pretrained.save(_NAME.value, params, spec, manifest)
+  print(f"wrote {folder}")
+
+
+if __name__ == "__main__":
+  app.run(main)

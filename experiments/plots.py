@@ -1,0 +1,87 @@
+"""Plots beside results.json: metric vs round, metric vs NFE, and a Sudoku strip across rounds."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ipr_jax.evaluation import sudoku as sudoku_eval  # noqa: E402
+
+
+def budget_curves(results: dict, metric: str, folder: str) -> list[str]:
+  """One PNG per split: `metric` against round and against cumulative NFE, every method."""
+  paths = []
+  for split, methods in results["metrics"].items():
+    fig, (ax_r, ax_n) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for method, curves in methods.items():
+      ys = curves[metric]
+      nfe = np.cumsum(results["nfe"][split][method])
+      if len(ys) == 1:
+        ax_r.axhline(ys[0], ls="--", color="gray", label=f"{method} ({nfe[-1]} NFE)")
+        ax_n.plot(nfe, ys, "s", color="gray", label=method)
+      else:
+        ax_r.plot(results["rounds"], ys, "o-", ms=3, label=method)
+        ax_n.plot(nfe, ys, "o-", ms=3, label=method)
+    ax_r.set_xlabel("IPR round")
+    ax_r.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax_n.set_xlabel("NFE per sample (cumulative)")
+    for ax in (ax_r, ax_n):
+      ax.set_ylabel(metric)
+      ax.grid(alpha=0.3)
+    ax_r.legend(fontsize=8)
+    fig.suptitle(f"{results['benchmark']} / {split}: {metric} "
+                 f"({results['num_samples']} held-out puzzles)")
+    fig.tight_layout()
+    path = os.path.join(folder, f"{metric}_{split}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+def _bad_cells(digits: np.ndarray) -> np.ndarray:
+  """bool[9, 9]: cells whose digit repeats in their row, column or box."""
+  bad = np.zeros((9, 9), bool)
+  for r in range(9):
+    for c in range(9):
+      d = digits[r, c]
+      br, bc = 3 * (r // 3), 3 * (c // 3)
+      box = digits[br:br + 3, bc:bc + 3]
+      bad[r, c] = ((digits[r] == d).sum() > 1 or (digits[:, c] == d).sum() > 1
+                   or (box == d).sum() > 1)
+  return bad
+
+
+def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None) -> str:
+  """history f32[rounds+1, S, 9, 9, 9] symbolic samples; one row per sample, one board per
+  round; givens shaded, cells in a violated unit in red."""
+  n_rounds, n_samples = history.shape[:2]
+  rounds = list(range(n_rounds)) if rounds is None else rounds
+  fig, axes = plt.subplots(n_samples, len(rounds), figsize=(1.9 * len(rounds), 2.0 * n_samples),
+                           squeeze=False)
+  digits = np.asarray(sudoku_eval.decode_symbolic(history))
+  for s in range(n_samples):
+    for k, r in enumerate(rounds):
+      ax = axes[s, k]
+      d, bad = digits[r, s], _bad_cells(digits[r, s])
+      ax.imshow(np.where(givens[s].reshape(9, 9), 0.85, 1.0), cmap="gray", vmin=0, vmax=1)
+      for i in range(9):
+        for j in range(9):
+          ax.text(j, i, str(d[i, j]), ha="center", va="center", fontsize=6,
+                  color="red" if bad[i, j] else "black",
+                  fontweight="bold" if givens[s].reshape(9, 9)[i, j] else "normal")
+      for g in (2.5, 5.5):
+        ax.axhline(g, color="k", lw=0.8)
+        ax.axvline(g, color="k", lw=0.8)
+      ax.set_xticks([]), ax.set_yticks([])
+      title = f"round {r}: " + ("valid" if not bad.any() else f"{bad.sum()} bad")
+      ax.set_title(title, fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

@@ -1,0 +1,80 @@
+"""Shipped models: EMA params as package data (npz) with a manifest (config, command, steps,
+wall time, commit, sha256). `load(name)` rebuilds the denoiser and checks the hash."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ipr_jax import denoisers, graphs
+
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+_NAMED = {
+    "sudoku": lambda: tuple(tuple(int(i) for i in ids) for ids in graphs.sudoku_position_ids()),
+    "sudoku_peers": lambda: tuple(map(tuple, graphs.sudoku_peers())),
+}
+
+
+def available() -> list[str]:
+  if not os.path.isdir(ASSETS):
+    return []
+  return sorted(d for d in os.listdir(ASSETS) if os.path.exists(os.path.join(ASSETS, d, "manifest.json")))
+
+
+def flatten(params) -> dict:
+  return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
+          for path, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def _unflatten(flat: dict, like) -> dict:
+  paths = jax.tree_util.tree_flatten_with_path(like)[0]
+  leaves = [jnp.asarray(flat["/".join(str(getattr(k, "key", k)) for k in p)]) for p, _ in paths]
+  return jax.tree.unflatten(jax.tree.structure(like), leaves)
+
+
+def sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+def model_config(spec: dict) -> denoisers.TransformerConfig:
+  spec = dict(spec)
+  for field in ("position_ids", "attention_graph"):
+    if isinstance(spec.get(field), str):
+      spec[field] = _NAMED[spec[field]]()
+  return denoisers.TransformerConfig(**spec)
+
+
+def save(name: str, params, model_spec: dict, manifest: dict, root: str = ASSETS) -> str:
+  """Write params.npz + manifest.json under root/name; returns the folder."""
+  folder = os.path.join(root, name)
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, "params.npz")
+  np.savez(path, **flatten(params))
+  manifest = dict(manifest, model=model_spec, sha256=sha256(path))
+  with open(os.path.join(folder, "manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=1)
+  return folder
+
+
+def load(name: str, root: str = ASSETS):
+  """(apply, params, manifest) of a shipped model; ValueError if missing or altered."""
+  folder = os.path.join(root, name)
+  mpath = os.path.join(folder, "manifest.json")
+  if not os.path.exists(mpath):
+    raise ValueError(f"no shipped model {name!r} in {root} (available: {available()})")
+  manifest = json.load(open(mpath))
+  path = os.path.join(folder, "params.npz")
+  if sha256(path) != manifest["sha256"]:
+    raise ValueError(f"{path} does not match the sha256 in its manifest")
+  apply, like = denoisers.build(model_config(manifest["model"]), jax.random.key(0))
+  with np.load(path) as flat:
+    params = _unflatten(dict(flat), like)
+  return apply, params, manifest
