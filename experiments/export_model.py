@@ -31,12 +31,16 @@ def main(argv):
     spec.update(position_ids="sudoku",
                 attention_graph="sudoku_peers" if config.model.graph == "sudoku_peers" else None)
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  wall, last = 0.0, 0.0  # wall_s restarts at each resume: add up the segments
+  for r in rows:
+    wall += r["wall_s"] - (last if r["wall_s"] >= last else 0.0)
+    last = r["wall_s"]
   best = json.load(open(os.path.join(workdir, "best.json")))
   train_rec = json.load(open(os.path.join(workdir, "train_config.json")))
   manifest = {
       "name": _NAME.value, "benchmark": config.benchmark, "variant": config.variant,
       "config": config.to_dict(), "checkpoint": source, "steps": best["step"],
-      "best_validation": best, "train_wall_s": max(r["wall_s"] for r in rows),
+      "best_validation": best, "train_wall_s": round(wall, 1),
       "train_commit": train_rec.get("commit"), "export_commit": common.git_commit(),
       "num_params": int(sum(x.size for x in jax.tree.leaves(params))),
       "command": ("python -m experiments.main --config experiments/configs/"

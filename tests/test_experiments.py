@@ -1,0 +1,82 @@
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments import evaluate, tasks, train
+from experiments.configs import sudoku_symbolic
+from ipr_jax import checkpoints, pretrained
+
+SCHEMA = {"benchmark", "variant", "split", "num_samples", "seed", "rounds", "nfe", "metrics",
+          "config", "checkpoint", "seconds", "device"}
+
+
+def _same(a, b):
+  return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b)))
+
+
+def test_smoke_train_checkpoint_refine(tmp_path):
+  config = sudoku_symbolic.get_config("smoke")
+  out = train.train(config, str(tmp_path))
+  assert out["step"] == config.train.steps
+  assert os.path.isdir(tmp_path / "checkpoints" / str(config.train.steps))
+  rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+  assert rows[-1]["step"] == config.train.steps and "val_valid" in rows[-1]
+  results = evaluate.run(config, str(tmp_path), "refine")
+  saved = json.load(open(tmp_path / "results.json"))
+  assert SCHEMA <= set(saved)
+  assert saved["rounds"] == [0, 1, 2]
+  for split in ("hard", "medium"):
+    ipr = saved["metrics"][split]["ipr_uniform"]
+    assert len(ipr["valid"]) == 3 and len(saved["nfe"][split]["ipr_uniform"]) == 3
+    matched = [k for k in saved["metrics"][split] if k.startswith("compute_matched")]
+    assert len(matched) == 1
+    assert sum(saved["nfe"][split][matched[0]]) <= sum(saved["nfe"][split]["ipr_uniform"])
+    assert os.path.exists(tmp_path / f"valid_{split}.png")
+    assert os.path.exists(tmp_path / f"strip_{split}.png")
+  assert results["plots"]
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path):
+  config = sudoku_symbolic.get_config("smoke")
+  full = tmp_path / "full"
+  train.train(config, str(full))
+  part = tmp_path / "part"
+  first = train.train(config, str(part), stop_at_step=3)  # ends right after its first checkpoint
+  assert first["step"] == 3
+  assert checkpoints.manager(str(part / "checkpoints")).latest_step() == 3
+  second = train.train(config, str(part))
+  assert second["step"] == config.train.steps
+  task = tasks.make_task(config)
+  _, _, target = train.build_state(config, task)
+  a, _ = checkpoints.restore(checkpoints.manager(str(full / "checkpoints")), target)
+  b, _ = checkpoints.restore(checkpoints.manager(str(part / "checkpoints")), target)
+  assert _same(a.params, b.params) and _same(a.ema_params, b.ema_params)
+
+
+def test_refine_without_checkpoint_is_clear_error(tmp_path):
+  config = sudoku_symbolic.get_config("smoke")
+  with pytest.raises(checkpoints.CheckpointError, match="run --mode train first"):
+    evaluate.run(config, str(tmp_path), "refine")
+
+
+@pytest.mark.skipif("sudoku_symbolic_cpu" not in pretrained.available(),
+                    reason="shipped model not present")
+def test_quickstart_reduced(tmp_path):
+  from experiments import quickstart
+  results = quickstart.main(["--num", "4", "--rounds", "2", "--out", str(tmp_path)])
+  assert len(results["metrics"]["hard"]["ipr_uniform"]["valid"]) == 3
+  for name in ("results.json", "valid_hard.png", "valid_medium.png", "strip.png"):
+    assert os.path.exists(tmp_path / name)
+
+
+def test_shipped_model_manifest_and_hash():
+  if "sudoku_symbolic_cpu" not in pretrained.available():
+    pytest.skip("shipped model not present")
+  apply, params, manifest = pretrained.load("sudoku_symbolic_cpu")
+  for key in ("config", "command", "steps", "train_wall_s", "sha256", "num_params"):
+    assert key in manifest
+  assert manifest["num_params"] == sum(np.size(x) for x in jax.tree.leaves(params))
