@@ -64,8 +64,8 @@ def save(name: str, params, model_spec: dict, manifest: dict, root: str = ASSETS
   return folder
 
 
-def load(name: str, root: str = ASSETS):
-  """(apply, params, manifest) of a shipped model; ValueError if missing or altered."""
+def load_raw(name: str, like, root: str = ASSETS):
+  """(params shaped like `like`, manifest) of shipped asset `name`, after the sha256 check."""
   folder = os.path.join(root, name)
   mpath = os.path.join(folder, "manifest.json")
   if not os.path.exists(mpath):
@@ -74,7 +74,19 @@ def load(name: str, root: str = ASSETS):
   path = os.path.join(folder, "params.npz")
   if sha256(path) != manifest["sha256"]:
     raise ValueError(f"{path} does not match the sha256 in its manifest")
-  apply, like = denoisers.build(model_config(manifest["model"]), jax.random.key(0))
   with np.load(path) as flat:
-    params = _unflatten(dict(flat), like)
-  return apply, params, manifest
+    return _unflatten(dict(flat), like), manifest
+
+
+def manifest(name: str, root: str = ASSETS) -> dict:
+  path = os.path.join(root, name, "manifest.json")
+  if not os.path.exists(path):
+    raise ValueError(f"no shipped model {name!r} in {root} (available: {available()})")
+  return json.load(open(path))
+
+
+def load(name: str, root: str = ASSETS):
+  """(apply, params, manifest) of a shipped denoiser; ValueError if missing or altered."""
+  apply, like = denoisers.build(model_config(manifest(name, root)["model"]), jax.random.key(0))
+  params, man = load_raw(name, like, root)
+  return apply, params, man

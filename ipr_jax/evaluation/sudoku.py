@@ -43,3 +43,11 @@ def symbolic_metrics(x):
   digits = decode_symbolic(x)
   dup = duplicate_count(digits)
   return {"valid": (dup == 0).astype(jnp.float32), "duplicate_count": dup.astype(jnp.float32)}
+
+
+def image_metrics(apply, params, x, cell: int):
+  """Per-sample {'valid', 'duplicate_count'} of image boards f32[..., 9 cell, 9 cell, 1] read by
+  a digit classifier `apply(params, tiles, None) -> logits` (0 -> second best, spec 5.1)."""
+  from ipr_jax.evaluation import digit_classifier
+  dup = duplicate_count(digit_classifier.board_digits(apply, params, x, cell))
+  return {"valid": (dup == 0).astype(jnp.float32), "duplicate_count": dup.astype(jnp.float32)}

@@ -1,0 +1,65 @@
+"""Per-cell digit classifier (spec 5.1 architecture): conv3x3(1->32) ReLU maxpool2 dropout,
+conv3x3(32->64) ReLU maxpool2 dropout, fc -> 128 ReLU, fc -> 10, on tiles in [-1, 1].
+For 8x8 digits the fc input is 64 * 2 * 2 instead of 64 * 7 * 7."""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ipr_jax.denoisers.common import dropout, split_module
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+  size: int = 28
+
+
+class DigitCNN(nnx.Module):
+
+  def __init__(self, cfg: ClassifierConfig, *, rngs: nnx.Rngs):
+    self.c1 = nnx.Conv(1, 32, (3, 3), padding=((1, 1), (1, 1)), rngs=rngs)
+    self.c2 = nnx.Conv(32, 64, (3, 3), padding=((1, 1), (1, 1)), rngs=rngs)
+    flat = 64 * (cfg.size // 4) ** 2
+    self.f1 = nnx.Linear(flat, 128, rngs=rngs)
+    self.f2 = nnx.Linear(128, 10, rngs=rngs)
+
+  def __call__(self, x, t_region=None, *, key=None):
+    """x f32[N, s, s, 1] in [-1, 1] -> logits f32[N, 10]; dropout only with a key."""
+    k = [None] * 2 if key is None else list(jax.random.split(key, 2))
+    pool = lambda h: nnx.max_pool(h, (2, 2), strides=(2, 2))
+    h = dropout(k[0], pool(nnx.relu(self.c1(x))), 0.25)
+    h = dropout(k[1], pool(nnx.relu(self.c2(h))), 0.5)
+    return self.f2(nnx.relu(self.f1(h.reshape(h.shape[0], -1))))
+
+
+def build(cfg: ClassifierConfig, key):
+  seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+  return split_module(DigitCNN(cfg, rngs=nnx.Rngs(seed)))
+
+
+def predict_digits(logits):
+  """argmax, with a predicted 0 replaced by the second best class (digits 1..9), i32[...]."""
+  order = jnp.argsort(-logits, axis=-1)
+  return jnp.where(order[..., 0] == 0, order[..., 1], order[..., 0]).astype(jnp.int32)
+
+
+def board_digits(apply, params, images, cell: int):
+  """Decode image Sudoku boards f32[..., 9 cell, 9 cell, 1] in [-1, 1] -> i32[..., 9, 9]."""
+  if images.shape[-3:] != (9 * cell, 9 * cell, 1):
+    raise ValueError(f"board images must be [..., {9 * cell}, {9 * cell}, 1], got {images.shape}")
+  lead = images.shape[:-3]
+  tiles = images.reshape(-1, 9, cell, 9, cell, 1).transpose(0, 1, 3, 2, 4, 5)
+  logits = apply(params, tiles.reshape(-1, cell, cell, 1), None)
+  return predict_digits(logits).reshape(*lead, 9, 9)
+
+
+def load(source: str):
+  """(apply, params, manifest) of the shipped classifier for a digit source."""
+  from ipr_jax import pretrained
+  man = pretrained.manifest(f"digits_{source}")
+  apply, like = build(ClassifierConfig(man["model"]["size"]), jax.random.key(0))
+  params, man = pretrained.load_raw(f"digits_{source}", like)
+  return apply, params, man
