@@ -1,0 +1,70 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from ipr_jax.data import even_pixels, pipeline, sudoku, tfds_builders
+
+READ_BACK = textwrap.dedent("""
+  import sys; sys.path.insert(0, {root!r})
+  import numpy as np
+  from ipr_jax.data import tfds_builders
+  b = tfds_builders.{cls}({kwargs} data_dir={d!r})
+  ds = b.as_data_source()
+  item = ds["test"][1]
+  assert int(item["index"]) == 1
+  print(len(ds["train"]), len(ds["test"]), int(np.asarray(item["image"]).sum()),
+        int((np.asarray(item.get("board", np.zeros(1))) * np.arange(1, 82).reshape(-1, 9)[:9]).sum()))
+""")
+
+
+def _prepare_and_read(cls, kwargs, tmp_path):
+  b = getattr(tfds_builders, cls)(data_dir=str(tmp_path), **kwargs)
+  b.download_and_prepare()
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  kw = "".join(f"{k}={v!r}, " for k, v in kwargs.items())
+  res = subprocess.run([sys.executable, "-c", READ_BACK.format(root=root, cls=cls, kwargs=kw,
+                                                               d=str(tmp_path))],
+                       capture_output=True, text=True, timeout=600, cwd=root)
+  assert res.returncode == 0, res.stderr[-2000:]
+  return b, [int(v) for v in res.stdout.split()[-4:]]
+
+
+def test_mnist_sudoku_symbolic_builder(tmp_path):
+  b, (n_train, n_test, img_sum, board_sum) = _prepare_and_read(
+      "MnistSudoku", {"config": "symbolic", "num_train": 6, "num_test": 4}, tmp_path)
+  assert (n_train, n_test) == (6, 4)
+  board = sudoku.test_boards()[1]
+  assert board_sum == int((board * np.arange(1, 82).reshape(9, 9)).sum()) and img_sum == 81 * 255
+  item = b.as_data_source()["test"][1]
+  np.testing.assert_array_equal(item["givens_hard"], sudoku.test_givens(1, "hard"))
+  batch = next(pipeline.batches(b.as_data_source()["test"], 2, 0, pipeline.sudoku_transform()))
+  assert batch["x"].shape == (2, 9, 9, 9) and batch["x"].min() == -1 and batch["x"].max() == 1
+  assert batch["mask"].shape == (2, 81)
+
+
+def test_mnist_sudoku_sklearn_images(tmp_path):
+  b, (n_train, n_test, _, _) = _prepare_and_read(
+      "MnistSudoku", {"config": "sklearn", "num_train": 2, "num_test": 2}, tmp_path)
+  img = np.asarray(b.as_data_source()["test"][0]["image"])
+  assert img.shape == (72, 72, 1) and img.dtype == np.uint8
+
+
+def test_even_pixels_builder(tmp_path):
+  b, (n_train, n_test, img_sum, _) = _prepare_and_read(
+      "EvenPixels", {"num_train": 3, "num_test": 2}, tmp_path)
+  assert (n_train, n_test) == (3, 2)
+  assert img_sum == int(even_pixels.item(1).sum())
+
+
+def test_idx_dir_config_needs_a_folder(tmp_path):
+  with pytest.raises(ValueError, match="idx_dir"):
+    tfds_builders.MnistSudoku(config="idx_dir", data_dir=str(tmp_path)).download_and_prepare()
+
+
+def test_pipeline_bad_batch():
+  with pytest.raises(ValueError, match="batch_size"):
+    next(pipeline.batches([1, 2], 3, 0, lambda x: {"x": x}))
