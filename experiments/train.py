@@ -71,6 +71,7 @@ def train(config, workdir: str, stop_at_step: int | None = None) -> dict:
       t_last = time.time()
       if done % config.train.eval_every == 0 or done == total:
         row["val_valid"] = validate(apply, state.ema_params, task, config)
+        row["val_valid_raw"] = validate(apply, state.params, task, config)
         if row["val_valid"] > best["valid"]:
           best = {"valid": row["val_valid"], "step": done}
           checkpoints.save(best_mgr, done, state, record)
