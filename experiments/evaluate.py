@@ -70,11 +70,14 @@ def evaluate_split(config, apply, params, task, split: str, rounds: int, workdir
     m, nfe, hist = run_refine(apply, params, items, cfg, task.metric_fn, key, ev.batch_size)
     metrics[f"ipr_{selector}"] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
     nfes[f"ipr_{selector}"] = nfe.tolist()
-    if hist is not None and task.name == "sudoku_symbolic":
+    if hist is not None:
       s = min(ev.strip_samples, hist.shape[1])
       shown = sorted(set([0, 1, rounds // 2, rounds]) & set(range(rounds + 1)))
-      strips[selector] = plots.sudoku_strip(hist[:, :s], items.labels["givens"][:s],
-                                            os.path.join(workdir, f"strip_{split}.png"), shown)
+      path = os.path.join(workdir, f"strip_{split}.png")
+      if task.name == "sudoku_symbolic":
+        strips[selector] = plots.sudoku_strip(hist[:, :s], items.labels["givens"][:s], path, shown)
+      else:
+        strips[selector] = plots.image_strip(hist[:, :s], path, shown)
   total = int(np.sum(nfes[f"ipr_{config.refine.selectors[0]}"]))
   unknown_max = int(np.max(items.eligible.sum(axis=1)))
   per_region = max(1, total // max(unknown_max, 1))

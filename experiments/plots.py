@@ -85,3 +85,20 @@ def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def image_strip(history: np.ndarray, path: str, rounds) -> str:
+  """history f32[rounds+1, S, H, W, C] in [-1, 1]: one row per sample, one image per round."""
+  n_samples = history.shape[1]
+  fig, axes = plt.subplots(n_samples, len(rounds), figsize=(1.8 * len(rounds), 1.9 * n_samples),
+                           squeeze=False)
+  for s in range(n_samples):
+    for k, r in enumerate(rounds):
+      img = np.clip((history[r, s] + 1.0) / 2.0, 0.0, 1.0)
+      axes[s, k].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+      axes[s, k].set_xticks([]), axes[s, k].set_yticks([])
+      axes[s, k].set_title(f"round {r}", fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

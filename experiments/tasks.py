@@ -11,7 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import denoisers, graphs, regions
-from ipr_jax.data import sudoku
+from ipr_jax.data import digits, even_pixels, image_sudoku, sudoku
+from ipr_jax.evaluation import digit_classifier
+from ipr_jax.evaluation import even_pixels as ep_eval
 from ipr_jax.evaluation import sudoku as sudoku_eval
 
 
@@ -52,7 +54,76 @@ def _sudoku_symbolic(config) -> Task:
               sudoku_eval.symbolic_metrics, "valid")
 
 
-TASKS = {"sudoku_symbolic": _sudoku_symbolic}
+class _ImageSudokuStream:
+  """Image boards composed from the train digit bank, with random givens (per-step seeded)."""
+
+  def __init__(self, seed, batch_size, pool_size, source, idx_dir):
+    self.boards = sudoku.TrainStream(seed, batch_size, pool_size)
+    self.bank = image_sudoku.banks(source, idx_dir)["train"]
+    self.seed = seed
+
+  def batch(self, step):
+    b = self.boards.batch(step)
+    boards = np.argmax(b["x"], axis=-1) + 1
+    rng = np.random.default_rng([image_sudoku.COMPOSE_SEED, self.seed, step])
+    imgs = np.stack([digits.compose_board(bd, self.bank, rng) for bd in boards])
+    return {"x": digits.to_model(imgs)[..., None], "mask": b["mask"]}
+
+
+def _mnist_sudoku(config) -> Task:
+  m, d = config.model, config.data
+  cls_apply, cls_params, man = digit_classifier.load("sklearn" if d.source == "sklearn" else "idx_dir")
+  cell = man["cell"]
+  row, col, box = graphs.sudoku_position_ids()
+  model = denoisers.TransformerConfig(
+      9 * cell, 9 * cell, 1, cell, dim=m.dim, depth=m.depth, heads=m.heads,
+      mlp_ratio=m.mlp_ratio, dropout=m.dropout, position_ids=(tuple(row), tuple(col), tuple(box)),
+      attention_graph=tuple(map(tuple, graphs.sudoku_peers())))
+
+  def test_items(split, num, validation=False):
+    get = sudoku.validation_set if validation else sudoku.test_set
+    boards, givens = get(split, num)
+    bank = image_sudoku.banks(d.source, d.idx_dir)["test"]
+    imgs = np.stack([digits.compose_board(b, bank, np.random.default_rng(
+        [image_sudoku.COMPOSE_SEED, i, 7 if validation else 0])) for i, b in enumerate(boards)])
+    return TestItems(digits.to_model(imgs)[..., None], ~givens, {"boards": boards, "givens": givens})
+
+  # the evaluator's classifier params are constants of the metric (not trained, not swept)
+  metric = lambda x: sudoku_eval.image_metrics(cls_apply, cls_params, x, cell)
+  return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), model,
+              lambda seed, batch: _ImageSudokuStream(seed, batch, config.train.get("pool_size", 5000),
+                                                     d.source, d.idx_dir),
+              test_items, metric, "valid")
+
+
+class _EvenPixelsStream:
+
+  def __init__(self, seed, batch_size):
+    self.seed, self.batch_size = seed, batch_size
+
+  def batch(self, step):
+    rng = np.random.default_rng([even_pixels.TRAIN_SEED, self.seed, step])
+    imgs = np.stack([even_pixels.generate(rng) for _ in range(self.batch_size)])
+    return {"x": even_pixels.to_model(imgs)}
+
+
+def _even_pixels(config) -> Task:
+  m = config.model
+  model = denoisers.TransformerConfig(32, 32, 3, 4, dim=m.dim, depth=m.depth, heads=m.heads,
+                                      mlp_ratio=m.mlp_ratio, dropout=m.dropout)
+
+  def test_items(split, num, validation=False):
+    offset = 100_000 if validation else 0
+    imgs = np.stack([even_pixels.item(offset + i) for i in range(num)])
+    return TestItems(even_pixels.to_model(imgs), np.ones((num, 64), bool), {})
+
+  return Task("even_pixels", regions.make_grid(32, 32, 4), model,
+              lambda seed, batch: _EvenPixelsStream(seed, batch), test_items,
+              ep_eval.metrics, "is_color_count_even")
+
+
+TASKS = {"sudoku_symbolic": _sudoku_symbolic, "mnist_sudoku": _mnist_sudoku,
+         "even_pixels": _even_pixels}
 
 
 def make_task(config) -> Task:

@@ -40,6 +40,21 @@ def test_smoke_train_checkpoint_refine(tmp_path):
   assert results["plots"]
 
 
+@pytest.mark.parametrize("bench", ["mnist_sudoku", "even_pixels"])
+def test_other_benchmarks_smoke(tmp_path, bench):
+  import importlib
+  config = importlib.import_module(f"experiments.configs.{bench}").get_config("smoke")
+  train.train(config, str(tmp_path))
+  results = evaluate.run(config, str(tmp_path), "refine")
+  saved = json.load(open(tmp_path / "results.json"))
+  assert SCHEMA <= set(saved) and saved["benchmark"] == bench
+  split = config.eval.splits[0]
+  assert len(saved["metrics"][split]["ipr_uniform"][results["plots"] and
+                                                   tasks.make_task(config).headline]) == 3
+  assert all(os.path.exists(p) for p in results["plots"])
+  assert os.path.exists(tmp_path / f"strip_{split}.png")
+
+
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
   config = sudoku_symbolic.get_config("smoke")
   full = tmp_path / "full"
