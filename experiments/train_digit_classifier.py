@@ -24,14 +24,15 @@ from ipr_jax.data import digits
 from ipr_jax.evaluation import digit_classifier as dc
 
 DEFAULTS = {"sklearn": dict(epochs=40, bank_train=100, bank_test=25),
-            "idx_dir": dict(epochs=3, bank_train=1000, bank_test=500),
-            "tfds": dict(epochs=3, bank_train=1000, bank_test=500)}
+            "idx_dir": dict(epochs=4, bank_train=1000, bank_test=500),
+            "tfds": dict(epochs=4, bank_train=1000, bank_test=500)}
 
 
 def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
   size = images.shape[-1]
   apply, params = dc.build(dc.ClassifierConfig(size), jax.random.key(seed))
-  opt = optax.adam(1e-3)
+  steps_per_epoch = len(images) // batch
+  opt = optax.adam(optax.cosine_decay_schedule(1e-3, epochs * steps_per_epoch))
   opt_state = opt.init(params)
 
   @jax.jit
