@@ -77,3 +77,21 @@ def test_bad_input():
   with pytest.raises(ValueError, match="attention_graph"):
     denoisers.build(denoisers.TransformerConfig(8, 8, 1, 4, attention_graph=((True,),), **TINY_T),
                     jax.random.key(0))
+
+
+@pytest.mark.parametrize("hw,c,p,widths,att", [
+    (252, 1, 28, (128, 128, 256, 256, 512, 512), (False,) * 4 + (True, True)),   # MNIST Sudoku
+    (32, 3, 4, (64, 128, 128, 256), (False, False, True, True)),                 # Even Pixels
+])
+def test_paper_unet_sizes_are_expressible(hw, c, p, widths, att):
+  """Spec 6.2 sizes: shapes only (jax.eval_shape), no compute."""
+  from flax import nnx
+  cfg = denoisers.UNetConfig(hw, hw, c, p, widths=widths, attention=att)
+  model = nnx.eval_shape(lambda: denoisers.UNet(cfg, rngs=nnx.Rngs(0)))
+  graphdef, state = nnx.split(model)
+  n = sum(np.prod(x.shape) for x in jax.tree.leaves(state))
+  assert n > 10_000_000 if hw == 252 else n > 1_000_000
+  out = jax.eval_shape(lambda st, z, t: nnx.merge(graphdef, st)(z, t), state,
+                       jax.ShapeDtypeStruct((2, hw, hw, c), jnp.float32),
+                       jax.ShapeDtypeStruct((2, (hw // p) ** 2), jnp.float32))
+  assert out.velocity.shape == (2, hw, hw, c) and out.sigma_region.shape == (2, (hw // p) ** 2)
