@@ -44,7 +44,9 @@ def main(argv=None):
   boards, givens, names = [], [], []
   for split, n in splits.items():
     b, g = sudoku.test_set(split, n)
-    boards.append(b), givens.append(g), names += [split] * n
+    boards.append(b)
+    givens.append(g)
+    names += [split] * n
   boards, givens, names = np.concatenate(boards), np.concatenate(givens), np.array(names)
   config = sudoku_symbolic.get_config("cpu")
   cfg = common.refine_config(config, "uniform", args.rounds, keep_history=True)
