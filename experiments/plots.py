@@ -102,3 +102,26 @@ def image_strip(history: np.ndarray, path: str, rounds) -> str:
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def training_curves(metrics_path: str, path: str) -> str:
+  """Loss terms and validation valid rate against step, from DIR/metrics.jsonl."""
+  import json
+  rows = [json.loads(l) for l in open(metrics_path)]
+  fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(10, 3.6))
+  steps = [r["step"] for r in rows]
+  for key in ("loss", "loss_mu"):
+    ax_l.plot(steps, [r[key] for r in rows], label=key, lw=1)
+  ax_l.set_yscale("log"), ax_l.set_xlabel("step"), ax_l.legend(), ax_l.grid(alpha=0.3)
+  val = [(r["step"], r["val_valid"], r.get("val_valid_raw")) for r in rows if "val_valid" in r]
+  if val:
+    ax_v.plot([v[0] for v in val], [v[1] for v in val], "o-", label="EMA params")
+    raw = [(v[0], v[2]) for v in val if v[2] is not None]
+    if raw:
+      ax_v.plot([v[0] for v in raw], [v[1] for v in raw], "s--", label="raw params")
+  ax_v.set_xlabel("step"), ax_v.set_ylabel("validation valid rate (round 0)")
+  ax_v.legend(), ax_v.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

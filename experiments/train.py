@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import common, tasks
+from experiments import common, plots, tasks
 from ipr_jax import checkpoints, denoisers, sampling, time_sampling, training
 
 
@@ -83,4 +83,5 @@ def train(config, workdir: str, stop_at_step: int | None = None) -> dict:
       if stop_at_step is not None and done >= stop_at_step:
         break
   log.close()
+  plots.training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png"))
   return {"step": int(state.step), "best": best, "seconds": time.time() - t0}
