@@ -120,7 +120,9 @@ def training_curves(metrics_path: str, path: str) -> str:
     if raw:
       ax_v.plot([v[0] for v in raw], [v[1] for v in raw], "s--", label="raw params")
   ax_v.set_xlabel("step"), ax_v.set_ylabel("validation valid rate (round 0)")
-  ax_v.legend(), ax_v.grid(alpha=0.3)
+  if val:
+    ax_v.legend()
+  ax_v.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
