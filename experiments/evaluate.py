@@ -32,7 +32,7 @@ def load_params(config, workdir: str, task):
 
 
 def _batched(fn, n: int, batch: int):
-  """Run fn(lo, hi) over [0, n) in chunks and concatenate every array leaf on axis `axis`."""
+  """Run fn(lo, hi) over [0, n) in chunks of `batch`; returns the list of results."""
   outs = [fn(lo, min(lo + batch, n)) for lo in range(0, n, batch)]
   return outs
 

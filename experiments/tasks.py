@@ -84,8 +84,8 @@ def _mnist_sudoku(config) -> Task:
     get = sudoku.validation_set if validation else sudoku.test_set
     boards, givens = get(split, num)
     bank = image_sudoku.banks(d.source, d.idx_dir)["test"]
-    imgs = np.stack([digits.compose_board(b, bank, np.random.default_rng(
-        [image_sudoku.COMPOSE_SEED, i, 7 if validation else 0])) for i, b in enumerate(boards)])
+    stream = "validation" if validation else "test"
+    imgs = np.stack([image_sudoku.compose_item(b, bank, i, stream) for i, b in enumerate(boards)])
     return TestItems(digits.to_model(imgs)[..., None], ~givens, {"boards": boards, "givens": givens})
 
   # the evaluator's classifier params are constants of the metric (not trained, not swept)

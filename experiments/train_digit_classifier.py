@@ -56,13 +56,6 @@ def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
   return apply, params
 
 
-def probabilities(apply, params, images, batch: int = 2048) -> np.ndarray:
-  f = jax.jit(lambda p, x: jax.nn.softmax(apply(p, x, None)))
-  x = digits.to_model(images)[..., None]
-  return np.concatenate([np.asarray(f(params, jnp.asarray(x[i:i + batch])))
-                         for i in range(0, len(x), batch)])
-
-
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--source", choices=digits.SOURCES, default="sklearn")
@@ -76,7 +69,7 @@ def main(argv=None):
   data = digits.load(args.source, args.idx_dir)
   epochs = args.epochs or d["epochs"]
   apply, params = train(args.source, *data["train"], epochs, args.seed)
-  probs = probabilities(apply, params, data["test"][0])
+  probs = dc.probabilities(apply, params, data["test"][0])
   acc = float((probs.argmax(1) == data["test"][1]).mean())
   print(f"test accuracy ({args.source}, {len(probs)} held-out digits): {acc:.4f}")
   size = data["train"][0].shape[-1]

@@ -126,10 +126,9 @@ def level(st: PassState, r):
   return schedules.noise_level(r, st.start, st.known, st.proto_len, st.total_steps)
 
 
-def pass_step(st: PassState, r, out_velocity, out_v, out_sigma, known_values, key, grid,
+def pass_step(st: PassState, r, t, out_velocity, out_v, out_sigma, known_values, key, grid,
               cfg: SamplerConfig) -> PassState:
-  """One step r of one sample, given the denoiser output at t = level(st, r)."""
-  t = level(st, r)
+  """One step r of one sample, given t = level(st, r) f32[R] and the denoiser output at t."""
   sel, new_blocks = _select(st, r, order_scores(key, r, out_sigma, cfg), cfg)
   st = st.replace(start=jnp.where(sel, r, st.start), remaining=st.remaining & ~sel,
                   count=st.count + new_blocks, sigma=jnp.where(sel, out_sigma, st.sigma))
@@ -149,12 +148,13 @@ def run_pass(apply_fn, params, keys, z, known, known_values, sigma, cfg: Sampler
   state = jax.vmap(init_pass, in_axes=(0, 0, 0, 0, None, None))(
       z, known, known_values, sigma, grid, cfg)
   batch_steps = jnp.max(state.total_steps)
-  step = jax.vmap(pass_step, in_axes=(0, None, 0, 0, 0, 0, 0, None, None))
+  step = jax.vmap(pass_step, in_axes=(0, None, 0, 0, 0, 0, 0, 0, None, None))
 
   def body(st, r):
     def run(st):
-      out = apply_fn(params, st.z, jax.vmap(level, in_axes=(0, None))(st, r))
-      return step(st, r, out.velocity, out.v_interp, out.sigma_region, known_values, keys,
+      t = jax.vmap(level, in_axes=(0, None))(st, r)
+      out = apply_fn(params, st.z, t)
+      return step(st, r, t, out.velocity, out.v_interp, out.sigma_region, known_values, keys,
                   grid, cfg)
     return jax.lax.cond(r < batch_steps, run, lambda st: st, st), None
 

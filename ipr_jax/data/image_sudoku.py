@@ -2,15 +2,13 @@
 
 Boards are composed from a digit bank: the instances of each digit that our shipped classifier
 reads correctly and most confidently (train bank from the train split, test bank from the test
-split, so train and test digit instances are disjoint). Test item i uses
-default_rng([COMPOSE_SEED, i]) for its instances.
+split, so train and test digit instances are disjoint). Item i of a stream (test 0, train 1,
+validation 7) uses default_rng([COMPOSE_SEED, i, stream]) for its instances (`compose_item`).
 """
 from __future__ import annotations
 
 import functools
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax.data import digits, sudoku
@@ -24,20 +22,25 @@ def banks(source: str, idx_dir: str | None = None) -> dict:
   from ipr_jax.evaluation import digit_classifier as dc
   apply, params, man = dc.load("sklearn" if source == "sklearn" else "idx_dir")
   data = digits.load(source, idx_dir)
-  f = jax.jit(lambda p, x: jax.nn.softmax(apply(p, x, None)))
   out = {}
   for split in ("train", "test"):
     images, labels = data[split]
-    x = digits.to_model(images)[..., None]
-    probs = np.concatenate([np.asarray(f(params, jnp.asarray(x[i:i + 4096])))
-                            for i in range(0, len(x), 4096)])
+    probs = dc.probabilities(apply, params, images)
     out[split] = digits.top_confident(images, labels, probs, man["bank_per_digit"][split])
   return out
+
+
+STREAMS = {"test": 0, "train": 1, "validation": 7}
+
+
+def compose_item(board, bank, index: int, stream: str = "test") -> np.ndarray:
+  """uint8[9h, 9w] image of item `index` of a stream, deterministic per (index, stream)."""
+  rng = np.random.default_rng([COMPOSE_SEED, index, STREAMS[stream]])
+  return digits.compose_board(board, bank, rng)
 
 
 def test_images(source: str, num: int, idx_dir: str | None = None) -> np.ndarray:
   """uint8[num, 9h, 9w] images of the first `num` held-out boards."""
   bank = banks(source, idx_dir)["test"]
   boards = sudoku.test_boards()[:num]
-  return np.stack([digits.compose_board(b, bank, np.random.default_rng([COMPOSE_SEED, i]))
-                   for i, b in enumerate(boards)])
+  return np.stack([compose_item(b, bank, i) for i, b in enumerate(boards)])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ipr_jax.data import digits, even_pixels, image_sudoku, sudoku
+from ipr_jax.data import even_pixels, image_sudoku, sudoku
 
 _SHAPES = {"symbolic": (9, 9, 9), "sklearn": (72, 72, 1), "idx_dir": (252, 252, 1),
            "tfds": (252, 252, 1)}
@@ -50,8 +50,7 @@ class MnistSudoku(tfds.core.GeneratorBasedBuilder):
   def _image(self, board, split, index, bank):
     if self.builder_config.name == "symbolic":
       return (np.eye(9, dtype=np.uint8)[board - 1] * 255)
-    rng = np.random.default_rng([image_sudoku.COMPOSE_SEED, index, 0 if split == "test" else 1])
-    return digits.compose_board(board, bank, rng)[..., None]
+    return image_sudoku.compose_item(board, bank, index, split)[..., None]
 
   def _generate_examples(self, split):
     name = self.builder_config.name

@@ -46,6 +46,16 @@ def predict_digits(logits):
   return jnp.where(order[..., 0] == 0, order[..., 1], order[..., 0]).astype(jnp.int32)
 
 
+def probabilities(apply, params, images, batch: int = 4096):
+  """Softmax of the classifier over uint8 digit images [N, s, s], in batches: f32 numpy [N, 10]."""
+  import numpy as np
+  from ipr_jax.data import digits
+  f = jax.jit(lambda p, x: jax.nn.softmax(apply(p, x, None)))
+  x = digits.to_model(images)[..., None]
+  return np.concatenate([np.asarray(f(params, jnp.asarray(x[i:i + batch])))
+                         for i in range(0, len(x), batch)])
+
+
 def board_digits(apply, params, images, cell: int):
   """Decode image Sudoku boards f32[..., 9 cell, 9 cell, 1] in [-1, 1] -> i32[..., 9, 9]."""
   if images.shape[-3:] != (9 * cell, 9 * cell, 1):
