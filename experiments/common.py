@@ -36,8 +36,9 @@ def write_json(path: str, obj) -> None:
 
 def optim_config(config) -> training.OptimConfig:
   t = config.train
+  decay = t.steps if t.get("lr_schedule", "constant") == "cosine" else 0
   return training.OptimConfig(learning_rate=t.learning_rate, warmup_steps=t.warmup_steps,
-                              ema_decay=t.ema_decay)
+                              ema_decay=t.ema_decay, decay_steps=decay)
 
 
 def time_sampler_config(config) -> time_sampling.TimeSamplerConfig:

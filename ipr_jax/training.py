@@ -33,6 +33,8 @@ class OptimConfig:
   weight_decay: float = 1e-6
   clip_norm: float = 1.0
   ema_decay: float = 0.9999
+  decay_steps: int = 0           # > 0: cosine decay to final_factor * lr at this step (incl. warm-up)
+  final_factor: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +53,17 @@ class TrainState:
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-  """Clip global norm, then AdamW with linear warm-up (factor -> 1) and constant lr after."""
-  schedule = optax.linear_schedule(cfg.learning_rate * cfg.warmup_factor, cfg.learning_rate,
-                                   max(cfg.warmup_steps, 1))
+  """Clip global norm, then AdamW with linear warm-up (factor -> 1), then a constant lr (the
+  spec's default) or, with `decay_steps > 0`, a cosine decay to `final_factor * lr`."""
+  if cfg.decay_steps > 0:
+    if cfg.decay_steps <= cfg.warmup_steps:
+      raise ValueError(f"decay_steps ({cfg.decay_steps}) must exceed warmup_steps ({cfg.warmup_steps})")
+    schedule = optax.warmup_cosine_decay_schedule(
+        cfg.learning_rate * cfg.warmup_factor, cfg.learning_rate, cfg.warmup_steps,
+        cfg.decay_steps, cfg.learning_rate * cfg.final_factor)
+  else:
+    schedule = optax.linear_schedule(cfg.learning_rate * cfg.warmup_factor, cfg.learning_rate,
+                                     max(cfg.warmup_steps, 1))
   return optax.chain(
       optax.clip_by_global_norm(cfg.clip_norm),
       optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay))

@@ -7,6 +7,7 @@ import textwrap
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ipr_jax import denoisers, regions, time_sampling, training
 
@@ -54,6 +55,24 @@ def test_warmup_schedule():
   state = opt.init(params)
   upd, state = opt.update({"w": jnp.ones(())}, state, params)
   np.testing.assert_allclose(-upd["w"], 2e-4, rtol=1e-3)  # adam step of size lr at step 0
+
+
+def test_cosine_schedule_steps():
+  """Sign-Adam (b1 = b2 = eps = 0) makes each update's size the learning rate of that step."""
+  cfg = training.OptimConfig(learning_rate=1.0, warmup_steps=10, decay_steps=110, final_factor=0.1,
+                             clip_norm=1e9, weight_decay=0.0, b1=0.0, b2=0.0, eps=0.0)
+  opt = training.make_optimizer(cfg)
+  params = {"w": jnp.zeros(())}
+  state = opt.init(params)
+  sizes = []
+  for _ in range(130):
+    upd, state = opt.update({"w": jnp.ones(())}, state, params)
+    sizes.append(float(-upd["w"]))
+  np.testing.assert_allclose(sizes[10], 1.0, rtol=1e-5)       # peak right after warm-up
+  np.testing.assert_allclose(sizes[60], 0.55, rtol=1e-4)      # half-way down the cosine
+  np.testing.assert_allclose(sizes[110:], 0.1, rtol=1e-5)     # floor at final_factor * lr
+  with pytest.raises(ValueError, match="decay_steps"):
+    training.make_optimizer(training.OptimConfig(warmup_steps=10, decay_steps=10))
 
 
 SHARD_SCRIPT = textwrap.dedent("""

@@ -3,7 +3,7 @@
 Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`):
 - smoke: seconds; used by the tests.
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:smoke --workdir /tmp/s --mode train
-- cpu: the shipped offline model. Train (6k steps, about 30 min on 2 idle CPU cores, resumable):
+- cpu: the shipped offline model. Train (8k steps, cosine lr, about 40 min on 2 idle CPU cores, resumable):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode train
   then refine 300 held-out puzzles per split (about 15 min per split):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode refine
@@ -21,9 +21,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.model = dict(kind="transformer", dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0,
                  graph="sudoku_peers")
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000)
-  c.train = dict(steps=6_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
-                 ema_decay=0.995, checkpoint_every=500, log_every=50, eval_every=500,
-                 eval_samples=48, eval_split="hard", max_to_keep=2)
+  c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
+                 lr_schedule="cosine", ema_decay=0.995, checkpoint_every=500, log_every=50,
+                 eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2)
   c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0)
   c.refine = dict(rounds=15, resampling_ratio=0.25, steps_per_patch=10, overlap=0.8,
                   noise_type="random", selectors=("uniform", "uncertainty"))
@@ -38,7 +38,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   elif variant == "paper":
     c.model.update(dim=256, depth=8, heads=8)
     c.train.update(steps=250_000, batch_size=256, learning_rate=1e-4, warmup_steps=5000,
-                   ema_decay=0.9999, checkpoint_every=5000, eval_every=5000, eval_samples=256,
+                   lr_schedule="constant", ema_decay=0.9999, checkpoint_every=5000, eval_every=5000, eval_samples=256,
                    max_to_keep=3)
     c.refine.update(rounds=30)
     c.eval.update(num_samples=500, batch_size=250)

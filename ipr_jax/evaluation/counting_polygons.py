@@ -1,0 +1,115 @@
+"""Counting Polygons evaluator (spec 5.3 metrics with our own classifier).
+
+The reference scores samples with a torchvision ResNet-50 with 4 linear heads; we train a small
+Flax CNN with the same four heads on generated items (`experiments/train_polygon_classifier.py`)
+and ship it as package data:
+  num_polygons 9 classes (+1), num_vertices 5 classes (+3), is_uniform 2 classes,
+  numbers 35 classes (the unordered pairs of `data.counting_polygons.NUMBER_PAIRS`).
+Metrics over images f32[..., 128, 128, 3] in [-1, 1]:
+  are_vertices_uniform  = the is_uniform head says yes;
+  numbers_match_objects = the numbers head's pair equals {pred num_polygons, pred num_vertices}.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ipr_jax.data import counting_polygons as cp
+from ipr_jax.denoisers.common import split_module
+
+HEADS = {"num_polygons": cp.MAX_POLYGONS, "num_vertices": len(cp.VERTICES), "is_uniform": 2,
+         "numbers": len(cp.NUMBER_PAIRS)}
+
+
+@dataclasses.dataclass(frozen=True)
+class PolygonClassifierConfig:
+  widths: tuple = (16, 32, 64, 64, 128)   # conv widths; the ones marked in `strides` halve
+  strides: tuple = (2, 2, 2, 1, 2)
+  hidden: int = 256
+
+
+class PolygonCNN(nnx.Module):
+  """Strided 3x3 convs with GroupNorm and ReLU, then mean- and max-pooled features (counts and
+  presence), one hidden layer, and the four heads."""
+
+  def __init__(self, cfg: PolygonClassifierConfig, *, rngs: nnx.Rngs):
+    chans = (3,) + tuple(cfg.widths)
+    self.convs = nnx.List([nnx.Conv(a, b, (3, 3), strides=s, padding=((1, 1), (1, 1)), rngs=rngs)
+                           for a, b, s in zip(chans[:-1], chans[1:], cfg.strides)])
+    self.norms = nnx.List([nnx.GroupNorm(b, num_groups=min(8, b), rngs=rngs) for b in chans[1:]])
+    self.hidden = nnx.Linear(2 * chans[-1], cfg.hidden, rngs=rngs)
+    self.heads = nnx.Dict({k: nnx.Linear(cfg.hidden, n, rngs=rngs) for k, n in HEADS.items()})
+
+  def __call__(self, x, t_region=None, *, key=None):
+    """x f32[N, 128, 128, 3] in [-1, 1] -> dict of logits f32[N, classes]."""
+    del t_region, key
+    h = x
+    for conv, norm in zip(self.convs, self.norms):
+      h = nnx.relu(norm(conv(h)))
+    pooled = jnp.concatenate([h.mean(axis=(1, 2)), h.max(axis=(1, 2))], axis=-1)
+    z = nnx.relu(self.hidden(pooled))
+    return {k: head(z) for k, head in self.heads.items()}
+
+
+def build(cfg: PolygonClassifierConfig, key):
+  seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+  return split_module(PolygonCNN(cfg, rngs=nnx.Rngs(seed)))
+
+
+def _check(x):
+  if x.ndim < 4 or x.shape[-3:] != (cp.SIZE, cp.SIZE, 3):
+    raise ValueError(f"Counting Polygons images must be [..., {cp.SIZE}, {cp.SIZE}, 3], "
+                     f"got {x.shape}")
+
+
+# pair class -> its two numbers, and the pair class of (polygons p, vertices v) as a [9, 5] table
+_PAIR_OF_COUNTS = np.array([[cp.pair_label(p, v) for v in cp.VERTICES]
+                            for p in range(1, cp.MAX_POLYGONS + 1)], np.int32)
+
+
+def predictions(apply, params, x) -> dict:
+  """Per-image head predictions, i32[...]: num_polygons (1..9), num_vertices (3..7),
+  is_uniform (0/1), numbers (pair class)."""
+  _check(x)
+  lead = x.shape[:-3]
+  logits = apply(params, x.reshape(-1, *x.shape[-3:]), None)
+  out = {k: jnp.argmax(v, axis=-1).astype(jnp.int32).reshape(lead) for k, v in logits.items()}
+  out["num_polygons"] = out["num_polygons"] + 1
+  out["num_vertices"] = out["num_vertices"] + cp.VERTICES[0]
+  return out
+
+
+def metrics(apply, params, x) -> dict:
+  """f32[...] per image: are_vertices_uniform, numbers_match_objects, and the predicted counts."""
+  pred = predictions(apply, params, x)
+  expected = jnp.asarray(_PAIR_OF_COUNTS)[pred["num_polygons"] - 1,
+                                          pred["num_vertices"] - cp.VERTICES[0]]
+  return {"are_vertices_uniform": (pred["is_uniform"] == 1).astype(jnp.float32),
+          "numbers_match_objects": (pred["numbers"] == expected).astype(jnp.float32),
+          "num_polygons": pred["num_polygons"].astype(jnp.float32),
+          "num_vertices": pred["num_vertices"].astype(jnp.float32)}
+
+
+def targets(labels: list[dict]) -> dict:
+  """Head targets (class indices, i32[N]) from generator labels; num_vertices -1 (non-uniform)
+  stays -1 and is left out of that head's loss and accuracy."""
+  nv = np.array([l["num_vertices"] for l in labels])
+  return {"num_polygons": np.array([l["num_polygons"] - 1 for l in labels], np.int32),
+          "num_vertices": np.where(nv > 0, nv - cp.VERTICES[0], -1).astype(np.int32),
+          "is_uniform": np.array([int(l["is_uniform"]) for l in labels], np.int32),
+          "numbers": np.array([l["numbers_label"] for l in labels], np.int32)}
+
+
+def load(name: str = "polygons_blank"):
+  """(apply, params, manifest) of the shipped classifier."""
+  from ipr_jax import pretrained
+  man = pretrained.manifest(name)
+  m = man["model"]
+  apply, like = build(PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"]),
+                      jax.random.key(0))
+  params, man = pretrained.load_raw(name, like)
+  return apply, params, man
