@@ -5,13 +5,16 @@ The library never reads a ConfigDict; this module turns one into the library's d
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import denoisers, graphs, regions
-from ipr_jax.data import digits, even_pixels, image_sudoku, sudoku
+from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, sudoku
+from ipr_jax.evaluation import counting_polygons as cp_eval
 from ipr_jax.evaluation import digit_classifier
 from ipr_jax.evaluation import even_pixels as ep_eval
 from ipr_jax.evaluation import sudoku as sudoku_eval
@@ -89,7 +92,8 @@ def _mnist_sudoku(config) -> Task:
     return TestItems(digits.to_model(imgs)[..., None], ~givens, {"boards": boards, "givens": givens})
 
   # the evaluator's classifier params are constants of the metric (not trained, not swept)
-  metric = lambda x: sudoku_eval.image_metrics(cls_apply, cls_params, x, cell)
+  metric = functools.partial(jax.jit(sudoku_eval.image_metrics, static_argnums=(0, 3)), cls_apply,
+                             cls_params, cell=cell)
   return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), model,
               lambda seed, batch: _ImageSudokuStream(seed, batch, config.train.get("pool_size", 5000),
                                                      d.source, d.idx_dir),
@@ -122,8 +126,53 @@ def _even_pixels(config) -> Task:
               ep_eval.metrics, "is_color_count_even")
 
 
+def _image_model(m, height, width, channels, patch):
+  """The denoiser config of an image benchmark: `unet` (spec 6.1) or `transformer`."""
+  if m.kind == "unet":
+    return denoisers.UNetConfig(height, width, channels, patch, widths=tuple(m.widths),
+                                attention=tuple(m.attention), num_blocks=m.num_blocks,
+                                groups=m.groups, dropout=m.dropout)
+  if m.kind == "transformer":
+    return denoisers.TransformerConfig(height, width, channels, patch, dim=m.dim, depth=m.depth,
+                                       heads=m.heads, mlp_ratio=m.mlp_ratio, dropout=m.dropout)
+  raise ValueError(f"model.kind must be unet or transformer, got {m.kind!r}")
+
+
+class _CountingPolygonsStream:
+
+  def __init__(self, seed, batch_size, backgrounds):
+    self.seed, self.batch_size, self.backgrounds = seed, batch_size, backgrounds
+
+  def batch(self, step):
+    first = step * self.batch_size
+    imgs = np.stack([counting_polygons.item(first + i, "train", backgrounds=self.backgrounds,
+                                            seed=self.seed)[0] for i in range(self.batch_size)])
+    return {"x": counting_polygons.to_model(imgs)}
+
+
+def _counting_polygons(config) -> Task:
+  d = config.data
+  backgrounds = counting_polygons.Backgrounds(d.background_dir) if d.background_dir else None
+  cls_apply, cls_params, _ = cp_eval.load(d.classifier)
+  size, patch = counting_polygons.SIZE, 8
+  regions_per_side = size // patch
+
+  def test_items(split, num, validation=False):
+    items = [counting_polygons.item(i, "validation" if validation else "test",
+                                    backgrounds=backgrounds) for i in range(num)]
+    imgs = np.stack([im for im, _ in items])
+    return TestItems(counting_polygons.to_model(imgs), np.ones((num, regions_per_side ** 2), bool),
+                     {"num_polygons": np.array([l["num_polygons"] for _, l in items])})
+
+  metric = functools.partial(jax.jit(cp_eval.metrics, static_argnums=0), cls_apply, cls_params)
+  return Task("counting_polygons", regions.make_grid(size, size, patch),
+              _image_model(config.model, size, size, 3, patch),
+              lambda seed, batch: _CountingPolygonsStream(seed, batch, backgrounds), test_items,
+              metric, "numbers_match_objects")
+
+
 TASKS = {"sudoku_symbolic": _sudoku_symbolic, "mnist_sudoku": _mnist_sudoku,
-         "even_pixels": _even_pixels}
+         "even_pixels": _even_pixels, "counting_polygons": _counting_polygons}
 
 
 def make_task(config) -> Task:

@@ -87,6 +87,6 @@ def manifest(name: str, root: str = ASSETS) -> dict:
 
 def load(name: str, root: str = ASSETS):
   """(apply, params, manifest) of a shipped denoiser; ValueError if missing or altered."""
-  apply, like = denoisers.build(model_config(manifest(name, root)["model"]), jax.random.key(0))
+  apply, like = denoisers.build(model_config(manifest(name, root)["model"]), None)
   params, man = load_raw(name, like, root)
   return apply, params, man

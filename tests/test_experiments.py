@@ -40,7 +40,7 @@ def test_smoke_train_checkpoint_refine(tmp_path):
   assert results["plots"]
 
 
-@pytest.mark.parametrize("bench", ["mnist_sudoku", "even_pixels"])
+@pytest.mark.parametrize("bench", ["mnist_sudoku", "even_pixels", "counting_polygons"])
 def test_other_benchmarks_smoke(tmp_path, bench):
   import importlib
   config = importlib.import_module(f"experiments.configs.{bench}").get_config("smoke")

@@ -68,3 +68,31 @@ def test_idx_dir_config_needs_a_folder(tmp_path):
 def test_pipeline_bad_batch():
   with pytest.raises(ValueError, match="batch_size"):
     next(pipeline.batches([1, 2], 3, 0, lambda x: {"x": x}))
+
+
+def test_counting_polygons_builder(tmp_path):
+  from ipr_jax.data import counting_polygons
+  b, (n_train, n_test, img_sum, _) = _prepare_and_read(
+      "CountingPolygons", {"config": "blank", "num_train": 2, "num_test": 3}, tmp_path)
+  assert (n_train, n_test) == (2, 3)
+  image, labels = counting_polygons.item(1, "test")
+  assert img_sum == int(image.sum())
+  item = b.as_data_source()["test"][2]
+  assert int(item["num_polygons"]) == 3 == counting_polygons.item(2, "test")[1]["num_polygons"]
+  assert int(item["numbers_label"]) == counting_polygons.pair_label(*item["numbers"])
+
+
+def test_counting_polygons_folder_config(tmp_path):
+  from PIL import Image
+  from ipr_jax.data import counting_polygons
+  with pytest.raises(ValueError, match="background_dir"):
+    tfds_builders.CountingPolygons(config="folder", data_dir=str(tmp_path / "a")).download_and_prepare()
+  folder = tmp_path / "bg"
+  folder.mkdir()
+  Image.fromarray(np.full((200, 150, 3), (20, 200, 40), np.uint8)).save(folder / "0.png")
+  b = tfds_builders.CountingPolygons(config="folder", background_dir=str(folder), num_train=1,
+                                     num_test=1, data_dir=str(tmp_path / "b"))
+  b.download_and_prepare()
+  img = np.asarray(b.as_data_source()["test"][0]["image"])
+  assert (img[0, 0] == (20, 200, 40)).all()  # a corner shows the (resized, cropped) background
+  assert len(counting_polygons.Backgrounds(str(folder))) == 1

@@ -26,6 +26,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ipr_jax.data.pipeline import to_model  # noqa: F401  (re-exported)
+
 SIZE = 128
 RENDER = 512
 MAX_POLYGONS = 9
@@ -224,8 +226,3 @@ def item(index: int, split: str = "test", *, backgrounds: Backgrounds | None = N
     index += VALIDATION_OFFSET
   rng = np.random.default_rng([TEST_SEED, seed, index])
   return generate(rng, index % MAX_POLYGONS + 1, background=background, corrupt=corrupt)
-
-
-def to_model(images: np.ndarray) -> np.ndarray:
-  """uint8 images -> f32 in [-1, 1] (spec 1.1)."""
-  return (np.asarray(images, np.float32) / 255.0 - 0.5) / 0.5

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from ipr_jax.data.pipeline import to_model  # noqa: F401  (re-exported)
+
 SOURCES = ("sklearn", "idx_dir", "tfds")
 IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
              "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
@@ -72,11 +74,6 @@ def load(source: str, idx_dir: str | None = None, data_dir: str | None = None) -
   if source == "tfds":
     return load_tfds(data_dir)
   raise ValueError(f"digit source must be one of {SOURCES}, got {source!r}")
-
-
-def to_model(images) -> np.ndarray:
-  """uint8 -> f32 in [-1, 1]."""
-  return (np.asarray(images, np.float32) / 255.0 - 0.5) / 0.5
 
 
 def top_confident(images, labels, probs, per_digit: int) -> np.ndarray:

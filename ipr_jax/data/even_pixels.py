@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ipr_jax.data.pipeline import to_model  # noqa: F401  (re-exported)
+
 SIZE = 32
 TEST_SEED = 5_2000
 TRAIN_SEED = 5_2001
@@ -24,8 +26,3 @@ def generate(rng: np.random.Generator) -> np.ndarray:
 def item(index: int, split: str = "test") -> np.ndarray:
   seed = TEST_SEED if split == "test" else TRAIN_SEED
   return generate(np.random.default_rng([seed, index]))
-
-
-def to_model(images: np.ndarray) -> np.ndarray:
-  """uint8 images -> f32 in [-1, 1] (spec 1.1)."""
-  return (np.asarray(images, np.float32) / 255.0 - 0.5) / 0.5

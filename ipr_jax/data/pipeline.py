@@ -6,6 +6,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 
+def to_model(images) -> np.ndarray:
+  """uint8 images -> f32 in [-1, 1] (spec 1.1), the one scaling every benchmark uses."""
+  return (np.asarray(images, np.float32) / 255.0 - 0.5) / 0.5
+
+
 def batches(source, batch_size: int, seed: int, transform: Callable[[dict], dict],
             epochs: int | None = None) -> Iterator[dict]:
   """Yield dicts of stacked arrays; each epoch visits every item once in a seeded order.
@@ -28,10 +33,9 @@ def batches(source, batch_size: int, seed: int, transform: Callable[[dict], dict
 def sudoku_transform(split: str = "hard") -> Callable[[dict], dict]:
   """mnist_sudoku item -> {'x': f32 image in [-1, 1], 'mask': f32[81] (1 = unknown)}."""
   def f(item):
-    x = np.asarray(item["image"], np.float32) / 127.5 - 1.0
-    return {"x": x, "mask": (~np.asarray(item[f"givens_{split}"])).astype(np.float32)}
+    return {"x": to_model(item["image"]), "mask": (~np.asarray(item[f"givens_{split}"])).astype(np.float32)}
   return f
 
 
 def image_transform(item: dict) -> dict:
-  return {"x": np.asarray(item["image"], np.float32) / 127.5 - 1.0}
+  return {"x": to_model(item["image"])}

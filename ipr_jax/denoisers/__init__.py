@@ -10,13 +10,16 @@ from ipr_jax.denoisers.unet import UNet, UNetConfig
 
 
 def build(config, key):
-  """Build a denoiser from its config: returns (apply, params). `key` seeds the initial params."""
+  """Build a denoiser from its config: returns (apply, params). `key` seeds the initial params;
+  with key None, params are jax.ShapeDtypeStructs (no initialisation: a template for loading)."""
   if isinstance(config, TransformerConfig):
     module = RegionTransformer
   elif isinstance(config, UNetConfig):
     module = UNet
   else:
     raise ValueError(f"config must be a TransformerConfig or UNetConfig, got {type(config)}")
+  if key is None:
+    return split_module(nnx.eval_shape(lambda: module(config, rngs=nnx.Rngs(0))))
   seed = jax.random.randint(key, (), 0, 2**31 - 1)
   return split_module(module(config, rngs=nnx.Rngs(int(seed))))
 

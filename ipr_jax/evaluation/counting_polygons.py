@@ -56,6 +56,9 @@ class PolygonCNN(nnx.Module):
 
 
 def build(cfg: PolygonClassifierConfig, key):
+  """(apply, params); with key None the params are shapes only (a template for loading)."""
+  if key is None:
+    return split_module(nnx.eval_shape(lambda: PolygonCNN(cfg, rngs=nnx.Rngs(0))))
   seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
   return split_module(PolygonCNN(cfg, rngs=nnx.Rngs(seed)))
 
@@ -110,6 +113,6 @@ def load(name: str = "polygons_blank"):
   man = pretrained.manifest(name)
   m = man["model"]
   apply, like = build(PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"]),
-                      jax.random.key(0))
+                      None)
   params, man = pretrained.load_raw(name, like)
   return apply, params, man

@@ -36,6 +36,9 @@ class DigitCNN(nnx.Module):
 
 
 def build(cfg: ClassifierConfig, key):
+  """(apply, params); with key None the params are shapes only (a template for loading)."""
+  if key is None:
+    return split_module(nnx.eval_shape(lambda: DigitCNN(cfg, rngs=nnx.Rngs(0))))
   seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
   return split_module(DigitCNN(cfg, rngs=nnx.Rngs(seed)))
 
@@ -70,6 +73,6 @@ def load(source: str):
   """(apply, params, manifest) of the shipped classifier for a digit source."""
   from ipr_jax import pretrained
   man = pretrained.manifest(f"digits_{source}")
-  apply, like = build(ClassifierConfig(man["model"]["size"]), jax.random.key(0))
+  apply, like = build(ClassifierConfig(man["model"]["size"]), None)
   params, man = pretrained.load_raw(f"digits_{source}", like)
   return apply, params, man
