@@ -9,7 +9,6 @@ import functools
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import denoisers, graphs, regions

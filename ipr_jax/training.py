@@ -8,7 +8,6 @@ AdamW (with warm-up and clipping) then the EMA update.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Optional
 
 import flax

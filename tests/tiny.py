@@ -1,5 +1,4 @@
 """Tiny deterministic denoisers for sampler/refine tests (pure functions, batch-independent)."""
-import jax
 import jax.numpy as jnp
 
 from ipr_jax import regions

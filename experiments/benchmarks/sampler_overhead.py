@@ -21,7 +21,7 @@ import numpy as np
 
 from experiments import common, tasks
 from experiments.configs import sudoku_symbolic
-from ipr_jax import denoisers, flow, refine, regions, sampling, schedules
+from ipr_jax import denoisers, flow, refine, regions, schedules
 
 
 def _timed(fn, *args):

@@ -1,10 +1,7 @@
 """Denoisers behind one call signature: apply(params, z_t, t_region, *, key=None) -> DenoiserOutput."""
 from __future__ import annotations
 
-import jax
-from flax import nnx
-
-from ipr_jax.denoisers.common import DenoiserOutput, split_module
+from ipr_jax.denoisers.common import DenoiserOutput, build_module, split_module
 from ipr_jax.denoisers.transformer import RegionTransformer, TransformerConfig
 from ipr_jax.denoisers.unet import UNet, UNetConfig
 
@@ -18,10 +15,7 @@ def build(config, key):
     module = UNet
   else:
     raise ValueError(f"config must be a TransformerConfig or UNetConfig, got {type(config)}")
-  if key is None:
-    return split_module(nnx.eval_shape(lambda: module(config, rngs=nnx.Rngs(0))))
-  seed = jax.random.randint(key, (), 0, 2**31 - 1)
-  return split_module(module(config, rngs=nnx.Rngs(int(seed))))
+  return build_module(module, config, key)
 
 
 __all__ = ["DenoiserOutput", "RegionTransformer", "TransformerConfig", "UNet", "UNetConfig",

@@ -73,3 +73,12 @@ def split_module(model: nnx.Module) -> tuple[ApplyFn, Params]:
     return nnx.merge(graphdef, filled)(z_t, t_region, key=key)
 
   return apply, params
+
+
+def build_module(module_cls, cfg, key) -> tuple[ApplyFn, Params]:
+  """split_module(module_cls(cfg)) seeded from `key`; with key None, params are shapes only
+  (jax.ShapeDtypeStruct, nothing initialised: a template to load shipped weights into)."""
+  if key is None:
+    return split_module(nnx.eval_shape(lambda: module_cls(cfg, rngs=nnx.Rngs(0))))
+  seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
+  return split_module(module_cls(cfg, rngs=nnx.Rngs(seed)))

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from ipr_jax.data import counting_polygons as cp
-from ipr_jax.denoisers.common import split_module
+from ipr_jax.denoisers.common import build_module
 
 HEADS = {"num_polygons": cp.MAX_POLYGONS, "num_vertices": len(cp.VERTICES), "is_uniform": 2,
          "numbers": len(cp.NUMBER_PAIRS)}
@@ -57,10 +56,7 @@ class PolygonCNN(nnx.Module):
 
 def build(cfg: PolygonClassifierConfig, key):
   """(apply, params); with key None the params are shapes only (a template for loading)."""
-  if key is None:
-    return split_module(nnx.eval_shape(lambda: PolygonCNN(cfg, rngs=nnx.Rngs(0))))
-  seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-  return split_module(PolygonCNN(cfg, rngs=nnx.Rngs(seed)))
+  return build_module(PolygonCNN, cfg, key)
 
 
 def _check(x):

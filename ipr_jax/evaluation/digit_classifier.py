@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ipr_jax.denoisers.common import dropout, split_module
+from ipr_jax.denoisers.common import build_module, dropout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +37,7 @@ class DigitCNN(nnx.Module):
 
 def build(cfg: ClassifierConfig, key):
   """(apply, params); with key None the params are shapes only (a template for loading)."""
-  if key is None:
-    return split_module(nnx.eval_shape(lambda: DigitCNN(cfg, rngs=nnx.Rngs(0))))
-  seed = int(jax.random.randint(key, (), 0, 2**31 - 1))
-  return split_module(DigitCNN(cfg, rngs=nnx.Rngs(seed)))
+  return build_module(DigitCNN, cfg, key)
 
 
 def predict_digits(logits):
