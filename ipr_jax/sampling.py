@@ -81,12 +81,12 @@ def num_blocks(num_unknown, cfg: SamplerConfig):
   """n = ceil(|U| / top_k); one block for the parallel order."""
   if cfg.order == "parallel":
     return jnp.minimum(num_unknown, 1)
-  return -((-num_unknown) // cfg.top_k)
+  return schedules.ceil_div(num_unknown, cfg.top_k)
 
 
 def max_steps(num_regions: int, cfg: SamplerConfig) -> int:
   """Static scan length: M of the largest possible plan (every region unknown)."""
-  n = 1 if cfg.order == "parallel" else -(-num_regions // cfg.top_k)
+  n = 1 if cfg.order == "parallel" else schedules.ceil_div(num_regions, cfg.top_k)
   a, b = schedules.overlap_fraction(cfg.overlap)
   return schedules.plan_ints(n, cfg.steps_per_patch, a, b)[0]
 

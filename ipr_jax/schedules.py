@@ -42,20 +42,21 @@ def check_steps_per_patch(steps_per_patch) -> None:
     raise ValueError(f"steps_per_patch must be an integer >= 1, got {steps_per_patch}")
 
 
-def _ceil_div(x, y):
+def ceil_div(x, y):
+  """ceil(x / y) for non-negative ints, Python or jnp."""
   return -((-x) // y)
 
 
 def plan_ints(n, steps_per_patch: int, a: int, b: int):
   """(M, Lc, den) for n blocks; works on Python ints and on jnp int arrays (n = 0 -> M = 0)."""
   nm1 = n - 1
-  m = _ceil_div(steps_per_patch * b + nm1 * steps_per_patch * a, b)
+  m = ceil_div(steps_per_patch * b + nm1 * steps_per_patch * a, b)
   den = nm1 * a + b
   if isinstance(n, int):
     den = max(den, 1)
-    return (m if n > 0 else 0), _ceil_div(m * b, den), den
+    return (m if n > 0 else 0), ceil_div(m * b, den), den
   den = jnp.maximum(den, 1)
-  return jnp.where(n > 0, m, 0), _ceil_div(m * b, den), den
+  return jnp.where(n > 0, m, 0), ceil_div(m * b, den), den
 
 
 def block_start(k, total_steps, a: int, den):
@@ -66,7 +67,7 @@ def block_start(k, total_steps, a: int, den):
 def blocks_started_by(r, num_blocks, total_steps, a: int, den):
   """#{k < n : b_k <= r} = min(n, ceil((r + 1) den / (M a))): every block whose start is at or
   before step r. Selecting all of them at once also covers duplicate starts (spec 8.2.7)."""
-  return jnp.minimum(num_blocks, _ceil_div((r + 1) * den, jnp.maximum(total_steps * a, 1)))
+  return jnp.minimum(num_blocks, ceil_div((r + 1) * den, jnp.maximum(total_steps * a, 1)))
 
 
 def sequential_plan(num_blocks: int, steps_per_patch: int, overlap: float) -> Plan:
