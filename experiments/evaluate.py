@@ -19,9 +19,13 @@ from ipr_jax import checkpoints, refine, sampling
 
 
 def load_params(config, workdir: str, task):
-  """EMA params of DIR/best (the best validation step) or else the latest checkpoint."""
+  """EMA params of DIR/best (the best validation step) or else the latest checkpoint; with
+  `eval.checkpoint = "last"`, always the latest checkpoint."""
+  which = config.eval.get("checkpoint", "best")
+  if which not in ("best", "last"):
+    raise ValueError(f"eval.checkpoint must be best or last, got {which!r}")
   apply, _, target = train.build_state(config, task)
-  for sub in ("best", "checkpoints"):
+  for sub in ("best", "checkpoints") if which == "best" else ("checkpoints",):
     path = os.path.join(workdir, sub)
     if os.path.isdir(path) and checkpoints.manager(path, create=False).latest_step() is not None:
       mgr = checkpoints.manager(path, create=False)

@@ -70,6 +70,15 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
   a, _ = checkpoints.restore(checkpoints.manager(str(full / "checkpoints")), target)
   b, _ = checkpoints.restore(checkpoints.manager(str(part / "checkpoints")), target)
   assert _same(a.params, b.params) and _same(a.ema_params, b.ema_params)
+  # eval.checkpoint picks DIR/best or the last checkpoint; anything else is a clear error
+  config.eval.checkpoint = "last"
+  _, params, source = evaluate.load_params(config, str(full), task)
+  assert source.endswith(f"checkpoints/{config.train.steps}") and _same(params, a.ema_params)
+  config.eval.checkpoint = "best"
+  assert "/best/" in evaluate.load_params(config, str(full), task)[2]
+  config.eval.checkpoint = "newest"
+  with pytest.raises(ValueError, match="eval.checkpoint"):
+    evaluate.load_params(config, str(full), task)
 
 
 def test_refine_without_checkpoint_is_clear_error(tmp_path):

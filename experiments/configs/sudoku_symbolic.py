@@ -27,7 +27,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0)
   c.refine = dict(rounds=15, resampling_ratio=0.25, steps_per_patch=10, overlap=0.8,
                   noise_type="random", selectors=("uniform", "uncertainty"))
-  c.eval = dict(splits=("hard", "medium"), num_samples=300, batch_size=150, strip_samples=4)
+  c.eval = dict(splits=("hard", "medium"), num_samples=300, batch_size=150, strip_samples=4,
+                checkpoint="best")
   if variant == "smoke":
     c.model.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.time_sampler.density_images = 4096
