@@ -1,4 +1,5 @@
-"""Ship a trained model: copy the EMA params of DIR/best into ipr_jax/assets/NAME with a manifest.
+"""Ship a trained model: copy the EMA params of DIR/best (or, with --config.eval.checkpoint=last,
+of the last checkpoint) into ipr_jax/assets/NAME with a manifest.
 
     python -m experiments.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
         --workdir runs/sudoku_cpu --name sudoku_symbolic_cpu
@@ -39,7 +40,7 @@ def main(argv):
   train_rec = json.load(open(os.path.join(workdir, "train_config.json")))
   manifest = {
       "name": _NAME.value, "benchmark": config.benchmark, "variant": config.variant,
-      "config": config.to_dict(), "checkpoint": source, "steps": best["step"],
+      "config": config.to_dict(), "checkpoint": source, "steps": int(source.rstrip("/").rsplit("/", 1)[-1]),
       "best_validation": best, "train_wall_s": round(wall, 1),
       "train_commit": train_rec.get("commit"), "export_commit": common.git_commit(),
       "num_params": int(sum(x.size for x in jax.tree.leaves(params))),

@@ -20,6 +20,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c = sudoku_symbolic.get_config(variant)
   c.benchmark = "mnist_sudoku"
   c.data = dict(source="sklearn", idx_dir=None)
+  c.eval.checkpoint = "best"
   if variant == "cpu":
     c.train.update(steps=50_000, learning_rate=1e-3)
   elif variant == "paper":

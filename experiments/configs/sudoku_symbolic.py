@@ -5,9 +5,10 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:smoke --workdir /tmp/s --mode train
 - cpu: the shipped offline model. Train (8k steps, cosine lr, about 40 min on 2 idle CPU cores, resumable):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode train
-  then refine 300 held-out puzzles per split (about 15 min per split):
+  then refine 300 held-out puzzles per split with the last step's EMA params (about 15 min per split):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode refine
-  Expected: valid rate rises with IPR rounds on hard and medium (see README results table).
+  Expected (README results table): hard 24% -> 53% (uniform) / 59% (uncertainty) after 15 rounds
+  against 34% for the compute-matched baseline; medium 91% -> 93% / 94% against 88%.
 - paper: IPR settings of spec 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
 import ml_collections
@@ -28,7 +29,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.refine = dict(rounds=15, resampling_ratio=0.25, steps_per_patch=10, overlap=0.8,
                   noise_type="random", selectors=("uniform", "uncertainty"))
   c.eval = dict(splits=("hard", "medium"), num_samples=300, batch_size=150, strip_samples=4,
-                checkpoint="best")
+                checkpoint="last")  # cpu ships the last step: validation was flat from 3k on
   if variant == "smoke":
     c.model.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.time_sampler.density_images = 4096
@@ -42,7 +43,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                    lr_schedule="constant", ema_decay=0.9999, checkpoint_every=5000, eval_every=5000, eval_samples=256,
                    max_to_keep=3)
     c.refine.update(rounds=30)
-    c.eval.update(num_samples=500, batch_size=250)
+    c.eval.update(num_samples=500, batch_size=250, checkpoint="best")
   elif variant != "cpu":
     raise ValueError(f"variant must be smoke, cpu or paper, got {variant!r}")
   return c
