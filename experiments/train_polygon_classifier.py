@@ -92,7 +92,10 @@ def train(images, targets, *, epochs: int, seed: int, batch: int = 32, lr: float
 
 def evaluate(apply, params, images, targets, labels, batch: int = 100) -> dict:
   """Per-head accuracy and the two metrics' rates (and their agreement with the true labels)."""
-  f = jax.jit(lambda p, x: (ce.predictions(apply, p, x), ce.metrics(apply, p, x)))
+  def f(p, x):
+    pred = ce.predictions(apply, p, x)
+    return pred, ce.metrics_of(pred)
+  f = jax.jit(f)
   preds, mets = [], []
   for i in range(0, len(images), batch):
     p, m = f(params, jnp.asarray(cp.to_model(images[i:i + batch])))

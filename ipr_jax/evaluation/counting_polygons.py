@@ -84,7 +84,11 @@ def predictions(apply, params, x) -> dict:
 
 def metrics(apply, params, x) -> dict:
   """f32[...] per image: are_vertices_uniform, numbers_match_objects, and the predicted counts."""
-  pred = predictions(apply, params, x)
+  return metrics_of(predictions(apply, params, x))
+
+
+def metrics_of(pred: dict) -> dict:
+  """The metrics of `predictions(...)` output (no second pass of the classifier)."""
   expected = jnp.asarray(_PAIR_OF_COUNTS)[pred["num_polygons"] - 1,
                                           pred["num_vertices"] - cp.VERTICES[0]]
   return {"are_vertices_uniform": (pred["is_uniform"] == 1).astype(jnp.float32),
