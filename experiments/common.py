@@ -11,15 +11,18 @@ from ipr_jax import refine, sampling, time_sampling, training
 
 
 def git_commit() -> str:
+  """HEAD (with -dirty for uncommitted changes); IPR_JAX_COMMIT where the tree has no .git."""
   try:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                          timeout=10)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                            capture_output=True, text=True, timeout=10).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    if out.returncode == 0:
+      return out.stdout.strip() + ("-dirty" if dirty else "")
   except (OSError, subprocess.SubprocessError):
-    return "unknown"
+    pass
+  return os.environ.get("IPR_JAX_COMMIT", "unknown")
 
 
 def device_name() -> str:

@@ -44,8 +44,10 @@ def main(argv):
       "best_validation": best, "train_wall_s": round(wall, 1),
       "train_commit": train_rec.get("commit"), "export_commit": common.git_commit(),
       "num_params": int(sum(x.size for x in jax.tree.leaves(params))),
-      "command": ("python -m experiments.main --config experiments/configs/"
-                  f"{config.benchmark}.py:{config.variant} --workdir {workdir} --mode train"),
+      "command": train_rec.get("command") or (
+          "python -m experiments.main --config experiments/configs/"
+          f"{config.benchmark}.py:{config.variant} --workdir {workdir} --mode train"),
+      "train_device": train_rec.get("device"),
   }
   folder = pretrained.save(_NAME.value, params, spec, manifest)
   print(f"wrote {folder}")

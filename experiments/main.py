@@ -2,6 +2,9 @@
 --workdir DIR --mode train|sample|refine|evaluate"""
 from __future__ import annotations
 
+import shlex
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -23,7 +26,8 @@ def main(argv):
   if config is None or workdir is None:
     raise app.UsageError("--config and --workdir are required")
   if _MODE.value == "train":
-    print(train_mod.train(config, workdir, _STOP.value))
+    command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
+    print(train_mod.train(config, workdir, _STOP.value, command=command))
   else:
     from experiments import evaluate, tasks
     results = evaluate.run(config, workdir, _MODE.value)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from experiments import common, plots, tasks
+from experiments import common, plots, prefetch, tasks
 from ipr_jax import checkpoints, denoisers, sampling, time_sampling, training
 
 
@@ -31,13 +31,14 @@ def validate(apply, params, task, config) -> float:
   return float(jnp.mean(task.metric_fn(res.x)[task.headline]))
 
 
-def train(config, workdir: str, stop_at_step: int | None = None) -> dict:
+def train(config, workdir: str, stop_at_step: int | None = None, command: str | None = None) -> dict:
+  """Train (or resume) into `workdir`; `command` (the CLI line) is recorded beside the config."""
   task = tasks.make_task(config)
   apply, optimizer, state = build_state(config, task)
   mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"), config.train.max_to_keep)
   best_mgr = checkpoints.manager(os.path.join(workdir, "best"), 1)
   record = {"config": config.to_dict(), "seed": config.seed, "commit": common.git_commit(),
-            "device": common.device_name()}
+            "device": common.device_name(), "command": command}
   if mgr.latest_step() is not None:
     state, _ = checkpoints.restore(mgr, state)
     print(f"resumed from step {int(state.step)} in {workdir}")
@@ -59,8 +60,10 @@ def train(config, workdir: str, stop_at_step: int | None = None) -> dict:
   start, total = int(state.step), config.train.steps
   log = open(os.path.join(workdir, "metrics.jsonl"), "a")
   t0, t_last = time.time(), time.time()
-  for i in tqdm(range(start, total), initial=start, total=total, desc="train", mininterval=5):
-    batch = training.shard_batch(stream.batch(i), mesh)
+  data = prefetch.batches(stream, start, total, config.train.get("data_workers", 0))
+  for i, batch in zip(tqdm(range(start, total), initial=start, total=total, desc="train",
+                           mininterval=5), data):
+    batch = training.shard_batch(batch, mesh)
     state, metrics = step_fn(state, batch, jax.random.fold_in(train_key, i))
     done = i + 1
     if done % config.train.log_every == 0 or done == total:
@@ -81,6 +84,7 @@ def train(config, workdir: str, stop_at_step: int | None = None) -> dict:
       checkpoints.save(mgr, done, state, record)
       if stop_at_step is not None and done >= stop_at_step:
         break
+  data.close()  # stops the workers of a run that ended early
   log.close()
   plots.training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png"))
   return {"step": int(state.step), "best": best, "seconds": time.time() - t0}

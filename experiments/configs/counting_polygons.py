@@ -29,7 +29,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000)
   c.train = dict(steps=20_000, batch_size=32, learning_rate=5e-4, warmup_steps=1000,
                  lr_schedule="cosine", ema_decay=0.999, checkpoint_every=1000, log_every=50,
-                 eval_every=2000, eval_samples=32, eval_split="test", max_to_keep=2)
+                 eval_every=2000, eval_samples=32, eval_split="test", max_to_keep=2,
+                 data_workers=0)  # > 0: batches built ahead in that many processes
   c.sample = dict(steps_per_patch=10, overlap=0.9, order="greedy", alpha=0.5, temperature=1.0)
   c.refine = dict(rounds=30, resampling_ratio=0.25, steps_per_patch=10, overlap=0.9,
                   noise_type="random", selectors=("uniform", "uncertainty"))

@@ -24,7 +24,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000)
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
                  lr_schedule="cosine", ema_decay=0.995, checkpoint_every=500, log_every=50,
-                 eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2)
+                 eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2,
+                 data_workers=0)  # > 0: batches built ahead in that many processes
   c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0)
   c.refine = dict(rounds=15, resampling_ratio=0.25, steps_per_patch=10, overlap=0.8,
                   noise_type="random", selectors=("uniform", "uncertainty"))
