@@ -22,13 +22,23 @@ def build_state(config, task):
   return apply, optimizer, training.init_state(params, optimizer)
 
 
-def validate(apply, params, task, config) -> float:
-  """Round-0 valid rate of the SRM sampler on validation puzzles (not the test set)."""
+def validate(apply, params, task, config) -> dict:
+  """Mean metrics of the SRM sampler's round-0 samples on validation puzzles (not the test set)."""
   items = task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
   res = sampling.sample(apply, params, jax.random.key(config.seed + 1),
                         jax.random.normal(jax.random.key(config.seed + 2), items.x.shape),
                         ~items.eligible, jnp.asarray(items.x), common.sampler_config(config))
-  return float(jnp.mean(task.metric_fn(res.x)[task.headline]))
+  return {k: float(jnp.mean(v)) for k, v in task.metric_fn(res.x).items()}
+
+
+def is_better(new: dict, best: dict) -> bool:
+  """Headline validation rate first. At a tie (e.g. no valid board yet early in image Sudoku)
+  fewer duplicates win where both steps measured them, else the later, longer-trained step."""
+  if new["valid"] != best["valid"]:
+    return new["valid"] > best["valid"]
+  if "duplicate_count" in new and "duplicate_count" in best:
+    return new["duplicate_count"] < best["duplicate_count"]
+  return True
 
 
 def train(config, workdir: str, stop_at_step: int | None = None, command: str | None = None) -> dict:
@@ -72,10 +82,15 @@ def train(config, workdir: str, stop_at_step: int | None = None, command: str | 
                  wall_s=time.time() - t0)
       t_last = time.time()
       if done % config.train.eval_every == 0 or done == total:
-        row["val_valid"] = validate(apply, state.ema_params, task, config)
-        row["val_valid_raw"] = validate(apply, state.params, task, config)
-        if row["val_valid"] > best["valid"]:
-          best = {"valid": row["val_valid"], "step": done}
+        ema = validate(apply, state.ema_params, task, config)
+        row["val_valid"] = ema[task.headline]
+        row["val_valid_raw"] = validate(apply, state.params, task, config)[task.headline]
+        row.update({f"val_{k}": v for k, v in ema.items() if k != task.headline})
+        score = {"valid": row["val_valid"], "step": done}
+        if "duplicate_count" in ema:
+          score["duplicate_count"] = ema["duplicate_count"]
+        if is_better(score, best):
+          best = score
           checkpoints.save(best_mgr, done, state, record)
           common.write_json(best_path, best)
       log.write(json.dumps(row) + "\n")

@@ -18,6 +18,19 @@ def _same(a, b):
   return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b)))
 
 
+def test_best_step_selection():
+  """Valid rate decides; at a tie, fewer duplicates (image Sudoku before any valid board), else
+  the later step; an earlier all-zero step must not stay best forever."""
+  first = {"valid": 0.0, "duplicate_count": 9.0, "step": 1}
+  assert train.is_better({"valid": 0.0, "duplicate_count": 4.0, "step": 2}, first)
+  assert not train.is_better({"valid": 0.0, "duplicate_count": 12.0, "step": 2}, first)
+  assert not train.is_better({"valid": 0.0, "duplicate_count": 9.0, "step": 2}, first)
+  assert train.is_better({"valid": 0.1, "duplicate_count": 20.0, "step": 2}, first)
+  assert not train.is_better({"valid": 0.3, "step": 2}, {"valid": 0.5, "step": 1})
+  assert train.is_better({"valid": 0.5, "step": 2}, {"valid": 0.5, "step": 1})
+  assert train.is_better({"valid": 0.0, "step": 1}, {"valid": -1.0})  # the first validation
+
+
 def test_smoke_train_checkpoint_refine(tmp_path):
   config = sudoku_symbolic.get_config("smoke")
   out = train.train(config, str(tmp_path))
@@ -25,6 +38,9 @@ def test_smoke_train_checkpoint_refine(tmp_path):
   assert os.path.isdir(tmp_path / "checkpoints" / str(config.train.steps))
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert rows[-1]["step"] == config.train.steps and "val_valid" in rows[-1]
+  assert "val_duplicate_count" in rows[-1]  # secondary validation metrics are logged too
+  best = json.load(open(tmp_path / "best.json"))
+  assert best["step"] == config.train.steps and "duplicate_count" in best
   results = evaluate.run(config, str(tmp_path), "refine")
   saved = json.load(open(tmp_path / "results.json"))
   assert SCHEMA <= set(saved)
