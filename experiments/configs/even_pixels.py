@@ -34,7 +34,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5)
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
   elif variant == "paper":
-    c.train.update(steps=100_000, batch_size=2048, warmup_steps=5000, ema_decay=0.9999)
+    c.train.update(steps=100_000, batch_size=2048, warmup_steps=5000, ema_decay=0.9999,
+                   data_workers=8)
   elif variant != "cpu":
     raise ValueError(f"variant must be smoke, cpu or paper, got {variant!r}")
   return c

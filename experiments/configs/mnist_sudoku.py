@@ -27,4 +27,5 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
     c.model.update(dim=384, depth=12, heads=6)
+    c.train.data_workers = 4  # 252x252 boards composed on the host
   return c
