@@ -80,6 +80,9 @@ def evaluate_split(config, apply, params, task, split: str, rounds: int, workdir
       path = os.path.join(workdir, f"strip_{split}.png")
       if task.name == "sudoku_symbolic":
         strips[selector] = plots.sudoku_strip(hist[:, :s], items.labels["givens"][:s], path, shown)
+      elif task.read_digits is not None:  # image Sudoku: the classifier's reading marks bad cells
+        strips[selector] = plots.sudoku_strip(hist[:, :s], items.labels["givens"][:s], path, shown,
+                                              digits=np.asarray(task.read_digits(hist[:, :s])))
       else:
         strips[selector] = plots.image_strip(hist[:, :s], path, shown)
   total = int(np.sum(nfes[f"ipr_{config.refine.selectors[0]}"]))

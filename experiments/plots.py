@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import matplotlib.patches
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -57,27 +58,48 @@ def _bad_cells(digits: np.ndarray) -> np.ndarray:
   return bad
 
 
-def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None) -> str:
-  """history f32[rounds+1, S, 9, 9, 9] symbolic samples; one row per sample, one board per
-  round; givens shaded, cells in a violated unit in red."""
+def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None,
+                 digits: np.ndarray | None = None) -> str:
+  """One row per sample, one board per round; givens shaded, cells in a violated unit in red.
+
+  history: symbolic samples f32[rounds+1, S, 9, 9, 9], or image boards f32[rounds+1, S, H, W, 1]
+  in [-1, 1] with `digits` i32[rounds+1, S, 9, 9] as the evaluator's classifier read them (the
+  read digit is printed small in each cell's corner, so a misread is visible).
+  """
   n_rounds, n_samples = history.shape[:2]
   rounds = list(range(n_rounds)) if rounds is None else rounds
+  images = digits is not None
+  if not images:
+    digits = np.asarray(sudoku_eval.decode_symbolic(history))
   fig, axes = plt.subplots(n_samples, len(rounds), figsize=(1.9 * len(rounds), 2.0 * n_samples),
                            squeeze=False)
-  digits = np.asarray(sudoku_eval.decode_symbolic(history))
   for s in range(n_samples):
+    given = givens[s].reshape(9, 9)
     for k, r in enumerate(rounds):
       ax = axes[s, k]
       d, bad = digits[r, s], _bad_cells(digits[r, s])
-      ax.imshow(np.where(givens[s].reshape(9, 9), 0.85, 1.0), cmap="gray", vmin=0, vmax=1)
+      if images:
+        ax.imshow(np.clip((history[r, s, ..., 0] + 1.0) / 2.0, 0, 1), cmap="gray", vmin=0, vmax=1,
+                  extent=(-0.5, 8.5, 8.5, -0.5))
+        ax.imshow(np.where(given, 0.35, 0.0)[..., None] * np.array([[[0.2, 0.5, 1.0, 1.0]]]),
+                  extent=(-0.5, 8.5, 8.5, -0.5))  # givens: translucent blue
+      else:
+        ax.imshow(np.where(given, 0.85, 1.0), cmap="gray", vmin=0, vmax=1)
       for i in range(9):
         for j in range(9):
-          ax.text(j, i, str(d[i, j]), ha="center", va="center", fontsize=6,
-                  color="red" if bad[i, j] else "black",
-                  fontweight="bold" if givens[s].reshape(9, 9)[i, j] else "normal")
+          if images:
+            ax.text(j + 0.45, i + 0.45, str(d[i, j]), ha="right", va="bottom", fontsize=3.5,
+                    color="red" if bad[i, j] else "yellow")
+            if bad[i, j]:
+              ax.add_patch(matplotlib.patches.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9,
+                                                        fill=False, ec="red", lw=0.8))
+          else:
+            ax.text(j, i, str(d[i, j]), ha="center", va="center", fontsize=6,
+                    color="red" if bad[i, j] else "black",
+                    fontweight="bold" if given[i, j] else "normal")
       for g in (2.5, 5.5):
-        ax.axhline(g, color="k", lw=0.8)
-        ax.axvline(g, color="k", lw=0.8)
+        ax.axhline(g, color="c" if images else "k", lw=0.8)
+        ax.axvline(g, color="c" if images else "k", lw=0.8)
       ax.set_xticks([]), ax.set_yticks([])
       title = f"round {r}: " + ("valid" if not bad.any() else f"{bad.sum()} bad")
       ax.set_title(title, fontsize=7)

@@ -35,6 +35,7 @@ class Task:
   test_items: Callable[..., TestItems]           # (split, num, validation=False) -> items
   metric_fn: Callable                            # f32[B, H, W, C] -> dict of f32[B]
   headline: str                                  # metric name reported in tables
+  read_digits: Callable | None = None            # image Sudoku: boards -> i32[..., 9, 9] as read
 
 
 def _sudoku_symbolic(config) -> Task:
@@ -96,7 +97,9 @@ def _mnist_sudoku(config) -> Task:
   return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), model,
               lambda seed, batch: _ImageSudokuStream(seed, batch, config.train.get("pool_size", 5000),
                                                      d.source, d.idx_dir),
-              test_items, metric, "valid")
+              test_items, metric, "valid",
+              functools.partial(jax.jit(digit_classifier.board_digits, static_argnums=(0, 3)),
+                                cls_apply, cls_params, cell=cell))
 
 
 class _EvenPixelsStream:
