@@ -28,7 +28,7 @@ def main(argv):
   task = tasks.make_task(config)
   _, params, source = evaluate.load_params(config, workdir, task)
   spec = {f.name: getattr(task.model_config, f.name) for f in dataclasses.fields(task.model_config)}
-  if config.benchmark == "sudoku_symbolic":
+  if config.benchmark in ("sudoku_symbolic", "mnist_sudoku"):  # named, not 81x81 tuples
     spec.update(position_ids="sudoku",
                 attention_graph="sudoku_peers" if config.model.graph == "sudoku_peers" else None)
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]

@@ -113,10 +113,32 @@ def test_quickstart_reduced(tmp_path):
     assert os.path.exists(tmp_path / name)
 
 
-def test_shipped_model_manifest_and_hash():
-  if "sudoku_symbolic_cpu" not in pretrained.available():
+@pytest.mark.parametrize("name", ["sudoku_symbolic_cpu", "mnist_sudoku_cpu"])
+def test_shipped_model_manifest_and_hash(name):
+  if name not in pretrained.available():
     pytest.skip("shipped model not present")
-  apply, params, manifest = pretrained.load("sudoku_symbolic_cpu")
+  apply, params, manifest = pretrained.load(name)
   for key in ("config", "command", "steps", "train_wall_s", "sha256", "num_params"):
     assert key in manifest
   assert manifest["num_params"] == sum(np.size(x) for x in jax.tree.leaves(params))
+
+
+def test_shipped_image_sudoku_model_fills_a_missing_cell():
+  """With 80 digit images given, the shipped image model must draw the one missing digit so that
+  the evaluator's classifier reads the right value (a broken or untrained model gets ~1 in 9)."""
+  if "mnist_sudoku_cpu" not in pretrained.available():
+    pytest.skip("shipped model not present")
+  from experiments.configs import mnist_sudoku
+  from ipr_jax import sampling
+  apply, params, _ = pretrained.load("mnist_sudoku_cpu")
+  task = tasks.make_task(mnist_sudoku.get_config("cpu"))
+  items = task.test_items("medium", 24, validation=True)
+  n = len(items.x)
+  missing = np.zeros((n, 81), bool)
+  missing[np.arange(n), (np.arange(n) * 37) % 81] = True   # one cell per board, spread out
+  res = sampling.sample(apply, params, jax.random.key(0), jax.random.normal(jax.random.key(1),
+                        items.x.shape), jnp.asarray(~missing), jnp.asarray(items.x),
+                        sampling.SamplerConfig(steps_per_patch=3, overlap=0.0, alpha=0.5))
+  read = np.asarray(task.read_digits(res.x)).reshape(n, 81)[missing]
+  truth = items.labels["boards"].reshape(n, 81)[missing]
+  assert np.mean(read == truth) >= 0.75
