@@ -22,9 +22,9 @@ def build_state(config, task):
   return apply, optimizer, training.init_state(params, optimizer)
 
 
-def validate(apply, params, task, config) -> dict:
-  """Mean metrics of the SRM sampler's round-0 samples on validation puzzles (not the test set)."""
-  items = task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
+def validate(apply, params, task, config, items) -> dict:
+  """Mean metrics of the SRM sampler's round-0 samples on `items`, the validation puzzles
+  (`task.test_items(..., validation=True)`, never the test set)."""
   res = sampling.sample(apply, params, jax.random.key(config.seed + 1),
                         jax.random.normal(jax.random.key(config.seed + 2), items.x.shape),
                         ~items.eligible, jnp.asarray(items.x), common.sampler_config(config))
@@ -69,6 +69,7 @@ def train(config, workdir: str, stop_at_step: int | None = None, command: str | 
   train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
   start, total = int(state.step), config.train.steps
   log = open(os.path.join(workdir, "metrics.jsonl"), "a")
+  val_items = task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
   t0, t_last = time.time(), time.time()
   data = prefetch.batches(stream, start, total, config.train.get("data_workers", 0))
   for i, batch in zip(tqdm(range(start, total), initial=start, total=total, desc="train",
@@ -82,9 +83,9 @@ def train(config, workdir: str, stop_at_step: int | None = None, command: str | 
                  wall_s=time.time() - t0)
       t_last = time.time()
       if done % config.train.eval_every == 0 or done == total:
-        ema = validate(apply, state.ema_params, task, config)
+        ema = validate(apply, state.ema_params, task, config, val_items)
         row["val_valid"] = ema[task.headline]
-        row["val_valid_raw"] = validate(apply, state.params, task, config)[task.headline]
+        row["val_valid_raw"] = validate(apply, state.params, task, config, val_items)[task.headline]
         row.update({f"val_{k}": v for k, v in ema.items() if k != task.headline})
         score = {"valid": row["val_valid"], "step": done}
         if "duplicate_count" in ema:

@@ -25,10 +25,10 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c = sudoku_symbolic.get_config(variant)
   c.benchmark = "mnist_sudoku"
   c.data = dict(source="sklearn", idx_dir=None)
-  c.eval.checkpoint = "best"
+  # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
+  # never saw a valid board), paper the best validation step
   if variant == "cpu":
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)
-    c.eval.checkpoint = "last"  # the cosine-decayed last step (validation: no valid board yet)
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
     c.model.update(dim=384, depth=12, heads=6)
