@@ -15,24 +15,42 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common, plots, tasks, train
-from ipr_jax import checkpoints, refine, sampling
+from ipr_jax import checkpoints, denoisers, pretrained, refine, sampling
+
+
+IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.import_checkpoint
 
 
 def load_params(config, workdir: str, task):
   """EMA params of DIR/best (the best validation step) or else the latest checkpoint; with
-  `eval.checkpoint = "last"`, always the latest checkpoint."""
+  `eval.checkpoint = "last"`, always the latest checkpoint. A run with no training checkpoint
+  uses DIR/imported (weights written by experiments.import_checkpoint) where it exists."""
   which = config.eval.get("checkpoint", "best")
   if which not in ("best", "last"):
     raise ValueError(f"eval.checkpoint must be best or last, got {which!r}")
-  apply, _, target = train.build_state(config, task)
   for sub in ("best", "checkpoints") if which == "best" else ("checkpoints",):
     path = os.path.join(workdir, sub)
     if os.path.isdir(path) and checkpoints.manager(path, create=False).latest_step() is not None:
+      apply, _, target = train.build_state(config, task)
       mgr = checkpoints.manager(path, create=False)
       state, _ = checkpoints.restore(mgr, target)
       return apply, state.ema_params, f"{path}/{mgr.latest_step()}"
-  raise checkpoints.CheckpointError(f"no checkpoint in {workdir}/best or {workdir}/checkpoints; "
-                                    "run --mode train first")
+  if os.path.exists(os.path.join(workdir, IMPORTED, "manifest.json")):
+    return _load_imported(workdir, task)
+  raise checkpoints.CheckpointError(f"no checkpoint in {workdir}/best or {workdir}/checkpoints "
+                                    f"(nor {workdir}/{IMPORTED}); run --mode train first, or "
+                                    "experiments.import_checkpoint")
+
+
+def _load_imported(workdir: str, task):
+  """(apply, params, source) of DIR/imported, whose model must be this config's denoiser."""
+  manifest = pretrained.manifest(IMPORTED, root=workdir)
+  if pretrained.model_config(manifest["model"]) != task.model_config:
+    raise ValueError(f"{workdir}/{IMPORTED} holds a {manifest['model']} denoiser, but the config "
+                     f"asks for {denoisers.to_dict(task.model_config)}")
+  apply, like = denoisers.build(task.model_config, None)
+  params, _ = pretrained.load_raw(IMPORTED, like, root=workdir)
+  return apply, params, f"{workdir}/{IMPORTED} (from {manifest.get('source')})"
 
 
 def _batched(fn, n: int, batch: int):

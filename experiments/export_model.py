@@ -6,7 +6,6 @@ of the last checkpoint) into ipr_jax/assets/NAME with a manifest.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
@@ -15,7 +14,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import common, evaluate, tasks
-from ipr_jax import pretrained
+from ipr_jax import denoisers, pretrained
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "training run directory")
@@ -27,8 +26,8 @@ def main(argv):
   config, workdir = _CONFIG.value, _WORKDIR.value
   task = tasks.make_task(config)
   _, params, source = evaluate.load_params(config, workdir, task)
-  spec = {f.name: getattr(task.model_config, f.name) for f in dataclasses.fields(task.model_config)}
-  if config.benchmark in ("sudoku_symbolic", "mnist_sudoku"):  # named, not 81x81 tuples
+  spec = denoisers.to_dict(task.model_config)
+  if spec["kind"] == "transformer" and config.benchmark in ("sudoku_symbolic", "mnist_sudoku"):  # named, not 81x81 tuples
     spec.update(position_ids="sudoku",
                 attention_graph="sudoku_peers" if config.model.graph == "sudoku_peers" else None)
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]

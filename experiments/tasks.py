@@ -78,10 +78,9 @@ def _mnist_sudoku(config) -> Task:
   cls_apply, cls_params, man = digit_classifier.load("sklearn" if d.source == "sklearn" else "idx_dir")
   cell = man["cell"]
   row, col, box = graphs.sudoku_position_ids()
-  model = denoisers.TransformerConfig(
-      9 * cell, 9 * cell, 1, cell, dim=m.dim, depth=m.depth, heads=m.heads,
-      mlp_ratio=m.mlp_ratio, dropout=m.dropout, position_ids=(tuple(row), tuple(col), tuple(box)),
-      attention_graph=tuple(map(tuple, graphs.sudoku_peers())))
+  model = _image_model(m, 9 * cell, 9 * cell, 1, cell,
+                       position_ids=(tuple(row), tuple(col), tuple(box)),
+                       attention_graph=tuple(map(tuple, graphs.sudoku_peers())))
 
   def test_items(split, num, validation=False):
     get = sudoku.validation_set if validation else sudoku.test_set
@@ -115,8 +114,7 @@ class _EvenPixelsStream:
 
 def _even_pixels(config) -> Task:
   m = config.model
-  model = denoisers.TransformerConfig(32, 32, 3, 4, dim=m.dim, depth=m.depth, heads=m.heads,
-                                      mlp_ratio=m.mlp_ratio, dropout=m.dropout)
+  model = _image_model(m, 32, 32, 3, 4)
 
   def test_items(split, num, validation=False):
     offset = 100_000 if validation else 0
@@ -128,16 +126,21 @@ def _even_pixels(config) -> Task:
               ep_eval.metrics, "is_color_count_even")
 
 
-def _image_model(m, height, width, channels, patch):
-  """The denoiser config of an image benchmark: `unet` (spec 6.1) or `transformer`."""
+_UNET_KEYS = ("widths", "attention", "num_blocks", "groups", "dropout", "time_dim", "head_channels")
+_TRANSFORMER_KEYS = ("dim", "depth", "heads", "mlp_ratio", "dropout")
+
+
+def _image_model(m, height, width, channels, patch, **transformer_extra):
+  """The denoiser config of an image benchmark: `unet` (spec 6.1) or `transformer` (with the
+  benchmark's extra fields, e.g. the Sudoku peer graph)."""
   if m.kind == "unet":
-    return denoisers.UNetConfig(height, width, channels, patch, widths=tuple(m.widths),
-                                attention=tuple(m.attention), num_blocks=m.num_blocks,
-                                groups=m.groups, dropout=m.dropout)
+    return denoisers.make_config("unet", height=height, width=width, channels=channels,
+                                 patch=patch, **{k: m[k] for k in _UNET_KEYS if k in m})
   if m.kind == "transformer":
-    return denoisers.TransformerConfig(height, width, channels, patch, dim=m.dim, depth=m.depth,
-                                       heads=m.heads, mlp_ratio=m.mlp_ratio, dropout=m.dropout)
-  raise ValueError(f"model.kind must be unet or transformer, got {m.kind!r}")
+    return denoisers.make_config("transformer", height=height, width=width, channels=channels,
+                                 patch=patch, **{k: m[k] for k in _TRANSFORMER_KEYS},
+                                 **transformer_extra)
+  raise ValueError(f"model.kind must be one of {tuple(denoisers.KINDS)}, got {m.kind!r}")
 
 
 class _CountingPolygonsStream:

@@ -113,9 +113,12 @@ def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
 
 
 def reverse_step(key, z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
-                 variance="learned_range"):
-  """Draw z_s ~ p(z_s | z_t); the mean (no noise) where s = 0 (spec 3.2 step 3)."""
+                 variance="learned_range", noise=None):
+  """Draw z_s ~ p(z_s | z_t); the mean (no noise) where s = 0 (spec 3.2 step 3). `noise`
+  (standard normal, the shape of z_t) replaces the draw from `key`: common random numbers, or
+  another implementation's draw when comparing against it."""
   mean, std = reverse_kernel(z_t, t, s, velocity, v_interp, alpha=alpha,
                              temperature=temperature, variance=variance)
-  noise = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
+  if noise is None:
+    noise = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
   return jnp.where(s <= 0, mean, mean + std * noise)

@@ -44,12 +44,18 @@ def sha256(path: str) -> str:
   return h.hexdigest()
 
 
-def model_config(spec: dict) -> denoisers.TransformerConfig:
+def model_config(spec: dict):
+  """The denoiser config of a manifest's `model` entry: `kind` (default transformer, as the
+  first manifests) names the registry entry; named graphs are expanded."""
   spec = dict(spec)
+  kind = spec.pop("kind", "transformer")
   for field in ("position_ids", "attention_graph"):
     if isinstance(spec.get(field), str):
       spec[field] = _NAMED[spec[field]]()
-  return denoisers.TransformerConfig(**spec)
+  if kind == "transformer":  # nested tuples: the transformer config hashes its graph
+    spec = {k: tuple(map(tuple, v)) if k in ("position_ids", "attention_graph") and v is not None
+            else v for k, v in spec.items()}
+  return denoisers.make_config(kind, **spec)
 
 
 def save(name: str, params, model_spec: dict, manifest: dict, root: str = ASSETS) -> str:

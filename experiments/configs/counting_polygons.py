@@ -25,7 +25,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.data = dict(background_dir="", classifier="polygons_blank")
   c.model = dict(kind="transformer", dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0,
                  widths=(128, 128, 256, 256, 512), attention=(False, False, False, True, True),
-                 num_blocks=2, groups=32)
+                 num_blocks=2, groups=32, time_dim=512, head_channels=64)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000)
   c.train = dict(steps=20_000, batch_size=32, learning_rate=5e-4, warmup_steps=1000,
                  lr_schedule="cosine", ema_decay=0.999, checkpoint_every=1000, log_every=50,

@@ -28,7 +28,8 @@ class UNetConfig:
   widths: tuple = (32, 64)
   attention: tuple = (False, True)
   num_blocks: int = 2
-  time_dim: int = 512
+  time_dim: int = 512         # width of the shared time MLP (t_emb_dim)
+  time_freq_dim: int = 256    # sinusoid size fed to it (d_emb)
   head_channels: int = 64
   groups: int = 32
   dropout: float = 0.1
@@ -105,7 +106,7 @@ class UNet(nnx.Module):
                        f"({len(cfg.widths)})")
     self.cfg = cfg
     self.grid = regions.make_grid(cfg.height, cfg.width, cfg.patch)
-    self.time = TimeEmbedding(cfg.time_dim, rngs=rngs)
+    self.time = TimeEmbedding(cfg.time_dim, rngs=rngs, freq_dim=cfg.time_freq_dim)
     ws = cfg.widths
     self.conv_in = _conv(cfg.channels, ws[0], rngs)
     down, skips, c = [], [ws[0]], ws[0]
