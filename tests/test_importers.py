@@ -302,3 +302,35 @@ patch_size: 4
   bad.write_text("model: {denoiser: {name: transformer}}\n")
   with pytest.raises(importers.CheckpointFormatError, match="bad.yaml.*hid_dims"):
     importers.unet_config_from_hydra(str(bad), channels=1)
+
+
+def test_import_checkpoint_cli_feeds_the_experiment_modes(tmp_path):
+  """A reference-format checkpoint of a small even-pixels UNet, imported into a run directory:
+  `--mode sample` there uses exactly its EMA weights (same numbers as those params passed in)."""
+  from experiments import evaluate, import_checkpoint, tasks
+  from experiments.configs import even_pixels
+  config = even_pixels.get_config("smoke")
+  config.model.update(kind="unet", widths=(16, 16), attention=(False, True), groups=8,
+                      time_dim=16, head_channels=8)
+  model = tasks.make_task(config).model_config
+  apply, ema_params = denoisers.build(model, jax.random.key(1))
+  _, online = denoisers.build(model, jax.random.key(2))
+  sd = {**srm_unet.to_state_dict(ema_params, model),
+        **srm_unet.to_state_dict(online, model, prefix="denoiser."),
+        "ema_denoiser.n_averaged": np.array(7)}
+  ckpt = str(tmp_path / "ref.npz")
+  np.savez(ckpt, **sd)
+  folder = import_checkpoint.run(config, ckpt, str(tmp_path / "run"))
+  assert os.path.exists(os.path.join(folder, "params.npz"))
+  got = evaluate.run(config, str(tmp_path / "run"), "sample")
+  assert "imported" in got["checkpoint"]
+  want = evaluate.run(config, str(tmp_path / "direct"), "sample",
+                      params_source=(apply, ema_params, "direct"))
+  assert got["metrics"] == want["metrics"]
+  with pytest.raises(ValueError, match="model.kind is 'transformer'"):
+    import_checkpoint.run(even_pixels.get_config("smoke"), ckpt, str(tmp_path / "t"))
+  yaml_path = tmp_path / "config.yaml"
+  yaml_path.write_text("model:\n  denoiser:\n    hid_dims: [16, 32]\n    attention: [false, true]\n"
+                       "    t_emb_dim: 16\n    num_head_channels: 8\n")
+  with pytest.raises(ValueError, match=r"widths: config \(16, 16\) vs .*\(16, 32\)"):
+    import_checkpoint.run(config, ckpt, str(tmp_path / "h"), hydra_config=str(yaml_path))
