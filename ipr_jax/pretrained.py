@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -30,9 +31,24 @@ def flatten(params) -> dict:
           for path, v in jax.tree_util.tree_flatten_with_path(params)[0]}
 
 
-def _unflatten(flat: dict, like) -> dict:
-  paths = jax.tree_util.tree_flatten_with_path(like)[0]
-  leaves = [jnp.asarray(flat["/".join(str(getattr(k, "key", k)) for k in p)]) for p, _ in paths]
+def _unflatten(flat: dict, like, source: str) -> dict:
+  """`like`'s tree filled from `flat`, after checking every array against `like`'s leaf:
+  same key set, shape, dtype, all finite. ValueError naming `source` and the keys otherwise."""
+  paths = ["/".join(str(getattr(k, "key", k)) for k in p)
+           for p, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
+  missing, unexpected = sorted(set(paths) - set(flat)), sorted(set(flat) - set(paths))
+  if missing or unexpected:
+    raise ValueError(f"{source} does not fit the model: missing {missing[:5]} "
+                     f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})")
+  leaves = []
+  for path, want in zip(paths, jax.tree.leaves(like)):
+    got = flat[path]
+    if got.shape != tuple(want.shape) or got.dtype != want.dtype:
+      raise ValueError(f"{source}: {path} is {got.dtype}{list(got.shape)}, the model needs "
+                       f"{np.dtype(want.dtype)}{list(want.shape)}")
+    if not np.isfinite(got).all():
+      raise ValueError(f"{source}: {path} holds NaN or Inf")
+    leaves.append(jnp.asarray(got))
   return jax.tree.unflatten(jax.tree.structure(like), leaves)
 
 
@@ -80,8 +96,12 @@ def load_raw(name: str, like, root: str = ASSETS):
   path = os.path.join(folder, "params.npz")
   if sha256(path) != manifest["sha256"]:
     raise ValueError(f"{path} does not match the sha256 in its manifest")
-  with np.load(path) as flat:
-    return _unflatten(dict(flat), like), manifest
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      flat = {k: f[k] for k in f.files}
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    raise ValueError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+  return _unflatten(flat, like, path), manifest
 
 
 def manifest(name: str, root: str = ASSETS) -> dict:

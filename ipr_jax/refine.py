@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import regions, sampling
+from ipr_jax import regions, rng, sampling
 
 SELECTORS = ("uniform", "uncertainty")
 NOISE_TYPES = ("random", "fixed")
@@ -161,4 +161,11 @@ def refine(apply_fn: Callable, params, key, x, eligible,
   config, apply_fn and metric_fn.
   """
   _check_eligible(x, eligible)
-  return _refine_jit(apply_fn, metric_fn, config, params, key, x, jnp.asarray(eligible, bool))
+  sampling.check_float(x, "x")
+  if config.mode == "correction":
+    sampling.check_finite(x, "x")
+  else:
+    sampling.check_finite(x, "x", where=~np.asarray(eligible, bool)
+                          if not isinstance(eligible, jax.core.Tracer) else eligible)
+  return _refine_jit(apply_fn, metric_fn, config, params, rng.as_key(key), x,
+                     jnp.asarray(eligible, bool))

@@ -81,10 +81,15 @@ def impose_known(z, known, known_values, grid: RegionGrid):
   return jnp.where(to_pixels(known, grid), known_values, z)
 
 
-def check_time_map(t_region, x, grid: RegionGrid, name: str = "t_region") -> None:
-  """ValueError naming `name` unless t_region is [B, R] for images x of [B, H, W, C]."""
-  if x.ndim != 4 or x.shape[1:3] != (grid.height, grid.width):
-    raise ValueError(f"image must be [B, {grid.height}, {grid.width}, C], got {x.shape}")
+def check_time_map(t_region, x, grid: RegionGrid, name: str = "t_region",
+                   channels: int | None = None) -> None:
+  """ValueError naming `name` unless t_region is [B, R] for images x of [B, H, W, C] (with
+  C = `channels` where the caller knows it, e.g. a denoiser)."""
+  c = "C" if channels is None else channels
+  if x.ndim != 4 or x.shape[1:3] != (grid.height, grid.width) or (
+      channels is not None and x.shape[-1] != channels):
+    raise ValueError(f"image must be [B, H, W, C] = [B, {grid.height}, {grid.width}, {c}], "
+                     f"got {x.shape}")
   if tuple(t_region.shape) != (x.shape[0], grid.num_regions):
     raise ValueError(f"{name} must have shape [B, R] = {(x.shape[0], grid.num_regions)}, "
                      f"got {tuple(t_region.shape)}")

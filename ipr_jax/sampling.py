@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import flow, regions, schedules
+from ipr_jax import flow, regions, rng, schedules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +174,30 @@ def check_batch(x, mask, name: str, num_regions: Optional[int] = None) -> None:
   grid_of(np.shape(x), np.shape(mask)[-1])
 
 
+def check_float(x, name: str) -> None:
+  """ValueError unless x has a floating dtype (an integer image would change the loop's types)."""
+  dtype = getattr(x, "dtype", None) or np.result_type(x)
+  if not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(f"{name} must be a float array f32[B, H, W, C], got dtype {dtype}")
+
+
+def check_finite(x, name: str, where=None) -> None:
+  """ValueError if a concrete x holds NaN or Inf (only in the regions where bool[B, R] `where`
+  is True, if given): one bad given cell would turn every generated cell into NaN."""
+  if isinstance(x, jax.core.Tracer) or (where is not None and isinstance(where, jax.core.Tracer)):
+    return
+  bad = ~np.isfinite(np.asarray(x))
+  if where is not None:
+    grid = grid_of(np.shape(x), np.shape(where)[-1])
+    b, p = bad.shape[0], grid.patch
+    bad = bad.reshape(b, grid.grid_h, p, grid.grid_w, p, -1).any(axis=(2, 4, 5)).reshape(b, -1)
+    bad = bad & np.asarray(where, bool)
+  rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
+  if rows.size:
+    part = "" if where is None else " (in regions it must hold fixed)"
+    raise ValueError(f"{name} holds NaN or Inf{part} in samples {rows[:10].tolist()}")
+
+
 def _sample(apply_fn, cfg, params, key, z_init, known, known_values):
   b, r = known.shape
   keys = jax.random.split(key, b)
@@ -196,5 +220,9 @@ def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
   if np.shape(known_values) != np.shape(z_init):
     raise ValueError(f"known_values must have the shape of z_init {np.shape(z_init)}, got "
                      f"{np.shape(known_values)}")
-  return _sample_jit(apply_fn, config, params, key, z_init, jnp.asarray(known_mask, bool),
-                     known_values)
+  check_float(z_init, "z_init")
+  check_float(known_values, "known_values")
+  check_finite(z_init, "z_init")
+  check_finite(known_values, "known_values", where=known_mask)
+  return _sample_jit(apply_fn, config, params, rng.as_key(key), z_init,
+                     jnp.asarray(known_mask, bool), known_values)

@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ipr_jax import flow, losses, regions, time_sampling
+from ipr_jax import flow, losses, regions, rng, time_sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,8 +134,14 @@ def make_train_step(apply_fn, optimizer, grid: regions.RegionGrid,
     return new, metrics
 
   if mesh is None:
-    return jax.jit(step_fn, donate_argnums=0)
-  rep = NamedSharding(mesh, PartitionSpec())
-  data = NamedSharding(mesh, PartitionSpec("data"))
-  return jax.jit(step_fn, donate_argnums=0, in_shardings=(rep, data, rep),
-                 out_shardings=(rep, rep))
+    jitted = jax.jit(step_fn, donate_argnums=0)
+  else:
+    rep = NamedSharding(mesh, PartitionSpec())
+    data = NamedSharding(mesh, PartitionSpec("data"))
+    jitted = jax.jit(step_fn, donate_argnums=0, in_shardings=(rep, data, rep),
+                     out_shardings=(rep, rep))
+
+  def train_step(state: TrainState, batch, key):
+    return jitted(state, batch, rng.as_key(key))  # legacy PRNGKeys accepted too
+
+  return train_step

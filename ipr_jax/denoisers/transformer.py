@@ -106,7 +106,7 @@ class RegionTransformer(nnx.Module):
   def __call__(self, z_t, t_region, *, key=None):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
     cfg, grid = self.cfg, self.grid
-    regions.check_time_map(t_region, z_t, grid)
+    regions.check_time_map(t_region, z_t, grid, channels=cfg.channels)
     x = self.embed(regions.patchify(z_t, grid))
     for table, ids in zip(self.pos, self.pos_ids):
       x = x + table(jnp.asarray(ids, jnp.int32))[None]

@@ -137,7 +137,7 @@ class UNet(nnx.Module):
   def __call__(self, z_t, t_region, *, key=None):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
     cfg, grid = self.cfg, self.grid
-    regions.check_time_map(t_region, z_t, grid)
+    regions.check_time_map(t_region, z_t, grid, channels=cfg.channels)
     t_pix = regions.to_pixels(t_region, grid)[..., 0]
     keys = iter(jax.random.split(key, 4 * len(self.down) + 64)) if key is not None else None
     nk = lambda: None if keys is None else next(keys)
