@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common, plots, tasks, train
-from ipr_jax import checkpoints, denoisers, pretrained, refine, sampling
+from ipr_jax import checkpoints, denoisers, pretrained, refine, sampling, schedules
 
 
 IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.import_checkpoint
@@ -83,6 +83,14 @@ def run_matched(apply, params, items, sampler_cfg, metric_fn, key, batch: int):
   return metrics, np.array([max(int(c.nfe) for c in chunks)])
 
 
+def matched_steps(config, ipr_nfe: int, unknown_max: int) -> int:
+  """Steps per region of the compute-matched single pass: its NFE (the plan for the batch's
+  largest unknown count, with the config's overlap) is the one closest to IPR's total."""
+  cfg = common.sampler_config(config)
+  blocks = 1 if cfg.order == "parallel" else schedules.ceil_div(max(unknown_max, 1), cfg.top_k)
+  return schedules.matched_steps_per_patch(ipr_nfe, blocks, cfg.overlap)
+
+
 def evaluate_split(config, apply, params, task, split: str, rounds: int, workdir: str):
   ev, key = config.eval, jax.random.key(config.seed)
   items = task.test_items(split, ev.num_samples)
@@ -104,8 +112,7 @@ def evaluate_split(config, apply, params, task, split: str, rounds: int, workdir
       else:
         strips[selector] = plots.image_strip(hist[:, :s], path, shown)
   total = int(np.sum(nfes[f"ipr_{config.refine.selectors[0]}"]))
-  unknown_max = int(np.max(items.eligible.sum(axis=1)))
-  per_region = max(1, total // max(unknown_max, 1))
+  per_region = matched_steps(config, total, int(np.max(items.eligible.sum(axis=1))))
   matched_cfg = common.sampler_config(config, steps_per_patch=per_region)
   m, nfe = run_matched(apply, params, items, matched_cfg, task.metric_fn, key, ev.batch_size)
   metrics[f"compute_matched_{per_region}_steps"] = {k: v.mean(axis=1).tolist() for k, v in m.items()}

@@ -91,3 +91,19 @@ def noise_level(r, start, known, proto_len, total_steps):
   frac = (proto_len - elapsed).astype(jnp.float32) / jnp.asarray(proto_len, jnp.float32)
   t = jnp.where(elapsed <= 0, 1.0, jnp.clip(frac, 0.0, 1.0))
   return jnp.where(known | (r >= total_steps), 0.0, t)
+
+
+def matched_steps_per_patch(budget: int, num_blocks: int, overlap: float) -> int:
+  """Steps per patch whose plan (n = num_blocks, this overlap) costs the NFE closest to
+  `budget` (ties: fewer steps): the compute-matched single pass of an IPR budget. With overlap
+  the cost per extra step is 1 + (n - 1)(1 - overlap), so this is not simply budget / n."""
+  if int(budget) != budget or budget < 1:
+    raise ValueError(f"budget must be an integer >= 1, got {budget}")
+  if int(num_blocks) != num_blocks or num_blocks < 1:
+    raise ValueError(f"num_blocks must be an integer >= 1, got {num_blocks}")
+  a, b = overlap_fraction(overlap)
+  cost = lambda s: plan_ints(int(num_blocks), s, a, b)[0]
+  s = 1
+  while cost(s + 1) <= budget:
+    s += 1
+  return s + 1 if abs(cost(s + 1) - budget) < abs(cost(s) - budget) else s

@@ -142,3 +142,27 @@ def _rewrite_hash_only(root, name, path):
   man = json.load(open(mpath))
   man["sha256"] = pretrained.sha256(path)
   json.dump(man, open(mpath, "w"))
+
+
+@pytest.mark.parametrize("bench", ["sudoku_symbolic", "mnist_sudoku", "even_pixels", "counting_polygons"])
+@pytest.mark.parametrize("variant", ["smoke", "cpu", "paper"])
+def test_compute_matched_baseline_within_ten_percent(bench, variant):
+  """For every benchmark and variant, at its configured budget (and at 15 and 30 rounds), the
+  matched single pass costs IPR's NFE within 10%: round 0 plus each round's pass over
+  m = max(1, floor(|E| ratio)) regions. (Single rounds cannot be matched this closely: with 81
+  blocks one more step per cell costs 81 NFE.)"""
+  import importlib
+  from experiments import common, evaluate
+  from ipr_jax import schedules
+  config = importlib.import_module(f"experiments.configs.{bench}").get_config(variant)
+  unknown = {"sudoku_symbolic": 81, "mnist_sudoku": 81, "even_pixels": 64,
+             "counting_polygons": 256}[bench]
+  cfg = common.refine_config(config)
+  first = schedules.sequential_plan(unknown, cfg.initial.steps_per_patch, cfg.initial.overlap)
+  m = ipr.num_resampled(unknown, cfg.resampling_ratio)
+  per_round = schedules.sequential_plan(m, cfg.ipr.steps_per_patch, cfg.ipr.overlap).total_steps
+  for rounds in sorted({config.refine.rounds, 15, 30}):
+    total = first.total_steps + rounds * per_round
+    steps = evaluate.matched_steps(config, total, unknown)
+    cost = schedules.sequential_plan(unknown, steps, cfg.initial.overlap).total_steps
+    assert abs(cost - total) <= 0.1 * total, (rounds, steps, cost, total)
