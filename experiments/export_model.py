@@ -35,7 +35,8 @@ def main(argv):
   for r in rows:
     wall += r["wall_s"] - (last if r["wall_s"] >= last else 0.0)
     last = r["wall_s"]
-  best = json.load(open(os.path.join(workdir, "best.json")))
+  best_path = os.path.join(workdir, "best.json")  # absent if no step cleared the chance floor
+  best = json.load(open(best_path)) if os.path.exists(best_path) else None
   train_rec = json.load(open(os.path.join(workdir, "train_config.json")))
   manifest = {
       "name": _NAME.value, "benchmark": config.benchmark, "variant": config.variant,

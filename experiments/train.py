@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from experiments import common, plots, prefetch, tasks
+from experiments import chance_floor, common, plots, prefetch, tasks
 from ipr_jax import checkpoints, denoisers, sampling, time_sampling, training
 
 
@@ -70,6 +70,8 @@ def train(config, workdir: str, stop_at_step: int | None = None, command: str | 
   start, total = int(state.step), config.train.steps
   log = open(os.path.join(workdir, "metrics.jsonl"), "a")
   val_items = task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
+  # what noise / blank images score on these items: a step is kept as best only above it
+  floor = chance_floor.floor_of(task, val_items.x, jax.random.key(config.seed + 4))
   t0, t_last = time.time(), time.time()
   data = prefetch.batches(stream, start, total, config.train.get("data_workers", 0))
   for i, batch in zip(tqdm(range(start, total), initial=start, total=total, desc="train",
@@ -90,7 +92,8 @@ def train(config, workdir: str, stop_at_step: int | None = None, command: str | 
         score = {"valid": row["val_valid"], "step": done}
         if "duplicate_count" in ema:
           score["duplicate_count"] = ema["duplicate_count"]
-        if is_better(score, best):
+        row["val_floor"] = floor
+        if score["valid"] > floor and is_better(score, best):
           best = score
           checkpoints.save(best_mgr, done, state, record)
           common.write_json(best_path, best)

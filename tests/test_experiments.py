@@ -39,8 +39,11 @@ def test_smoke_train_checkpoint_refine(tmp_path):
   rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
   assert rows[-1]["step"] == config.train.steps and "val_valid" in rows[-1]
   assert "val_duplicate_count" in rows[-1]  # secondary validation metrics are logged too
-  best = json.load(open(tmp_path / "best.json"))
-  assert best["step"] == config.train.steps and "duplicate_count" in best
+  # a 6-step model makes no valid board: 0% is not above the chance floor (0% for Sudoku), so
+  # no step is kept as "best" and sampling falls back to the last checkpoint
+  assert rows[-1]["val_floor"] == 0.0 and rows[-1]["val_valid"] == 0.0
+  assert not os.path.exists(tmp_path / "best.json")
+  assert checkpoints.manager(str(tmp_path / "best")).latest_step() is None
   results = evaluate.run(config, str(tmp_path), "refine")
   saved = json.load(open(tmp_path / "results.json"))
   assert SCHEMA <= set(saved)
@@ -71,7 +74,8 @@ def test_other_benchmarks_smoke(tmp_path, bench):
   assert os.path.exists(tmp_path / f"strip_{split}.png")
 
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path):
+def test_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
+  monkeypatch.setattr(train.chance_floor, "floor_of", lambda *a: -1.0)  # keep a best step
   config = sudoku_symbolic.get_config("smoke")
   full = tmp_path / "full"
   train.train(config, str(full))
@@ -142,3 +146,20 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
   read = np.asarray(task.read_digits(res.x)).reshape(n, 81)[missing]
   truth = items.labels["boards"].reshape(n, 81)[missing]
   assert np.mean(read == truth) >= 0.75
+
+
+def test_chance_floor_inputs_and_the_sudoku_floor():
+  """Noise, blank and shuffled inputs have the items' shape; shuffling keeps every region's
+  content (a permutation); symbolic Sudoku scores 0 on all of them and 1 on the truth."""
+  from experiments import chance_floor
+  task = tasks.make_task(sudoku_symbolic.get_config("smoke"))
+  items = task.test_items("hard", 8)
+  inputs = chance_floor.floor_inputs(items.x, task.grid, jax.random.key(0))
+  assert set(inputs) == set(chance_floor.INPUTS)
+  assert all(v.shape == items.x.shape for v in inputs.values())
+  got = np.sort(np.asarray(inputs["shuffled_truth"]).reshape(8, 81, 9), axis=1)
+  np.testing.assert_array_equal(got, np.sort(items.x.reshape(8, 81, 9), axis=1))
+  m = chance_floor.measure(task, items.x, jax.random.key(0))
+  assert m["ground_truth"]["valid"] == 1.0
+  assert all(m[name]["valid"] == 0.0 for name in chance_floor.INPUTS)
+  assert chance_floor.floor_of(task, items.x, jax.random.key(0)) == 0.0
