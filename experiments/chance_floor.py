@@ -10,7 +10,6 @@ floor (`floor_of`).
 from __future__ import annotations
 
 import argparse
-import json
 
 import jax
 import jax.numpy as jnp
@@ -33,11 +32,14 @@ def floor_inputs(x: np.ndarray, grid: regions.RegionGrid, key) -> dict:
           "shuffled_truth": regions.unpatchify(shuffled, grid)}
 
 
-def measure(task, x: np.ndarray, key) -> dict:
-  """{input name: {metric: mean}} for the floor inputs and the ground truth itself."""
-  inputs = dict(floor_inputs(x, task.grid, key), ground_truth=jnp.asarray(x))
+def _means(task, inputs: dict) -> dict:
   return {name: {k: float(np.mean(v)) for k, v in task.metric_fn(imgs).items()}
           for name, imgs in inputs.items()}
+
+
+def measure(task, x: np.ndarray, key) -> dict:
+  """{input name: {metric: mean}} for the floor inputs and the ground truth itself."""
+  return _means(task, dict(floor_inputs(x, task.grid, key), ground_truth=jnp.asarray(x)))
 
 
 def floor_of(task, x: np.ndarray, key) -> float:
@@ -45,8 +47,8 @@ def floor_of(task, x: np.ndarray, key) -> float:
   clear. (Shuffled truth is reported but not used here: for Even Pixels, whose rule is about
   pixel counts only, a region-shuffled valid image is valid.)"""
   inputs = floor_inputs(x, task.grid, key)
-  return max(float(np.mean(task.metric_fn(inputs[name])[task.headline]))
-             for name in INPUTS if name != "shuffled_truth")
+  means = _means(task, {n: inputs[n] for n in INPUTS if n != "shuffled_truth"})
+  return max(m[task.headline] for m in means.values())
 
 
 def main():
@@ -66,8 +68,7 @@ def main():
                     "metrics": m}
     print(f"{bench} ({task.headline}, {args.num} items of {config.eval.splits[0]}):")
     for name, vals in m.items():
-      print(f"  {name:<16} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()
-                                         if isinstance(v, float) and k.islower()))
+      print(f"  {name:<16} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()))
   if args.out:
     common.write_json(args.out, {"seed": args.seed, "commit": common.git_commit(), **table})
     print(f"wrote {args.out}")

@@ -44,12 +44,10 @@ def load_params(config, workdir: str, task):
 
 def _load_imported(workdir: str, task):
   """(apply, params, source) of DIR/imported, whose model must be this config's denoiser."""
-  manifest = pretrained.manifest(IMPORTED, root=workdir)
+  apply, params, manifest = pretrained.load(IMPORTED, root=workdir)
   if pretrained.model_config(manifest["model"]) != task.model_config:
     raise ValueError(f"{workdir}/{IMPORTED} holds a {manifest['model']} denoiser, but the config "
                      f"asks for {denoisers.to_dict(task.model_config)}")
-  apply, like = denoisers.build(task.model_config, None)
-  params, _ = pretrained.load_raw(IMPORTED, like, root=workdir)
   return apply, params, f"{workdir}/{IMPORTED} (from {manifest.get('source')})"
 
 

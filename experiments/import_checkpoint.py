@@ -34,7 +34,7 @@ _ONLINE = flags.DEFINE_bool("online", False, "import the online weights instead 
 def check_hydra(path: str, model) -> None:
   """ValueError listing the fields where the reference run's config differs from `model`."""
   frame = {f: getattr(model, f) for f in ("height", "width", "channels", "patch")}
-  theirs = importers.unet_config_from_hydra(path, **{k: v for k, v in frame.items()})
+  theirs = importers.unet_config_from_hydra(path, **frame)
   diff = [f"{f.name}: config {getattr(model, f.name)!r} vs {path} {getattr(theirs, f.name)!r}"
           for f in dataclasses.fields(model) if getattr(model, f.name) != getattr(theirs, f.name)
           and f.name != "dropout"]  # dropout is off at sampling: not an architecture difference

@@ -26,16 +26,20 @@ def available() -> list[str]:
   return sorted(d for d in os.listdir(ASSETS) if os.path.exists(os.path.join(ASSETS, d, "manifest.json")))
 
 
+def leaf_paths(tree) -> list[str]:
+  """'a/0/kernel'-style names of a params tree's leaves, in leaf order (the npz keys)."""
+  return ["/".join(str(getattr(k, "key", k)) for k in path)
+          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
 def flatten(params) -> dict:
-  return {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)
-          for path, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  return dict(zip(leaf_paths(params), map(np.asarray, jax.tree.leaves(params))))
 
 
 def _unflatten(flat: dict, like, source: str) -> dict:
   """`like`'s tree filled from `flat`, after checking every array against `like`'s leaf:
   same key set, shape, dtype, all finite. ValueError naming `source` and the keys otherwise."""
-  paths = ["/".join(str(getattr(k, "key", k)) for k in p)
-           for p, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
+  paths = leaf_paths(like)
   missing, unexpected = sorted(set(paths) - set(flat)), sorted(set(flat) - set(paths))
   if missing or unexpected:
     raise ValueError(f"{source} does not fit the model: missing {missing[:5]} "

@@ -165,7 +165,6 @@ def refine(apply_fn: Callable, params, key, x, eligible,
   if config.mode == "correction":
     sampling.check_finite(x, "x")
   else:
-    sampling.check_finite(x, "x", where=~np.asarray(eligible, bool)
-                          if not isinstance(eligible, jax.core.Tracer) else eligible)
+    sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
   return _refine_jit(apply_fn, metric_fn, config, params, rng.as_key(key), x,
                      jnp.asarray(eligible, bool))

@@ -176,7 +176,7 @@ def check_batch(x, mask, name: str, num_regions: Optional[int] = None) -> None:
 
 def check_float(x, name: str) -> None:
   """ValueError unless x has a floating dtype (an integer image would change the loop's types)."""
-  dtype = getattr(x, "dtype", None) or np.result_type(x)
+  dtype = np.result_type(x)
   if not jnp.issubdtype(dtype, jnp.floating):
     raise ValueError(f"{name} must be a float array f32[B, H, W, C], got dtype {dtype}")
 
@@ -189,9 +189,7 @@ def check_finite(x, name: str, where=None) -> None:
   bad = ~np.isfinite(np.asarray(x))
   if where is not None:
     grid = grid_of(np.shape(x), np.shape(where)[-1])
-    b, p = bad.shape[0], grid.patch
-    bad = bad.reshape(b, grid.grid_h, p, grid.grid_w, p, -1).any(axis=(2, 4, 5)).reshape(b, -1)
-    bad = bad & np.asarray(where, bool)
+    bad = np.asarray(regions.patchify(jnp.asarray(bad), grid).any(axis=-1)) & np.asarray(where, bool)
   rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
   if rows.size:
     part = "" if where is None else " (in regions it must hold fixed)"

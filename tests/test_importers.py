@@ -8,7 +8,6 @@ shows as O(0.1)); 1e-6 on the flow step.
 """
 import os
 import pickle
-import shutil
 import zipfile
 
 import jax

@@ -16,6 +16,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from ipr_jax import denoisers, pretrained
 from ipr_jax.denoisers.unet import UNetConfig
 
 EMA_PREFIX, ONLINE_PREFIX = "ema_denoiser.module.", "denoiser."
@@ -150,14 +151,16 @@ def _fmt(keys, limit: int = 8) -> str:
   return ", ".join(keys[:limit]) + more
 
 
-def check(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = "checkpoint"
-          ) -> list[Entry]:
+def check(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = "checkpoint",
+          like=None) -> list[Entry]:
   """The entries to load, after checking that every parameter of `cfg` is filled exactly once,
   every key under the chosen prefix is used (aliases equal their canonical tensor) and every
-  shape fits. Raises CheckpointMismatchError naming `source` and the keys."""
+  shape fits. `like`: the params template of `cfg` if the caller has built it. Raises
+  CheckpointMismatchError naming `source` and the keys."""
   entries, aliases = layout(cfg)
   prefix = EMA_PREFIX if ema else ONLINE_PREFIX
-  _, template = _template(cfg)
+  like = _template(cfg)[1] if like is None else like
+  template = dict(zip(pretrained.leaf_paths(like), (tuple(v.shape) for v in jax.tree.leaves(like))))
   paths = [_path_str(e.path) for e in entries]
   if sorted(paths) != sorted(template) or len(set(paths)) != len(paths):
     raise AssertionError("internal: the SRM key layout does not cover the UNet params once")
@@ -191,18 +194,15 @@ def check(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = 
 
 
 def _template(cfg: UNetConfig):
-  from ipr_jax import denoisers  # the shapes of our params, nothing initialised
-  apply, like = denoisers.build(cfg, None)
-  flat = {_path_str(tuple(getattr(k, "key", k) for k in p)): tuple(v.shape)
-          for p, v in jax.tree_util.tree_flatten_with_path(like)[0]}
-  return (apply, like), flat
+  """(apply, params of shapes only) of our UNet for `cfg`: nothing initialised."""
+  return denoisers.build(cfg, None)
 
 
 def to_params(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = "checkpoint"):
   """(apply, params) of our UNet from a reference state dict (float32, finite, checked)."""
-  entries = check(state_dict, cfg, ema=ema, source=source)
+  apply, like = _template(cfg)
+  entries = check(state_dict, cfg, ema=ema, source=source, like=like)
   prefix = EMA_PREFIX if ema else ONLINE_PREFIX
-  (apply, like), _ = _template(cfg)
   flat = {}
   for e in entries:
     w = np.asarray(state_dict[prefix + e.ref_key])
@@ -213,17 +213,15 @@ def to_params(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: st
     if not np.isfinite(w).all():
       raise CheckpointMismatchError(f"{source}: {prefix + e.ref_key} holds NaN or Inf")
     flat[_path_str(e.path)] = w
-  leaves = [flat[_path_str(tuple(getattr(k, "key", k) for k in p))]
-            for p, _ in jax.tree_util.tree_flatten_with_path(like)[0]]
-  return apply, jax.tree.unflatten(jax.tree.structure(like), [jax.numpy.asarray(x) for x in leaves])
+  leaves = [jax.numpy.asarray(flat[p]) for p in pretrained.leaf_paths(like)]
+  return apply, jax.tree.unflatten(jax.tree.structure(like), leaves)
 
 
 def to_state_dict(params, cfg: UNetConfig, *, prefix: str = EMA_PREFIX) -> dict:
   """The reference state dict (numpy, aliases included) of our UNet params under `prefix`:
   the inverse of `to_params`, for round-trip tests and for handing weights to PyTorch code."""
   entries, aliases = layout(cfg)
-  flat = {_path_str(tuple(getattr(k, "key", k) for k in p)): np.asarray(v)
-          for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  flat = pretrained.flatten(params)
   out = {prefix + e.ref_key: np.ascontiguousarray(_TO_REF[e.layout](flat[_path_str(e.path)]))
          for e in entries}
   out.update({prefix + a: out[prefix + c] for a, c in aliases.items()})
