@@ -40,13 +40,23 @@ def write_json(path: str, obj) -> None:
 def optim_config(config) -> training.OptimConfig:
   t = config.train
   decay = t.steps if t.get("lr_schedule", "constant") == "cosine" else 0
+  d = training.OptimConfig()
   return training.OptimConfig(learning_rate=t.learning_rate, warmup_steps=t.warmup_steps,
-                              ema_decay=t.ema_decay, decay_steps=decay)
+                              ema_decay=t.ema_decay, decay_steps=decay,
+                              weight_decay=t.get("weight_decay", d.weight_decay),
+                              b1=t.get("b1", d.b1))
+
+
+def loss_config(config) -> training.LossConfig:
+  t, d = config.train, training.LossConfig()
+  return training.LossConfig(vlb_weight=t.get("vlb_weight", d.vlb_weight),
+                             sigma_weight=t.get("sigma_weight", d.sigma_weight))
 
 
 def time_sampler_config(config) -> time_sampling.TimeSamplerConfig:
   ts = config.time_sampler
-  return time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros)
+  return time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros,
+                                         ts.get("concentration", 20.0))
 
 
 def sampler_config(config, steps_per_patch=None) -> sampling.SamplerConfig:

@@ -60,7 +60,8 @@ def train(config, workdir: str, stop_at_step: int | None = None, command: str | 
   common.write_json(os.path.join(workdir, "train_config.json"), record)
   mesh = training.data_mesh()
   step_fn = training.make_train_step(apply, optimizer, task.grid,
-                                     common.time_sampler_config(config), ema_decay=config.train.ema_decay,
+                                     common.time_sampler_config(config), common.loss_config(config),
+                                     ema_decay=config.train.ema_decay,
                                      mesh=mesh)
   state = training.replicate(state, mesh)
   stream = task.train_stream(config.seed, config.train.batch_size)

@@ -5,6 +5,10 @@
 - `mean_beta`: draw a mean m ~ U(0, 1), split the total m R recursively with Beta draws so every
   value stays in [0, 1], permute per image; exact mean preservation. Loss weights are the inverse
   of the marginal density of t (`mean_beta_density`), computed once and passed in as an array.
+- `board_beta` (not in the spec; the recipe of `docs/sudoku_recipe.md`): one board mean
+  m ~ U(0.01, 0.99) per image, then t_j ~ Beta(c m, c (1 - m)) i.i.d. per region (c =
+  `concentration`), w = 1. The mean is preserved only in expectation; regions of one image
+  share a noise scale, as in sampling, without the recursive split.
 - `add_zeros` (spec 2.5): zero a random prefix of the shuffled vector (t = 0 and w = 0), then
   reshuffle, to teach conditioning on clean regions.
 """
@@ -17,21 +21,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-KINDS = ("shared", "independent", "mean_beta")
+KINDS = ("shared", "independent", "mean_beta", "board_beta")
+BOARD_MEAN_MARGIN = 0.01  # board_beta: m ~ U(margin, 1 - margin) keeps both Beta shapes > 0
 NUM_BINS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
 class TimeSamplerConfig:
   kind: str = "mean_beta"
-  sharpness: float = 1.0
+  sharpness: float = 1.0         # mean_beta's split concentration factor (spec 2.2)
   add_zeros: bool = False
+  concentration: float = 20.0    # board_beta's c
 
   def __post_init__(self):
     if self.kind not in KINDS:
       raise ValueError(f"time sampler kind must be one of {KINDS}, got {self.kind!r}")
     if self.sharpness <= 0:
       raise ValueError(f"sharpness must be > 0, got {self.sharpness}")
+    if not self.concentration > 0:
+      raise ValueError(f"concentration must be > 0, got {self.concentration}")
 
 
 def beta_concentration(d: int, sharpness: float) -> float:
@@ -88,6 +96,14 @@ def mean_beta_raw(key, batch: int, num_regions: int, sharpness: float):
   return jnp.clip(_shuffle(k_perm, t), 0.0, 1.0), m
 
 
+def board_beta_raw(key, batch: int, num_regions: int, concentration: float):
+  """t f32[B, R]: t_j ~ Beta(c m, c (1 - m)) i.i.d. around one m ~ U(0.01, 0.99) per image."""
+  k_mean, k_t = jax.random.split(key)
+  m = jax.random.uniform(k_mean, (batch, 1), minval=BOARD_MEAN_MARGIN, maxval=1 - BOARD_MEAN_MARGIN)
+  a = jnp.broadcast_to(concentration * m, (batch, num_regions))
+  return jax.random.beta(k_t, a, concentration - a)
+
+
 def mean_beta_density(key, num_regions: int, sharpness: float, num_images: int = 80_000,
                       chunk: int = 4096) -> np.ndarray:
   """Marginal density of t under mean_beta on 1000 bins, normalised to mean 1 (spec 2.4)."""
@@ -134,6 +150,9 @@ def sample_times(key, batch: int, num_regions: int, config: TimeSamplerConfig, p
     w = jnp.ones_like(t)
   elif config.kind == "independent":
     t = jax.random.uniform(k_t, (batch, num_regions))
+    w = jnp.ones_like(t)
+  elif config.kind == "board_beta":
+    t = board_beta_raw(k_t, batch, num_regions, config.concentration)
     w = jnp.ones_like(t)
   else:
     t, _ = mean_beta_raw(k_t, batch, num_regions, config.sharpness)

@@ -63,3 +63,19 @@ def test_bad_config():
     ts.TimeSamplerConfig("uniform")
   with pytest.raises(ValueError, match="num_images"):
     ts.mean_beta_density(jax.random.key(0), 81, 1.0, num_images=10)
+
+
+def test_board_beta_is_iid_around_one_board_mean():
+  cfg = ts.TimeSamplerConfig("board_beta", concentration=20.0)
+  t, w = ts.sample_times(jax.random.key(5), 2048, 81, cfg, jnp.full(1000, 3.0))
+  t = np.asarray(t)
+  np.testing.assert_array_equal(w, 1.0)  # no density weights, even when a pdf is passed
+  assert t.shape == (2048, 81) and t.min() >= 0.0 and t.max() <= 1.0
+  means = t.mean(axis=1)
+  # board means spread over (0.01, 0.99); within a board, Beta(c m, c(1-m)) has variance
+  # m (1 - m) / (c + 1), far below the spread of U(0, 1) (1 / 12)
+  assert means.min() < 0.1 and means.max() > 0.9
+  within = t.var(axis=1)
+  np.testing.assert_allclose(within.mean(), np.mean(means * (1 - means)) / 21, rtol=0.1)
+  with pytest.raises(ValueError, match="concentration"):
+    ts.TimeSamplerConfig("board_beta", concentration=0.0)

@@ -1,0 +1,146 @@
+"""The Sudoku recipe study (docs/sudoku_recipe.md): train one row per recipe change, score it on
+the same held-out puzzles, one JSON line per row.
+
+    python -m experiments.sudoku_recipe --rows baseline,ts_board_beta --out runs/recipe
+
+Every row is the `sudoku_symbolic.py:cpu` config plus the row's overrides (dotted keys), trained
+for `--steps` (unless the row sets `train.steps`) into OUT/<row>/ (resumable: rerun the same
+command), then scored with the last step's EMA params: round 0 and `--hard_rounds` uniform IPR
+rounds on `--puzzles` hard test puzzles, round 0 and `--medium_rounds` on medium ones. Rows that
+already have a result line are skipped. `--table` prints the markdown table of OUT/results.jsonl.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+
+import jax
+import numpy as np
+from absl import app, flags, logging
+
+from experiments import common, evaluate, tasks, train
+from experiments.configs import sudoku_symbolic
+
+# each row: (what changed, overrides on the cpu config). Rows build on the winners of earlier
+# rows; a row's overrides are written out in full so that it reads on its own.
+_BOARD = {"time_sampler.kind": "board_beta"}
+_NOVLB = {**_BOARD, "train.vlb_weight": 0.0}
+ROWS = {
+    "baseline": ("cpu config as shipped (mean_beta, VLB 1, sigma 0.01, EMA 0.995, cosine)", {}),
+    "ts_independent": ("time sampler independent", {"time_sampler.kind": "independent"}),
+    "ts_board_beta": ("time sampler board_beta (c = 20)", _BOARD),
+    "ts_mean_beta_sharp4": ("mean_beta, sharpness 0.25 (wider per-board spread)",
+                            {"time_sampler.sharpness": 0.25}),
+    "board_add_zeros": ("board_beta + add_zeros", {**_BOARD, "time_sampler.add_zeros": True}),
+    "board_c5": ("board_beta, c = 5", {**_BOARD, "time_sampler.concentration": 5.0}),
+    "board_novlb": ("board_beta, VLB weight 0", _NOVLB),
+    "board_sigma0.1": ("board_beta, VLB 0, sigma-NLL weight 0.1",
+                       {**_NOVLB, "train.sigma_weight": 0.1}),
+    "board_ema0.998": ("board_beta, VLB 0, EMA 0.998", {**_NOVLB, "train.ema_decay": 0.998}),
+    "board_const_lr": ("board_beta, VLB 0, constant lr", {**_NOVLB, "train.lr_schedule": "constant"}),
+    "board_lr1e-3": ("board_beta, VLB 0, lr 1e-3", {**_NOVLB, "train.learning_rate": 1e-3}),
+    "board_wd0.01": ("board_beta, VLB 0, weight decay 0.01, b1 0.9",
+                     {**_NOVLB, "train.weight_decay": 0.01, "train.b1": 0.9}),
+}
+
+_ROWS = flags.DEFINE_list("rows", list(ROWS), "rows to run, in order")
+_OUT = flags.DEFINE_string("out", "runs/recipe", "study directory")
+_STEPS = flags.DEFINE_integer("steps", 2400, "training steps of a row that does not set them")
+_PUZZLES = flags.DEFINE_integer("puzzles", 100, "held-out puzzles per split")
+_HARD = flags.DEFINE_integer("hard_rounds", 30, "uniform IPR rounds on hard puzzles")
+_MEDIUM = flags.DEFINE_integer("medium_rounds", 15, "uniform IPR rounds on medium puzzles")
+_TABLE = flags.DEFINE_bool("table", False, "print the markdown table of OUT/results.jsonl and stop")
+SHOWN = (0, 5, 10, 15, 20, 30)
+
+
+def row_config(name: str, steps: int):
+  if name not in ROWS:
+    raise ValueError(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
+  config = sudoku_symbolic.get_config("cpu")
+  config.train.update(steps=steps, warmup_steps=min(200, steps // 4), eval_every=steps,
+                      checkpoint_every=600)
+  for key, value in ROWS[name][1].items():
+    section, field = key.split(".")
+    if field not in config[section]:
+      raise ValueError(f"row {name}: {key} is not a key of the cpu config")
+    config[section][field] = value
+  return config
+
+
+def cpu_minutes(workdir: str) -> float:
+  """Training time from the log's steps/s (sums the pieces of a resumed run)."""
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  done, seconds = 0, 0.0
+  for r in rows:
+    seconds += (r["step"] - done) / r["steps_per_s"]
+    done = r["step"]
+  return seconds / 60.0
+
+
+def score(config, workdir: str, split: str, rounds: int, num: int) -> dict:
+  task = tasks.make_task(config)
+  apply, params, source = evaluate.load_params(config, workdir, task)
+  items = task.test_items(split, num)
+  cfg = common.refine_config(config, "uniform", rounds)
+  t0 = time.time()
+  metrics, nfe, _ = evaluate.run_refine(apply, params, items, cfg, task.metric_fn,
+                                        jax.random.key(config.seed), num)
+  valid = metrics["valid"].mean(axis=1)
+  return {"valid": {r: round(float(valid[r]), 4) for r in SHOWN if r <= rounds},
+          "nfe": int(np.sum(nfe)), "seconds": round(time.time() - t0, 1), "checkpoint": source}
+
+
+def run_row(name: str, out: str) -> dict:
+  config = row_config(name, _STEPS.value)
+  workdir = os.path.join(out, name)
+  command = shlex.join(["python", "-m", "experiments.sudoku_recipe", f"--rows={name}",
+                        f"--out={out}", f"--steps={_STEPS.value}", f"--puzzles={_PUZZLES.value}"])
+  train.train(config, workdir, command=command)
+  res = {"row": name, "change": ROWS[name][0], "overrides": ROWS[name][1],
+         "steps": config.train.steps, "cpu_minutes": round(cpu_minutes(workdir), 1),
+         "puzzles": _PUZZLES.value, "command": command, "commit": common.git_commit(),
+         "hard": score(config, workdir, "hard", _HARD.value, _PUZZLES.value),
+         "medium": score(config, workdir, "medium", _MEDIUM.value, _PUZZLES.value)}
+  return res
+
+
+def table(path: str) -> str:
+  rows = [json.loads(l) for l in open(path)]
+  lines = ["| row | change | steps | CPU min | hard r0 | hard r15 | hard r30 | medium r0 | medium r15 |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    h, m = r["hard"]["valid"], r["medium"]["valid"]
+    cell = lambda d, k: f"{100 * d[k]:.0f}%" if k in d else "-"
+    lines.append(f"| {r['row']} | {r['change']} | {r['steps']} | {r['cpu_minutes']} | "
+                 f"{cell(h, '0')} | {cell(h, '15')} | {cell(h, '30')} | {cell(m, '0')} | "
+                 f"{cell(m, '15')} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  path = os.path.join(_OUT.value, "results.jsonl")
+  if _TABLE.value:
+    print(table(path))
+    return
+  for name in _ROWS.value:
+    row_config(name, _STEPS.value)  # unknown rows and keys fail before any training
+  done = {json.loads(l)["row"] for l in open(path)} if os.path.exists(path) else set()
+  for name in _ROWS.value:
+    if name in done:
+      print(f"{name}: already scored, skipped")
+      continue
+    res = run_row(name, _OUT.value)
+    os.makedirs(_OUT.value, exist_ok=True)
+    with open(path, "a") as f:
+      f.write(json.dumps(res) + "\n")
+    print(json.dumps(res), flush=True)
+  print(table(path))
+
+
+if __name__ == "__main__":
+  app.run(main)
