@@ -6,32 +6,54 @@ arguments, so they serve one pixel, one region or a whole batch alike.
 
 Divisions are guarded with `where` *before* dividing (and square roots before the root), so no
 NaN reaches values or gradients at t = 0, s = 1 or t = s.
+
+Contracts (chex, checked when traced): images and their velocities share one shape, noise levels
+broadcast onto it (f32[..., H, W, 1] per pixel, or scalars), everything is floating point.
 """
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
 
 VARIANCE_MODES = ("learned_range", "fixed_small", "fixed_large")
 
 
+def _shaped(*values):
+  """Python scalars as 0-d arrays, so that chex can read their shape."""
+  return [v if hasattr(v, "shape") else jnp.asarray(v) for v in values]
+
+
+def _check_field(a, b, t=None):
+  """a and b: the same shape and floating; t (if given) broadcasts onto them."""
+  a, b = _shaped(a, b)
+  chex.assert_equal_shape([a, b])
+  chex.assert_type([a, b], float)
+  if t is not None:
+    chex.assert_is_broadcastable(jnp.shape(t), jnp.shape(a))
+
+
 def interpolate(x, eps, t):
   """z_t = (1 - t) x + t eps (spec 1.2)."""
+  _check_field(x, eps, t)
   return (1.0 - t) * x + t * eps
 
 
 def velocity_target(x, eps):
   """u = dz/dt = eps - x (spec 1.2)."""
+  _check_field(x, eps)
   return eps - x
 
 
 def x_hat(z_t, t, velocity):
   """Predicted clean data x_hat = z - t u_hat."""
+  _check_field(z_t, velocity, t)
   return z_t - t * velocity
 
 
 def eps_hat(z_t, t, velocity):
   """Predicted noise eps_hat = z + (1 - t) u_hat."""
+  _check_field(z_t, velocity, t)
   return z_t + (1.0 - t) * velocity
 
 
@@ -94,6 +116,10 @@ def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
   """
   check_variance(variance)
   check_alpha(alpha)
+  _check_field(z_t, velocity, t)
+  chex.assert_equal_shape(_shaped(t, s))
+  if v_interp is not None:
+    chex.assert_equal_shape(_shaped(z_t, v_interp))
   mean = (1.0 - s) * x_hat(z_t, t, velocity) + gamma(t, s, alpha) * eps_hat(z_t, t, velocity)
   lo, hi = sigma_small(t, s, alpha), sigma_large(t, s, alpha)
   if variance == "fixed_small":
@@ -121,4 +147,5 @@ def reverse_step(key, z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
                              temperature=temperature, variance=variance)
   if noise is None:
     noise = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
+  chex.assert_equal_shape(_shaped(mean, noise))
   return jnp.where(s <= 0, mean, mean + std * noise)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 
@@ -67,6 +68,11 @@ def srm_loss(out, x, eps, t_region, w_region, grid: regions.RegionGrid, *, step,
   x, eps f32[B, H, W, C]; t_region, w_region f32[B, R] (already multiplied by the mask when
   givens are used). Returns (loss, metrics dict).
   """
+  b = x.shape[0]
+  chex.assert_shape([x, eps, out.velocity, out.v_interp], (b, grid.height, grid.width, None))
+  chex.assert_equal_shape([x, eps, out.velocity, out.v_interp])
+  chex.assert_shape([t_region, w_region, out.sigma_region], (b, grid.num_regions))
+  chex.assert_type([x, eps, out.velocity, t_region, w_region], float)
   t = regions.to_pixels(t_region, grid)
   w = regions.to_pixels(w_region, grid)
   z_t = flow.interpolate(x, eps, t)

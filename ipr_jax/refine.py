@@ -10,13 +10,16 @@ one `jax.vmap`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ipr_jax import debug as debug_lib
 from ipr_jax import regions, rng, sampling
 
 SELECTORS = ("uniform", "uncertainty")
@@ -78,7 +81,11 @@ def selector_scores(key, eligible, sigma, cfg: RefineConfig):
 
 
 def choose_regions(key, eligible, sigma, m_table, cfg: RefineConfig):
-  """bool[R]: exactly m(|E|) eligible regions for one sample."""
+  """bool[R]: exactly m(|E|) eligible regions for one sample (eligible bool[R], sigma f32[R],
+  m_table i32[R + 1])."""
+  chex.assert_equal_shape([eligible, sigma])
+  chex.assert_rank(eligible, 1)
+  chex.assert_shape(m_table, (eligible.shape[0] + 1,))
   scores = selector_scores(key, eligible, sigma, cfg)
   m = m_table[jnp.sum(eligible)]
   rank = jnp.argsort(jnp.argsort(-scores, stable=True), stable=True)
@@ -86,6 +93,9 @@ def choose_regions(key, eligible, sigma, m_table, cfg: RefineConfig):
 
 
 def _renoise(key, x, z_init, sel, grid, cfg: RefineConfig):
+  """x, z_init f32[H, W, C]; sel bool[R]: fresh (or initial) noise in the selected regions."""
+  chex.assert_equal_shape([x, z_init])
+  chex.assert_shape(sel, (grid.num_regions,))
   noise = jax.random.normal(key, x.shape) if cfg.noise_type == "random" else z_init
   return jnp.where(regions.to_pixels(sel, grid), noise, x)
 
@@ -98,6 +108,7 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, key, x, eligib
   """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds."""
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
+  chex.assert_shape(x, (b, grid.height, grid.width, None))
   m_table = jnp.asarray([num_resampled(n, cfg.resampling_ratio) for n in range(r + 1)])
   k_init, k_pass, k_rounds = jax.random.split(key, 3)
   z_init = jax.random.normal(k_init, x.shape)
@@ -118,6 +129,8 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, key, x, eligib
     z = renoise(keys[1], x, z_init, sel, grid, cfg)
     state, nfe = sampling.run_pass(apply_fn, params, keys[2], z, ~sel, x, sigma, cfg.ipr)
     new_sigma = jnp.where(sel, state.sigma, sigma)
+    chex.assert_trees_all_equal_shapes_and_dtypes((state.z, new_sigma), carry)  # invariant carry
+    debug_lib.check_finite(state.z, "refined sample")
     hist = state.z if cfg.keep_history else None
     return (state.z, new_sigma), (_metric(metric_fn, state.z), nfe, hist, sel)
 
@@ -150,15 +163,16 @@ def _check_eligible(x, eligible) -> None:
 
 
 def refine(apply_fn: Callable, params, key, x, eligible,
-           config: RefineConfig = RefineConfig(), metric_fn: Optional[Callable] = None
-           ) -> RefineResult:
+           config: RefineConfig = RefineConfig(), metric_fn: Optional[Callable] = None, *,
+           debug: Optional[bool] = None) -> RefineResult:
   """Run IPR on a batch. x f32[B, H, W, C]; eligible bool[B, R] (regions IPR may resample).
 
   Standard mode: regions not eligible are givens held at x; the eligible ones are generated
   first by the SRM pass (`config.initial`), then refined for `config.rounds` rounds. Correction
   mode: x is a complete sample, no initial pass. `metric_fn(f32[B, H, W, C]) -> f32[B]` (or a
   pytree of them) is evaluated for rounds 0..B inside the scan. jit-compiled once per shapes,
-  config, apply_fn and metric_fn.
+  config, apply_fn and metric_fn. `debug=True` (or IPR_JAX_DEBUG_NANS=1) runs a separately
+  compiled version that stops at the first NaN/Inf in a denoiser output or a sample.
   """
   _check_eligible(x, eligible)
   sampling.check_float(x, "x")
@@ -166,5 +180,6 @@ def refine(apply_fn: Callable, params, key, x, eligible,
     sampling.check_finite(x, "x")
   else:
     sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
-  return _refine_jit(apply_fn, metric_fn, config, params, rng.as_key(key), x,
-                     jnp.asarray(eligible, bool))
+  fn = (debug_lib.checked(_refine, apply_fn, metric_fn, config) if debug_lib.requested(debug)
+        else functools.partial(_refine_jit, apply_fn, metric_fn, config))
+  return fn(params, rng.as_key(key), x, jnp.asarray(eligible, bool))

@@ -5,12 +5,14 @@ is one to be generated (mask = 1); a *known* (given) region is held at its value
 samplers take `known: bool[B, R]` (True = given), i.e. known = (mask == 0).
 
 Functions take any leading batch dimensions: the last three axes are H, W, C (images) or the
-last axis is R (region vectors).
+last axis is R (region vectors). chex states each contract against the grid when traced, so a
+transposed or mis-sized array fails here, naming its shape, instead of reshaping silently.
 """
 from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax.numpy as jnp
 
 
@@ -46,6 +48,7 @@ def make_grid(height: int, width: int, patch: int) -> RegionGrid:
 
 def patchify(x, grid: RegionGrid):
   """f32[..., H, W, C] -> f32[..., R, p*p*C] (row-major regions, pixels row-major inside)."""
+  chex.assert_shape(x, (..., grid.height, grid.width, None))
   *lead, h, w, c = x.shape
   p = grid.patch
   x = x.reshape(*lead, grid.grid_h, p, grid.grid_w, p, c)
@@ -55,6 +58,8 @@ def patchify(x, grid: RegionGrid):
 
 def unpatchify(patches, grid: RegionGrid):
   """f32[..., R, p*p*C] -> f32[..., H, W, C]; inverse of `patchify`."""
+  chex.assert_shape(patches, (..., grid.num_regions, None))
+  chex.assert_is_divisible(patches.shape[-1], grid.patch * grid.patch)
   *lead, r, d = patches.shape
   p = grid.patch
   c = d // (p * p)
@@ -65,6 +70,7 @@ def unpatchify(patches, grid: RegionGrid):
 
 def to_pixels(values, grid: RegionGrid):
   """Nearest-neighbour upsampling of per-region values: [..., R] -> [..., H, W, 1] (kron)."""
+  chex.assert_shape(values, (..., grid.num_regions))
   *lead, r = values.shape
   v = values.reshape(*lead, grid.grid_h, 1, grid.grid_w, 1, 1)
   v = jnp.broadcast_to(v, (*lead, grid.grid_h, grid.patch, grid.grid_w, grid.patch, 1))
@@ -77,7 +83,11 @@ def region_mean(pixels, grid: RegionGrid):
 
 
 def impose_known(z, known, known_values, grid: RegionGrid):
-  """Re-impose givens: z <- known_values where the region is known, else z (spec 1.4)."""
+  """Re-impose givens: z <- known_values where the region is known, else z (spec 1.4).
+  z, known_values f32[..., H, W, C]; known bool[..., R] with the same leading axes."""
+  chex.assert_equal_shape([z, known_values])
+  chex.assert_type(known, bool)
+  chex.assert_shape(known, (*z.shape[:-3], grid.num_regions))
   return jnp.where(to_pixels(known, grid), known_values, z)
 
 

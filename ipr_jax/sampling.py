@@ -12,13 +12,16 @@ r + 1 with the new starts; z <- reverse step (mean where s = 0); re-impose the g
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Optional
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ipr_jax import debug as debug_lib
 from ipr_jax import flow, regions, rng, schedules
 
 
@@ -92,7 +95,11 @@ def max_steps(num_regions: int, cfg: SamplerConfig) -> int:
 
 
 def init_pass(z, known, known_values, sigma, grid, cfg: SamplerConfig) -> PassState:
-  """Per-sample start of a pass: givens imposed, every unknown region waiting at t = 1."""
+  """Per-sample start of a pass: givens imposed, every unknown region waiting at t = 1.
+  z, known_values f32[H, W, C]; known bool[R]; sigma f32[R]."""
+  chex.assert_shape([z, known_values], (grid.height, grid.width, None))
+  chex.assert_shape([known, sigma], (grid.num_regions,))
+  chex.assert_type([z, known, sigma], [float, bool, float])
   unknown = ~known
   n = num_blocks(jnp.sum(unknown).astype(jnp.int32), cfg)
   a, b = schedules.overlap_fraction(cfg.overlap)
@@ -104,6 +111,7 @@ def init_pass(z, known, known_values, sigma, grid, cfg: SamplerConfig) -> PassSt
 
 def order_scores(key, r, sigma_now, cfg: SamplerConfig):
   """Lower score = generated earlier. f32[R]."""
+  chex.assert_rank(sigma_now, 1)
   if cfg.order == "greedy":
     return sigma_now
   if cfg.order == "random":
@@ -128,7 +136,10 @@ def level(st: PassState, r):
 
 def pass_step(st: PassState, r, t, out_velocity, out_v, out_sigma, known_values, key, grid,
               cfg: SamplerConfig) -> PassState:
-  """One step r of one sample, given t = level(st, r) f32[R] and the denoiser output at t."""
+  """One step r of one sample, given t = level(st, r) f32[R] and the denoiser output at t
+  (velocity, v f32[H, W, C], sigma f32[R])."""
+  chex.assert_equal_shape([st.z, out_velocity, out_v, known_values])
+  chex.assert_equal_shape([t, out_sigma, st.start])
   sel, new_blocks = _select(st, r, order_scores(key, r, out_sigma, cfg), cfg)
   st = st.replace(start=jnp.where(sel, r, st.start), remaining=st.remaining & ~sel,
                   count=st.count + new_blocks, sigma=jnp.where(sel, out_sigma, st.sigma))
@@ -145,6 +156,10 @@ def run_pass(apply_fn, params, keys, z, known, known_values, sigma, cfg: Sampler
   Returns (PassState batched, nfe i32[]). The one place that vmaps over the batch.
   """
   grid = grid_of(z.shape, known.shape[-1])
+  b = z.shape[0]
+  chex.assert_shape([known, sigma], (b, grid.num_regions))
+  chex.assert_shape(known_values, z.shape)
+  chex.assert_shape(keys, (b, *keys.shape[1:]))
   state = jax.vmap(init_pass, in_axes=(0, 0, 0, 0, None, None))(
       z, known, known_values, sigma, grid, cfg)
   batch_steps = jnp.max(state.total_steps)
@@ -154,9 +169,15 @@ def run_pass(apply_fn, params, keys, z, known, known_values, sigma, cfg: Sampler
     def run(st):
       t = jax.vmap(level, in_axes=(0, None))(st, r)
       out = apply_fn(params, st.z, t)
+      debug_lib.check_finite(out, "denoiser output")
+      chex.assert_shape(out.velocity, z.shape)
+      chex.assert_shape(out.sigma_region, known.shape)
       return step(st, r, t, out.velocity, out.v_interp, out.sigma_region, known_values, keys,
                   grid, cfg)
-    return jax.lax.cond(r < batch_steps, run, lambda st: st, st), None
+    new = jax.lax.cond(r < batch_steps, run, lambda st: st, st)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new, st)  # the loop state is invariant
+    debug_lib.check_finite(new.z, "sampler state z")
+    return new, None
 
   steps = jnp.arange(max_steps(known.shape[-1], cfg), dtype=jnp.int32)
   state, _ = jax.lax.scan(body, state, steps)
@@ -208,11 +229,14 @@ _sample_jit = jax.jit(_sample, static_argnums=(0, 1))
 
 
 def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
-           config: SamplerConfig = SamplerConfig()) -> SampleResult:
+           config: SamplerConfig = SamplerConfig(), *, debug: Optional[bool] = None
+           ) -> SampleResult:
   """Generate the unknown regions of a batch with the SRM sequential sampler (spec 3).
 
   z_init f32[B, H, W, C] initial noise; known_mask bool[B, R] (True = given, held at
   known_values f32[B, H, W, C]); config static. Compiled once per shapes and config.
+  `debug=True` (or IPR_JAX_DEBUG_NANS=1) runs a separately compiled version that stops at the
+  first NaN/Inf in the denoiser output or the state (`ipr_jax.debug`).
   """
   check_batch(z_init, known_mask, "known_mask")
   if np.shape(known_values) != np.shape(z_init):
@@ -222,5 +246,6 @@ def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
   check_float(known_values, "known_values")
   check_finite(z_init, "z_init")
   check_finite(known_values, "known_values", where=known_mask)
-  return _sample_jit(apply_fn, config, params, rng.as_key(key), z_init,
-                     jnp.asarray(known_mask, bool), known_values)
+  fn = (debug_lib.checked(_sample, apply_fn, config) if debug_lib.requested(debug)
+        else functools.partial(_sample_jit, apply_fn, config))
+  return fn(params, rng.as_key(key), z_init, jnp.asarray(known_mask, bool), known_values)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 
+import chex
 import jax.numpy as jnp
 
 ORDERS = ("greedy", "random", "raster", "parallel")
@@ -86,7 +87,11 @@ def noise_level(r, start, known, proto_len, total_steps):
 
   1 until the region's start step, then (Lc - (r - start)) / Lc down to 0 (the pasted prototype
   pi[i] = (Lc - i) / Lc), 0 afterwards; known regions and every region at r >= M are 0.
+  start i32[R], known bool[R]; r, proto_len, total_steps i32 scalars (one sample).
   """
+  chex.assert_equal_shape([start, known])
+  chex.assert_type([start, known], [int, bool])
+  chex.assert_rank([r, proto_len, total_steps], 0)
   elapsed = r - start
   frac = (proto_len - elapsed).astype(jnp.float32) / jnp.asarray(proto_len, jnp.float32)
   t = jnp.where(elapsed <= 0, 1.0, jnp.clip(frac, 0.0, 1.0))

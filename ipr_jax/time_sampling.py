@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -125,6 +126,7 @@ def mean_beta_density(key, num_regions: int, sharpness: float, num_images: int =
 
 def density_weights(t, pdf):
   """w(t) = (1 + 1e-6) / (pdf(bin(t)) + 1e-6), bin = clamp(floor(1000 t), 0, 999)."""
+  chex.assert_shape(pdf, (NUM_BINS,))
   bins = jnp.clip(jnp.floor(t * NUM_BINS).astype(jnp.int32), 0, NUM_BINS - 1)
   return (1.0 + 1e-6) / (pdf[bins] + 1e-6)
 
@@ -159,4 +161,6 @@ def sample_times(key, batch: int, num_regions: int, config: TimeSamplerConfig, p
     w = jnp.ones_like(t) if pdf is None else density_weights(t, pdf)
   if config.add_zeros:
     t, w = _add_zeros(k_z, t, w)
+  chex.assert_shape([t, w], (batch, num_regions))
+  chex.assert_type([t, w], float)
   return t, w

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ipr_jax import debug as debug_lib
 from ipr_jax import flow, losses, regions, rng, time_sampling
 
 
@@ -101,6 +103,10 @@ def replicate(tree, mesh: Mesh):
 def _loss_fn(params, apply_fn, batch, key, step, pdf, grid, sampler_cfg, loss_cfg):
   x = batch["x"]
   b = x.shape[0]
+  chex.assert_shape(x, (b, grid.height, grid.width, None))
+  chex.assert_type(x, float)
+  if "mask" in batch:
+    chex.assert_shape(batch["mask"], (b, grid.num_regions))
   k_t, k_eps, k_drop = jax.random.split(key, 3)
   t, w = time_sampling.sample_times(k_t, b, grid.num_regions, sampler_cfg,
                                     pdf if sampler_cfg.kind == "mean_beta" else None)
@@ -115,8 +121,11 @@ def _loss_fn(params, apply_fn, batch, key, step, pdf, grid, sampler_cfg, loss_cf
 def make_train_step(apply_fn, optimizer, grid: regions.RegionGrid,
                     sampler_cfg: time_sampling.TimeSamplerConfig,
                     loss_cfg: LossConfig = LossConfig(), ema_decay: float = 0.9999,
-                    mesh: Optional[Mesh] = None):
+                    mesh: Optional[Mesh] = None, *, debug: Optional[bool] = None):
   """Return jitted train_step(state, batch, key) -> (state, metrics), state donated.
+
+  `debug=True` (or IPR_JAX_DEBUG_NANS=1) compiles a checked step that stops at the first NaN/Inf
+  in the loss terms, the gradients or the new params (`ipr_jax.debug`).
 
   With a mesh, the batch is expected sharded along 'data' (see `shard_batch`) and the state
   replicated; XLA inserts the gradient all-reduce. On one device this is a plain jit.
@@ -126,14 +135,19 @@ def make_train_step(apply_fn, optimizer, grid: regions.RegionGrid,
     grad_fn = jax.value_and_grad(_loss_fn, has_aux=True)
     (_, metrics), grads = grad_fn(state.params, apply_fn, batch, key, state.step,
                                   state.time_pdf, grid, sampler_cfg, loss_cfg)
+    debug_lib.check_finite(metrics, "loss")
+    debug_lib.check_finite(grads, "gradient")
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    debug_lib.check_finite(params, "params")
     ema = ema_update(state.ema_params, params, state.step, ema_decay)
     metrics = dict(metrics, grad_norm=optax.global_norm(grads))
     new = state.replace(step=state.step + 1, params=params, ema_params=ema, opt_state=opt_state)
     return new, metrics
 
-  if mesh is None:
+  if debug_lib.requested(debug):
+    jitted = debug_lib.checked(step_fn)  # one device; the checked step is for hunting NaNs
+  elif mesh is None:
     jitted = jax.jit(step_fn, donate_argnums=0)
   else:
     rep = NamedSharding(mesh, PartitionSpec())

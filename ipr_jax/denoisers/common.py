@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -17,6 +18,14 @@ class DenoiserOutput(NamedTuple):
   velocity: jax.Array
   v_interp: jax.Array
   sigma_region: jax.Array
+
+
+def check_output(out: DenoiserOutput, z_t, t_region) -> None:
+  """The contract of every denoiser: velocity and v_interp f32 like z_t [B, H, W, C], sigma
+  f32[B, R] like t_region."""
+  chex.assert_equal_shape([out.velocity, out.v_interp, z_t])
+  chex.assert_equal_shape([out.sigma_region, t_region])
+  chex.assert_type([out.velocity, out.v_interp, out.sigma_region], jnp.float32)
 
 
 def sigma_from_logvar(logvar):
@@ -70,7 +79,10 @@ def split_module(model: nnx.Module) -> tuple[ApplyFn, Params]:
   def apply(params, z_t, t_region, *, key=None):
     filled = jax.tree.map(lambda x: x, abstract)
     nnx.replace_by_pure_dict(filled, params)
-    return nnx.merge(graphdef, filled)(z_t, t_region, key=key)
+    out = nnx.merge(graphdef, filled)(z_t, t_region, key=key)
+    if isinstance(out, DenoiserOutput):  # (the evaluators' classifiers share this builder)
+      check_output(out, z_t, t_region)
+    return out
 
   return apply, params
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -76,6 +77,7 @@ def predictions(apply, params, x) -> dict:
   _check(x)
   lead = x.shape[:-3]
   logits = apply(params, x.reshape(-1, *x.shape[-3:]), None)
+  chex.assert_rank(list(logits.values()), 2)
   out = {k: jnp.argmax(v, axis=-1).astype(jnp.int32).reshape(lead) for k, v in logits.items()}
   out["num_polygons"] = out["num_polygons"] + 1
   out["num_vertices"] = out["num_vertices"] + cp.VERTICES[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -63,6 +64,7 @@ def board_digits(apply, params, images, cell: int):
   lead = images.shape[:-3]
   tiles = images.reshape(-1, 9, cell, 9, cell, 1).transpose(0, 1, 3, 2, 4, 5)
   logits = apply(params, tiles.reshape(-1, cell, cell, 1), None)
+  chex.assert_shape(logits, (tiles.shape[0] * 81, 10))
   return predict_digits(logits).reshape(*lead, 9, 9)
 
 

@@ -2,6 +2,7 @@
 so one call scores [B] samples or [rounds, B] at once. jnp and jit-able."""
 from __future__ import annotations
 
+import chex
 import jax.numpy as jnp
 
 
@@ -16,6 +17,8 @@ def _units(onehot):
 
 def duplicate_count(digits):
   """sum over rows, columns, boxes and digits d of |count(d) - 1|; 0 iff valid. i32[...]."""
+  chex.assert_shape(digits, (..., 9, 9))
+  chex.assert_type(digits, int)
   onehot = (digits[..., None] == jnp.arange(1, 10)).astype(jnp.int32)
   return jnp.abs(_units(onehot) - 1).sum(axis=(-1, -2))
 
@@ -27,6 +30,8 @@ def is_valid(digits):
 
 def matches_givens(digits, given_digits, given_mask):
   """bool[...]: every given cell (given_mask bool[..., 81]) holds its given digit."""
+  chex.assert_equal_shape([digits, given_digits])
+  chex.assert_shape(given_mask, (*digits.shape[:-2], 81))
   same = (digits == given_digits).reshape(*digits.shape[:-2], 81)
   return jnp.all(same | ~given_mask, axis=-1)
 
