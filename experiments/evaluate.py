@@ -7,6 +7,7 @@ region so that its NFE does not exceed the IPR run's total. Writes DIR/results.j
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -44,8 +45,10 @@ def load_params(config, workdir: str, task):
 
 def _load_imported(workdir: str, task):
   """(apply, params, source) of DIR/imported, whose model must be this config's denoiser."""
-  apply, params, manifest = pretrained.load(IMPORTED, root=workdir)
-  if pretrained.model_config(manifest["model"]) != task.model_config:
+  dtype = task.model_config.dtype  # the compute dtype is the run's choice, not the weights'
+  apply, params, manifest = pretrained.load(IMPORTED, root=workdir, dtype=dtype)
+  stored = dataclasses.replace(pretrained.model_config(manifest["model"]), dtype=dtype)
+  if stored != task.model_config:
     raise ValueError(f"{workdir}/{IMPORTED} holds a {manifest['model']} denoiser, but the config "
                      f"asks for {denoisers.to_dict(task.model_config)}")
   return apply, params, f"{workdir}/{IMPORTED} (from {manifest.get('source')})"

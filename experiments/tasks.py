@@ -44,7 +44,7 @@ def _sudoku_symbolic(config) -> Task:
   graph = graphs.sudoku_peers() if m.graph == "sudoku_peers" else graphs.full(81)
   model = denoisers.TransformerConfig(
       9, 9, 9, 1, dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio,
-      dropout=m.dropout, position_ids=(tuple(row), tuple(col), tuple(box)),
+      dropout=m.dropout, dtype=compute_dtype(m), position_ids=(tuple(row), tuple(col), tuple(box)),
       attention_graph=tuple(map(tuple, graph)))
 
   def test_items(split, num, validation=False):
@@ -130,15 +130,25 @@ _UNET_KEYS = ("widths", "attention", "num_blocks", "groups", "dropout", "time_di
 _TRANSFORMER_KEYS = ("dim", "depth", "heads", "mlp_ratio", "dropout")
 
 
+def compute_dtype(m) -> str:
+  """model.dtype: float32, bfloat16, or auto (bfloat16 on GPU/TPU, float32 on CPU)."""
+  name = m.get("dtype", "float32")
+  if name == "auto":
+    return "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
+  return name
+
+
 def _image_model(m, height, width, channels, patch, **transformer_extra):
   """The denoiser config of an image benchmark: `unet` (spec 6.1) or `transformer` (with the
   benchmark's extra fields, e.g. the Sudoku peer graph)."""
   if m.kind == "unet":
     return denoisers.make_config("unet", height=height, width=width, channels=channels,
-                                 patch=patch, **{k: m[k] for k in _UNET_KEYS if k in m})
+                                 patch=patch, dtype=compute_dtype(m),
+                                 **{k: m[k] for k in _UNET_KEYS if k in m})
   if m.kind == "transformer":
     return denoisers.make_config("transformer", height=height, width=width, channels=channels,
-                                 patch=patch, **{k: m[k] for k in _TRANSFORMER_KEYS},
+                                 patch=patch, dtype=compute_dtype(m),
+                                 **{k: m[k] for k in _TRANSFORMER_KEYS},
                                  **transformer_extra)
   raise ValueError(f"model.kind must be one of {tuple(denoisers.KINDS)}, got {m.kind!r}")
 

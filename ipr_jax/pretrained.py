@@ -2,6 +2,7 @@
 wall time, commit, sha256). `load(name)` rebuilds the denoiser and checks the hash."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -115,8 +116,13 @@ def manifest(name: str, root: str = ASSETS) -> dict:
   return json.load(open(path))
 
 
-def load(name: str, root: str = ASSETS):
-  """(apply, params, manifest) of a shipped denoiser; ValueError if missing or altered."""
-  apply, like = denoisers.build(model_config(manifest(name, root)["model"]), None)
+def load(name: str, root: str = ASSETS, dtype: str | None = None):
+  """(apply, params, manifest) of a shipped denoiser; ValueError if missing or altered.
+  `dtype` ("float32" / "bfloat16") sets the compute dtype of `apply` (params stay float32);
+  None keeps the manifest's (float32 where it names none)."""
+  cfg = model_config(manifest(name, root)["model"])
+  if dtype is not None:
+    cfg = dataclasses.replace(cfg, dtype=dtype)
+  apply, like = denoisers.build(cfg, None)
   params, man = load_raw(name, like, root)
   return apply, params, man

@@ -25,7 +25,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.data = dict(background_dir="", classifier="polygons_blank")
   c.model = dict(kind="transformer", dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0,
                  widths=(128, 128, 256, 256, 512), attention=(False, False, False, True, True),
-                 num_blocks=2, groups=32, time_dim=512, head_channels=64)
+                 num_blocks=2, groups=32, time_dim=512, head_channels=64,
+                 dtype="float32")  # compute dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000)
   c.train = dict(steps=20_000, batch_size=32, learning_rate=5e-4, warmup_steps=1000,
                  lr_schedule="cosine", ema_decay=0.999, checkpoint_every=1000, log_every=50,
@@ -44,7 +45,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5)
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
   elif variant == "paper":
-    c.model.update(kind="unet", dropout=0.1)
+    c.model.update(kind="unet", dropout=0.1, dtype="auto")
     c.train.update(steps=250_000, batch_size=56, learning_rate=1e-4, warmup_steps=5000,
                    lr_schedule="constant", ema_decay=0.9999, checkpoint_every=5000,
                    eval_every=10_000, eval_samples=64, data_workers=8)

@@ -18,7 +18,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.model = dict(kind="transformer", dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0,
                  # kind = unet: spec 6.2's UNet (attention at 8^2 and 4^2), used by paper
                  widths=(64, 128, 128, 256), attention=(False, False, True, True), num_blocks=2,
-                 groups=32, time_dim=512, head_channels=64)
+                 groups=32, time_dim=512, head_channels=64,
+                 dtype="float32")  # compute dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.75, add_zeros=True, density_images=80_000)
   c.train = dict(steps=20_000, batch_size=64, learning_rate=8e-4, warmup_steps=1000,
                  ema_decay=0.999, checkpoint_every=1000, log_every=50, eval_every=2000,
@@ -37,7 +38,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5)
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
   elif variant == "paper":
-    c.model.update(kind="unet", dropout=0.1)
+    c.model.update(kind="unet", dropout=0.1, dtype="auto")
     c.train.update(steps=100_000, batch_size=2048, warmup_steps=5000, ema_decay=0.9999,
                    data_workers=8)
   elif variant != "cpu":

@@ -36,7 +36,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
-    c.model.update(kind="unet", dropout=0.1)
+    c.model.update(kind="unet", dropout=0.1, dtype="auto")
     c.train.update(batch_size=56)  # spec 6.2: 28 per GPU x 2
     c.train.data_workers = 4  # 252x252 boards composed on the host
   return c

@@ -20,7 +20,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.variant = variant
   c.seed = 0
   c.model = dict(kind="transformer", dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0,
-                 graph="sudoku_peers")
+                 graph="sudoku_peers", dtype="float32")  # dtype: float32, bfloat16, auto
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
                         concentration=20.0)  # concentration: board_beta only
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
@@ -41,7 +41,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2)
     c.eval.update(num_samples=4, batch_size=4, strip_samples=2)
   elif variant == "paper":
-    c.model.update(dim=256, depth=8, heads=8)
+    c.model.update(dim=256, depth=8, heads=8, dtype="auto")
     c.train.update(steps=250_000, batch_size=256, learning_rate=1e-4, warmup_steps=5000,
                    lr_schedule="constant", ema_decay=0.9999, checkpoint_every=5000, eval_every=5000, eval_samples=256,
                    max_to_keep=3)

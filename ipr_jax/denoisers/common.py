@@ -10,6 +10,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str):
+  """The jnp dtype of a config's compute `dtype` name (params always stay float32)."""
+  if name not in DTYPES:
+    raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {name!r}")
+  return DTYPES[name]
 
 
 class DenoiserOutput(NamedTuple):
@@ -44,10 +52,10 @@ def sinusoidal_time(t, dim: int = 256):
 class TimeEmbedding(nnx.Module):
   """sinusoidal(256) -> Linear -> SiLU -> Linear, applied per token or per pixel."""
 
-  def __init__(self, dim: int, *, rngs: nnx.Rngs, freq_dim: int = 256):
+  def __init__(self, dim: int, *, rngs: nnx.Rngs, freq_dim: int = 256, dtype=jnp.float32):
     self.freq_dim = freq_dim
-    self.fc1 = nnx.Linear(freq_dim, dim, rngs=rngs)
-    self.fc2 = nnx.Linear(dim, dim, rngs=rngs)
+    self.fc1 = nnx.Linear(freq_dim, dim, dtype=dtype, rngs=rngs)
+    self.fc2 = nnx.Linear(dim, dim, dtype=dtype, rngs=rngs)
 
   def __call__(self, t):
     return self.fc2(nnx.silu(self.fc1(sinusoidal_time(t, self.freq_dim))))

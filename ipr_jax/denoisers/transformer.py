@@ -6,6 +6,9 @@ column and box). Each block: adaLN-modulated attention (optionally masked by a r
 graph) and MLP, with zero-initialised gates. The head maps each token back to its region:
 velocity (p p C), raw v (p p C) and one log-variance, zero-initialised so that at init
 velocity = 0, v_interp = 0.5, sigma = 1 (spec 1.3).
+
+Mixed precision: with `dtype="bfloat16"` the matmuls and activations run in bf16 while params
+stay float32; LayerNorm, softmax and the outputs (velocity, v, sigma) are float32.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import numpy as np
 from flax import nnx
 
 from ipr_jax import regions
-from ipr_jax.denoisers.common import DenoiserOutput, TimeEmbedding, dropout, sigma_from_logvar
+from ipr_jax.denoisers.common import (DenoiserOutput, TimeEmbedding, compute_dtype, dropout,
+                                      sigma_from_logvar)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +40,15 @@ class TransformerConfig:
   dropout: float = 0.0
   position_ids: Optional[tuple] = None
   attention_graph: Optional[tuple] = None
+  dtype: str = "float32"     # compute dtype: float32 or bfloat16 (params stay float32)
 
 
-def _zeros_linear(din, dout, rngs):
-  return nnx.Linear(din, dout, kernel_init=nnx.initializers.zeros, rngs=rngs)
+def _zeros_linear(din, dout, rngs, dtype):
+  return nnx.Linear(din, dout, kernel_init=nnx.initializers.zeros, dtype=dtype, rngs=rngs)
+
+
+def _layer_norm(d, rngs):
+  return nnx.LayerNorm(d, use_scale=False, use_bias=False, dtype=jnp.float32, rngs=rngs)
 
 
 def _modulate(x, shift, scale):
@@ -49,32 +58,32 @@ def _modulate(x, shift, scale):
 class Block(nnx.Module):
 
   def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
-    d = cfg.dim
-    self.heads, self.rate = cfg.heads, cfg.dropout
-    self.norm1 = nnx.LayerNorm(d, use_scale=False, use_bias=False, rngs=rngs)
-    self.norm2 = nnx.LayerNorm(d, use_scale=False, use_bias=False, rngs=rngs)
-    self.qkv = nnx.Linear(d, 3 * d, rngs=rngs)
-    self.proj = nnx.Linear(d, d, rngs=rngs)
-    self.fc1 = nnx.Linear(d, cfg.mlp_ratio * d, rngs=rngs)
-    self.fc2 = nnx.Linear(cfg.mlp_ratio * d, d, rngs=rngs)
-    self.ada = _zeros_linear(d, 6 * d, rngs)
+    d, dt = cfg.dim, compute_dtype(cfg.dtype)
+    self.heads, self.rate, self.dtype = cfg.heads, cfg.dropout, dt
+    self.norm1, self.norm2 = _layer_norm(d, rngs), _layer_norm(d, rngs)
+    self.qkv = nnx.Linear(d, 3 * d, dtype=dt, rngs=rngs)
+    self.proj = nnx.Linear(d, d, dtype=dt, rngs=rngs)
+    self.fc1 = nnx.Linear(d, cfg.mlp_ratio * d, dtype=dt, rngs=rngs)
+    self.fc2 = nnx.Linear(cfg.mlp_ratio * d, d, dtype=dt, rngs=rngs)
+    self.ada = _zeros_linear(d, 6 * d, rngs, dt)
 
   def attend(self, x, mask):
     """Head-major attention: q @ k^T on [B, heads, R, d] (4x faster on XLA:CPU than einsum)."""
     b, r, d = x.shape
     qkv = self.qkv(x).reshape(b, r, 3, self.heads, d // self.heads)
     q, k, v = jnp.transpose(qkv, (2, 0, 3, 1, 4))
-    logits = (q @ jnp.swapaxes(k, -1, -2)) * (d // self.heads) ** -0.5
+    logits = (q @ jnp.swapaxes(k, -1, -2)).astype(jnp.float32) * (d // self.heads) ** -0.5
     if mask is not None:
       logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
-    out = jax.nn.softmax(logits, axis=-1) @ v
+    out = jax.nn.softmax(logits, axis=-1).astype(self.dtype) @ v
     return self.proj(jnp.swapaxes(out, 1, 2).reshape(b, r, d))
 
   def __call__(self, x, cond, mask, key):
     s1, c1, g1, s2, c2, g2 = jnp.split(self.ada(cond), 6, axis=-1)
     k1, k2 = (None, None) if key is None else jax.random.split(key)
-    x = x + g1 * dropout(k1, self.attend(_modulate(self.norm1(x), s1, c1), mask), self.rate)
-    h = self.fc2(nnx.gelu(self.fc1(_modulate(self.norm2(x), s2, c2))))
+    norm = lambda n, s, c: _modulate(n(x).astype(self.dtype), s, c)
+    x = x + g1 * dropout(k1, self.attend(norm(self.norm1, s1, c1), mask), self.rate)
+    h = self.fc2(nnx.gelu(self.fc1(norm(self.norm2, s2, c2))))
     return x + g2 * dropout(k2, h, self.rate)
 
 
@@ -95,13 +104,15 @@ class RegionTransformer(nnx.Module):
                        f"got {np.shape(cfg.attention_graph)}")
     self.pos_ids = tuple(tuple(int(i) for i in ids) for ids in pos)
     token = cfg.patch * cfg.patch * cfg.channels
-    self.embed = nnx.Linear(token, cfg.dim, rngs=rngs)
-    self.pos = nnx.List([nnx.Embed(max(ids) + 1, cfg.dim, rngs=rngs) for ids in self.pos_ids])
-    self.time = TimeEmbedding(cfg.dim, rngs=rngs)
+    dt = self.dtype = compute_dtype(cfg.dtype)
+    self.embed = nnx.Linear(token, cfg.dim, dtype=dt, rngs=rngs)
+    self.pos = nnx.List([nnx.Embed(max(ids) + 1, cfg.dim, dtype=dt, rngs=rngs)
+                         for ids in self.pos_ids])
+    self.time = TimeEmbedding(cfg.dim, rngs=rngs, dtype=dt)
     self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.depth)])
-    self.norm = nnx.LayerNorm(cfg.dim, use_scale=False, use_bias=False, rngs=rngs)
-    self.ada = _zeros_linear(cfg.dim, 2 * cfg.dim, rngs)
-    self.head = _zeros_linear(cfg.dim, 2 * token + 1, rngs)
+    self.norm = _layer_norm(cfg.dim, rngs)
+    self.ada = _zeros_linear(cfg.dim, 2 * cfg.dim, rngs, dt)
+    self.head = _zeros_linear(cfg.dim, 2 * token + 1, rngs, dt)
 
   def __call__(self, z_t, t_region, *, key=None):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
@@ -115,7 +126,7 @@ class RegionTransformer(nnx.Module):
     for i, block in enumerate(self.blocks):
       x = block(x, cond, mask, None if key is None else jax.random.fold_in(key, i))
     shift, scale = jnp.split(self.ada(cond), 2, axis=-1)
-    out = self.head(_modulate(self.norm(x), shift, scale))
+    out = self.head(_modulate(self.norm(x).astype(self.dtype), shift, scale)).astype(jnp.float32)
     token = cfg.patch * cfg.patch * cfg.channels
     velocity = regions.unpatchify(out[..., :token], grid)
     v_interp = (regions.unpatchify(out[..., token:2 * token], grid) + 1.0) / 2.0

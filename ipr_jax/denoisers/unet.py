@@ -5,6 +5,9 @@ centres, no antialias) to the block's resolution, embedded per location by the o
 TimeEmbedding MLP, passed through SiLU -> Linear(C_out) and added before the second GroupNorm.
 Output: GN -> SiLU -> zero-initialised conv3x3 to 2C + 1 channels = (velocity, raw v, logvar);
 logvar is averaged per region (geometric mean of sigma), v_interp = (raw + 1) / 2.
+
+Mixed precision: with `dtype="bfloat16"` convolutions, linears and activations run in bf16
+while params stay float32; GroupNorm, the attention softmax and the outputs are float32.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ipr_jax import regions
-from ipr_jax.denoisers.common import DenoiserOutput, TimeEmbedding, dropout, sigma_from_logvar
+from ipr_jax.denoisers.common import (DenoiserOutput, TimeEmbedding, compute_dtype, dropout,
+                                      sigma_from_logvar)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,17 +37,19 @@ class UNetConfig:
   head_channels: int = 64
   groups: int = 32
   dropout: float = 0.1
+  dtype: str = "float32"      # compute dtype: float32 or bfloat16 (params stay float32)
 
 
-def _conv(cin, cout, rngs, k=3, zero=False, stride=1):
+def _conv(cin, cout, rngs, k=3, zero=False, stride=1, dtype=jnp.float32):
   init = nnx.initializers.zeros if zero else nnx.initializers.lecun_normal()
   pad = ((k // 2, k // 2), (k // 2, k // 2))
   return nnx.Conv(cin, cout, (k, k), strides=(stride, stride), padding=pad, kernel_init=init,
-                  rngs=rngs)
+                  dtype=dtype, rngs=rngs)
 
 
 def _norm(c, groups, rngs):
-  return nnx.GroupNorm(c, num_groups=min(groups, c), epsilon=1e-5, rngs=rngs)
+  """GroupNorm computed in float32 (callers cast its output to the compute dtype)."""
+  return nnx.GroupNorm(c, num_groups=min(groups, c), epsilon=1e-5, dtype=jnp.float32, rngs=rngs)
 
 
 def _resize_time(t_pix, h, w):
@@ -64,37 +70,39 @@ def _nearest_to(x, h, w):
 class ResBlock(nnx.Module):
 
   def __init__(self, cin, cout, cfg: UNetConfig, *, rngs):
-    self.rate = cfg.dropout
+    self.rate, dt = cfg.dropout, compute_dtype(cfg.dtype)
+    self.dtype = dt
     self.n1, self.n2 = _norm(cin, cfg.groups, rngs), _norm(cout, cfg.groups, rngs)
-    self.c1 = _conv(cin, cout, rngs)
-    self.c2 = _conv(cout, cout, rngs, zero=True)
-    self.temb = nnx.Linear(cfg.time_dim, cout, rngs=rngs)
-    self.skip = _conv(cin, cout, rngs, k=1) if cin != cout else None
+    self.c1 = _conv(cin, cout, rngs, dtype=dt)
+    self.c2 = _conv(cout, cout, rngs, zero=True, dtype=dt)
+    self.temb = nnx.Linear(cfg.time_dim, cout, dtype=dt, rngs=rngs)
+    self.skip = _conv(cin, cout, rngs, k=1, dtype=dt) if cin != cout else None
 
   def __call__(self, x, t_pix, time_mlp, key):
-    h = self.c1(nnx.silu(self.n1(x)))
+    h = self.c1(nnx.silu(self.n1(x).astype(self.dtype)))
     t = _resize_time(t_pix, h.shape[1], h.shape[2])
     h = h + self.temb(nnx.silu(time_mlp(t)))
-    h = self.c2(dropout(key, nnx.silu(self.n2(h)), self.rate))
+    h = self.c2(dropout(key, nnx.silu(self.n2(h).astype(self.dtype)), self.rate))
     return h + (x if self.skip is None else self.skip(x))
 
 
 class Attention(nnx.Module):
 
   def __init__(self, c, cfg: UNetConfig, *, rngs):
-    self.heads = max(1, c // cfg.head_channels)
+    self.heads, dt = max(1, c // cfg.head_channels), compute_dtype(cfg.dtype)
+    self.dtype = dt
     self.norm = _norm(c, cfg.groups, rngs)
-    self.qkv = _conv(c, 3 * c, rngs, k=1)
-    self.proj = _conv(c, c, rngs, k=1, zero=True)
+    self.qkv = _conv(c, 3 * c, rngs, k=1, dtype=dt)
+    self.proj = _conv(c, c, rngs, k=1, zero=True, dtype=dt)
 
   def __call__(self, x):
     b, h, w, c = x.shape
     d = c // self.heads
-    qkv = self.qkv(self.norm(x)).reshape(b, h * w, self.heads, 3 * d)  # legacy [q|k|v] per head
+    qkv = self.qkv(self.norm(x).astype(self.dtype)).reshape(b, h * w, self.heads, 3 * d)  # legacy [q|k|v] per head
     q, k, v = jnp.split(jnp.swapaxes(qkv, 1, 2), 3, axis=-1)
     scale = d ** -0.25
     logits = (q * scale) @ jnp.swapaxes(k * scale, -1, -2)
-    out = jax.nn.softmax(logits.astype(jnp.float32), axis=-1) @ v
+    out = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype) @ v
     return x + self.proj(jnp.swapaxes(out, 1, 2).reshape(b, h, w, c))
 
 
@@ -106,9 +114,10 @@ class UNet(nnx.Module):
                        f"({len(cfg.widths)})")
     self.cfg = cfg
     self.grid = regions.make_grid(cfg.height, cfg.width, cfg.patch)
-    self.time = TimeEmbedding(cfg.time_dim, rngs=rngs, freq_dim=cfg.time_freq_dim)
+    dt = self.dtype = compute_dtype(cfg.dtype)
+    self.time = TimeEmbedding(cfg.time_dim, rngs=rngs, freq_dim=cfg.time_freq_dim, dtype=dt)
     ws = cfg.widths
-    self.conv_in = _conv(cfg.channels, ws[0], rngs)
+    self.conv_in = _conv(cfg.channels, ws[0], rngs, dtype=dt)
     down, skips, c = [], [ws[0]], ws[0]
     for lvl, w in enumerate(ws):
       for _ in range(cfg.num_blocks):
@@ -117,7 +126,7 @@ class UNet(nnx.Module):
         c = w
         skips.append(c)
       if lvl < len(ws) - 1:
-        down.append(_conv(c, c, rngs, stride=2))
+        down.append(_conv(c, c, rngs, stride=2, dtype=dt))
         skips.append(c)
     self.down = nnx.List(down)
     self.mid = nnx.List([ResBlock(c, c, cfg, rngs=rngs), Attention(c, cfg, rngs=rngs),
@@ -129,10 +138,10 @@ class UNet(nnx.Module):
         up.append(Attention(ws[lvl], cfg, rngs=rngs) if cfg.attention[lvl] else None)
         c = ws[lvl]
       if lvl > 0:
-        up.append(_conv(c, c, rngs))
+        up.append(_conv(c, c, rngs, dtype=dt))
     self.up = nnx.List(up)
     self.norm_out = _norm(c, cfg.groups, rngs)
-    self.conv_out = _conv(c, 2 * cfg.channels + 1, rngs, zero=True)
+    self.conv_out = _conv(c, 2 * cfg.channels + 1, rngs, zero=True, dtype=dt)
 
   def __call__(self, z_t, t_region, *, key=None):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
@@ -166,7 +175,7 @@ class UNet(nnx.Module):
       if lvl > 0:
         h = self.up[i](_nearest_to(h, hs[-1].shape[1], hs[-1].shape[2]))
         i += 1
-    out = self.conv_out(nnx.silu(self.norm_out(h)))
+    out = self.conv_out(nnx.silu(self.norm_out(h).astype(self.dtype))).astype(jnp.float32)
     c = cfg.channels
     logvar = regions.region_mean(out[..., 2 * c:], grid)
     return DenoiserOutput(out[..., :c], (out[..., c:2 * c] + 1.0) / 2.0, sigma_from_logvar(logvar))

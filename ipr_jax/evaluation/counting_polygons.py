@@ -19,7 +19,7 @@ import numpy as np
 from flax import nnx
 
 from ipr_jax.data import counting_polygons as cp
-from ipr_jax.denoisers.common import build_module
+from ipr_jax.denoisers.common import build_module, compute_dtype
 
 HEADS = {"num_polygons": cp.MAX_POLYGONS, "num_vertices": len(cp.VERTICES), "is_uniform": 2,
          "numbers": len(cp.NUMBER_PAIRS)}
@@ -30,6 +30,7 @@ class PolygonClassifierConfig:
   widths: tuple = (16, 32, 64, 64, 128)   # conv widths; the ones marked in `strides` halve
   strides: tuple = (2, 2, 2, 1, 2)
   hidden: int = 256
+  dtype: str = "float32"   # compute dtype (float32 or bfloat16); params, norms, logits float32
 
 
 class PolygonCNN(nnx.Module):
@@ -37,22 +38,26 @@ class PolygonCNN(nnx.Module):
   presence), one hidden layer, and the four heads."""
 
   def __init__(self, cfg: PolygonClassifierConfig, *, rngs: nnx.Rngs):
-    chans = (3,) + tuple(cfg.widths)
-    self.convs = nnx.List([nnx.Conv(a, b, (3, 3), strides=s, padding=((1, 1), (1, 1)), rngs=rngs)
+    chans, dt = (3,) + tuple(cfg.widths), compute_dtype(cfg.dtype)
+    self.dtype = dt
+    self.convs = nnx.List([nnx.Conv(a, b, (3, 3), strides=s, padding=((1, 1), (1, 1)), dtype=dt,
+                                    rngs=rngs)
                            for a, b, s in zip(chans[:-1], chans[1:], cfg.strides)])
-    self.norms = nnx.List([nnx.GroupNorm(b, num_groups=min(8, b), rngs=rngs) for b in chans[1:]])
-    self.hidden = nnx.Linear(2 * chans[-1], cfg.hidden, rngs=rngs)
-    self.heads = nnx.Dict({k: nnx.Linear(cfg.hidden, n, rngs=rngs) for k, n in HEADS.items()})
+    self.norms = nnx.List([nnx.GroupNorm(b, num_groups=min(8, b), dtype=jnp.float32, rngs=rngs)
+                           for b in chans[1:]])
+    self.hidden = nnx.Linear(2 * chans[-1], cfg.hidden, dtype=dt, rngs=rngs)
+    self.heads = nnx.Dict({k: nnx.Linear(cfg.hidden, n, dtype=dt, rngs=rngs)
+                           for k, n in HEADS.items()})
 
   def __call__(self, x, t_region=None, *, key=None):
     """x f32[N, 128, 128, 3] in [-1, 1] -> dict of logits f32[N, classes]."""
     del t_region, key
     h = x
     for conv, norm in zip(self.convs, self.norms):
-      h = nnx.relu(norm(conv(h)))
+      h = nnx.relu(norm(conv(h)).astype(self.dtype))
     pooled = jnp.concatenate([h.mean(axis=(1, 2)), h.max(axis=(1, 2))], axis=-1)
     z = nnx.relu(self.hidden(pooled))
-    return {k: head(z) for k, head in self.heads.items()}
+    return {k: head(z).astype(jnp.float32) for k, head in self.heads.items()}
 
 
 def build(cfg: PolygonClassifierConfig, key):
@@ -109,12 +114,12 @@ def targets(labels: list[dict]) -> dict:
           "numbers": np.array([l["numbers_label"] for l in labels], np.int32)}
 
 
-def load(name: str = "polygons_blank"):
-  """(apply, params, manifest) of the shipped classifier."""
+def load(name: str = "polygons_blank", dtype: str = "float32"):
+  """(apply, params, manifest) of the shipped classifier, computing in `dtype`."""
   from ipr_jax import pretrained
   man = pretrained.manifest(name)
   m = man["model"]
-  apply, like = build(PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"]),
-                      None)
+  apply, like = build(PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"],
+                                              dtype), None)
   params, man = pretrained.load_raw(name, like)
   return apply, params, man

@@ -10,22 +10,24 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ipr_jax.denoisers.common import build_module, dropout
+from ipr_jax.denoisers.common import build_module, compute_dtype, dropout
 
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
   size: int = 28
+  dtype: str = "float32"   # compute dtype (float32 or bfloat16); params and logits stay float32
 
 
 class DigitCNN(nnx.Module):
 
   def __init__(self, cfg: ClassifierConfig, *, rngs: nnx.Rngs):
-    self.c1 = nnx.Conv(1, 32, (3, 3), padding=((1, 1), (1, 1)), rngs=rngs)
-    self.c2 = nnx.Conv(32, 64, (3, 3), padding=((1, 1), (1, 1)), rngs=rngs)
+    dt = compute_dtype(cfg.dtype)
+    self.c1 = nnx.Conv(1, 32, (3, 3), padding=((1, 1), (1, 1)), dtype=dt, rngs=rngs)
+    self.c2 = nnx.Conv(32, 64, (3, 3), padding=((1, 1), (1, 1)), dtype=dt, rngs=rngs)
     flat = 64 * (cfg.size // 4) ** 2
-    self.f1 = nnx.Linear(flat, 128, rngs=rngs)
-    self.f2 = nnx.Linear(128, 10, rngs=rngs)
+    self.f1 = nnx.Linear(flat, 128, dtype=dt, rngs=rngs)
+    self.f2 = nnx.Linear(128, 10, dtype=dt, rngs=rngs)
 
   def __call__(self, x, t_region=None, *, key=None):
     """x f32[N, s, s, 1] in [-1, 1] -> logits f32[N, 10]; dropout only with a key."""
@@ -33,7 +35,7 @@ class DigitCNN(nnx.Module):
     pool = lambda h: nnx.max_pool(h, (2, 2), strides=(2, 2))
     h = dropout(k[0], pool(nnx.relu(self.c1(x))), 0.25)
     h = dropout(k[1], pool(nnx.relu(self.c2(h))), 0.5)
-    return self.f2(nnx.relu(self.f1(h.reshape(h.shape[0], -1))))
+    return self.f2(nnx.relu(self.f1(h.reshape(h.shape[0], -1)))).astype(jnp.float32)
 
 
 def build(cfg: ClassifierConfig, key):
@@ -68,10 +70,11 @@ def board_digits(apply, params, images, cell: int):
   return predict_digits(logits).reshape(*lead, 9, 9)
 
 
-def load(source: str):
-  """(apply, params, manifest) of the shipped classifier for a digit source."""
+def load(source: str, dtype: str = "float32"):
+  """(apply, params, manifest) of the shipped classifier for a digit source, computing in
+  `dtype` (float32 or bfloat16)."""
   from ipr_jax import pretrained
   man = pretrained.manifest(f"digits_{source}")
-  apply, like = build(ClassifierConfig(man["model"]["size"]), None)
+  apply, like = build(ClassifierConfig(man["model"]["size"], dtype), None)
   params, man = pretrained.load_raw(f"digits_{source}", like)
   return apply, params, man
