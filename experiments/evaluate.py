@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import common, plots, tasks, train
-from ipr_jax import checkpoints, denoisers, pretrained, refine, sampling, schedules
+from ipr_jax import checkpoints, denoisers, pretrained, refine, sampling, schedules, sharding
 
 
 IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.import_checkpoint
@@ -65,7 +65,8 @@ def run_refine(apply, params, items, cfg, metric_fn, key, batch: int):
   history of the first batch or None)."""
   chunks = _batched(lambda lo, hi: refine.refine(
       apply, params, jax.random.fold_in(key, lo), jnp.asarray(items.x[lo:hi]),
-      jnp.asarray(items.eligible[lo:hi]), cfg, metric_fn), len(items.x), batch)
+      jnp.asarray(items.eligible[lo:hi]), cfg, metric_fn, devices=sharding.devices_for(hi - lo)),
+      len(items.x), batch)
   metrics = {k: np.concatenate([np.asarray(c.metrics[k]) for c in chunks], axis=1)
              for k in chunks[0].metrics}
   nfe = np.max(np.stack([np.asarray(c.nfe) for c in chunks]), axis=0)
@@ -77,7 +78,8 @@ def run_matched(apply, params, items, sampler_cfg, metric_fn, key, batch: int):
   chunks = _batched(lambda lo, hi: sampling.sample(
       apply, params, jax.random.fold_in(key, lo),
       jax.random.normal(jax.random.fold_in(key, 10_000 + lo), items.x[lo:hi].shape),
-      ~jnp.asarray(items.eligible[lo:hi]), jnp.asarray(items.x[lo:hi]), sampler_cfg),
+      ~jnp.asarray(items.eligible[lo:hi]), jnp.asarray(items.x[lo:hi]), sampler_cfg,
+      devices=sharding.devices_for(hi - lo)),
       len(items.x), batch)
   metrics = {k: np.concatenate([np.asarray(metric_fn(c.x)[k]) for c in chunks])[None]
              for k in metric_fn(chunks[0].x)}

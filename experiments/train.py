@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from experiments import chance_floor, common, plots, prefetch, tasks
-from ipr_jax import checkpoints, denoisers, sampling, time_sampling, training
+from ipr_jax import checkpoints, denoisers, sampling, sharding, time_sampling, training
 
 
 def build_state(config, task):
@@ -27,7 +27,8 @@ def validate(apply, params, task, config, items) -> dict:
   (`task.test_items(..., validation=True)`, never the test set)."""
   res = sampling.sample(apply, params, jax.random.key(config.seed + 1),
                         jax.random.normal(jax.random.key(config.seed + 2), items.x.shape),
-                        ~items.eligible, jnp.asarray(items.x), common.sampler_config(config))
+                        ~items.eligible, jnp.asarray(items.x), common.sampler_config(config),
+                        devices=sharding.devices_for(len(items.x)))
   return {k: float(jnp.mean(v)) for k, v in task.metric_fn(res.x).items()}
 
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import debug as debug_lib
-from ipr_jax import regions, rng, sampling
+from ipr_jax import regions, rng, sampling, sharding
 
 SELECTORS = ("uniform", "uncertainty")
 NOISE_TYPES = ("random", "fixed")
@@ -164,7 +164,7 @@ def _check_eligible(x, eligible) -> None:
 
 def refine(apply_fn: Callable, params, key, x, eligible,
            config: RefineConfig = RefineConfig(), metric_fn: Optional[Callable] = None, *,
-           debug: Optional[bool] = None) -> RefineResult:
+           debug: Optional[bool] = None, devices=None) -> RefineResult:
   """Run IPR on a batch. x f32[B, H, W, C]; eligible bool[B, R] (regions IPR may resample).
 
   Standard mode: regions not eligible are givens held at x; the eligible ones are generated
@@ -172,7 +172,10 @@ def refine(apply_fn: Callable, params, key, x, eligible,
   mode: x is a complete sample, no initial pass. `metric_fn(f32[B, H, W, C]) -> f32[B]` (or a
   pytree of them) is evaluated for rounds 0..B inside the scan. jit-compiled once per shapes,
   config, apply_fn and metric_fn. `debug=True` (or IPR_JAX_DEBUG_NANS=1) runs a separately
-  compiled version that stops at the first NaN/Inf in a denoiser output or a sample.
+  compiled version that stops at the first NaN/Inf in a denoiser output or a sample. The batch
+  (and with it every chain) is split over `devices` (default: all local devices; params
+  replicated); results do not depend on the device count. A batch that does not split evenly
+  is a ValueError (see `ipr_jax.sharding`).
   """
   _check_eligible(x, eligible)
   sampling.check_float(x, "x")
@@ -180,6 +183,9 @@ def refine(apply_fn: Callable, params, key, x, eligible,
     sampling.check_finite(x, "x")
   else:
     sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
+  mesh = sharding.batch_mesh(np.shape(x)[0], devices)
+  (params, key), batch = sharding.place(mesh, (params, rng.as_key(key)),
+                                        (x, jnp.asarray(eligible, bool)))
   fn = (debug_lib.checked(_refine, apply_fn, metric_fn, config) if debug_lib.requested(debug)
         else functools.partial(_refine_jit, apply_fn, metric_fn, config))
-  return fn(params, rng.as_key(key), x, jnp.asarray(eligible, bool))
+  return fn(params, key, *batch)

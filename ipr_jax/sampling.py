@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import debug as debug_lib
-from ipr_jax import flow, regions, rng, schedules
+from ipr_jax import flow, regions, rng, schedules, sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,14 +229,16 @@ _sample_jit = jax.jit(_sample, static_argnums=(0, 1))
 
 
 def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
-           config: SamplerConfig = SamplerConfig(), *, debug: Optional[bool] = None
-           ) -> SampleResult:
+           config: SamplerConfig = SamplerConfig(), *, debug: Optional[bool] = None,
+           devices=None) -> SampleResult:
   """Generate the unknown regions of a batch with the SRM sequential sampler (spec 3).
 
   z_init f32[B, H, W, C] initial noise; known_mask bool[B, R] (True = given, held at
   known_values f32[B, H, W, C]); config static. Compiled once per shapes and config.
   `debug=True` (or IPR_JAX_DEBUG_NANS=1) runs a separately compiled version that stops at the
-  first NaN/Inf in the denoiser output or the state (`ipr_jax.debug`).
+  first NaN/Inf in the denoiser output or the state (`ipr_jax.debug`). The batch is split over
+  `devices` (default: all local devices; params replicated); results do not depend on the
+  device count. A batch that does not split evenly is a ValueError (see `ipr_jax.sharding`).
   """
   check_batch(z_init, known_mask, "known_mask")
   if np.shape(known_values) != np.shape(z_init):
@@ -246,6 +248,9 @@ def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
   check_float(known_values, "known_values")
   check_finite(z_init, "z_init")
   check_finite(known_values, "known_values", where=known_mask)
+  mesh = sharding.batch_mesh(np.shape(z_init)[0], devices)
+  (params, key), batch = sharding.place(mesh, (params, rng.as_key(key)),
+                                        (z_init, jnp.asarray(known_mask, bool), known_values))
   fn = (debug_lib.checked(_sample, apply_fn, config) if debug_lib.requested(debug)
         else functools.partial(_sample_jit, apply_fn, config))
-  return fn(params, rng.as_key(key), z_init, jnp.asarray(known_mask, bool), known_values)
+  return fn(params, key, *batch)

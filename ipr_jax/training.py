@@ -14,12 +14,11 @@ import chex
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ipr_jax import debug as debug_lib
-from ipr_jax import flow, losses, regions, rng, time_sampling
+from ipr_jax import flow, losses, regions, rng, sharding, time_sampling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,19 +84,8 @@ def ema_update(ema, params, step, decay: float):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-def data_mesh(devices=None) -> Mesh:
-  """1-D mesh over all local devices, axis 'data'."""
-  return Mesh(np.asarray(devices if devices is not None else jax.local_devices()), ("data",))
-
-
-def shard_batch(batch, mesh: Mesh):
-  """Place a host batch on the mesh, split along its leading (batch) axis."""
-  sharding = NamedSharding(mesh, PartitionSpec("data"))
-  return jax.tree.map(lambda a: jax.device_put(a, sharding), batch)
-
-
-def replicate(tree, mesh: Mesh):
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+# the batch placements live in ipr_jax.sharding; these names are kept for training callers
+data_mesh, shard_batch, replicate = sharding.data_mesh, sharding.shard_batch, sharding.replicate
 
 
 def _loss_fn(params, apply_fn, batch, key, step, pdf, grid, sampler_cfg, loss_cfg):
