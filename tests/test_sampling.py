@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ipr_jax import flow, regions, sampling, schedules
+from ipr_jax import host_loop, regions, sampling, schedules
 from tests.tiny import make_exact, make_tiny
 
 GRID = regions.make_grid(6, 6, 2)  # R = 9 regions of 2x2 pixels, C = 2
@@ -22,55 +22,13 @@ def _inputs(b=4, seed=1):
   return z, known, vals
 
 
-def python_loop(apply, params, key, z, known, vals, cfg):
-  """Spec 3.2 literally: schedule matrix, Python step loop, one sample at a time, greedy."""
-  keys = jax.random.split(key, z.shape[0])
-  net = jax.jit(apply)
-
-  @jax.jit
-  def move(k, zb, t, s, o, kn, vb):
-    zb = flow.reverse_step(k, zb[0], regions.to_pixels(t, GRID)[0], regions.to_pixels(s, GRID)[0],
-                           o.velocity[0], o.v_interp[0], alpha=cfg.alpha,
-                           temperature=cfg.temperature)[None]
-    return regions.impose_known(zb, kn, vb, GRID)
-
-  out, starts = [], []
-  for b in range(z.shape[0]):
-    start = np.full(R, schedules.NEVER)
-    unknown = ~np.asarray(known[b])
-    n = int(unknown.sum())
-    plan = schedules.sequential_plan(n, cfg.steps_per_patch, cfg.overlap)
-    m, lc = plan.total_steps, plan.proto_len
-    T = np.tile(np.where(unknown, 1.0, 0.0).astype(np.float32), (m + 1, 1))
-    T[m] = 0.0
-    zb = regions.impose_known(z[b:b + 1], known[b:b + 1], vals[b:b + 1], GRID)
-    c = 0
-    for r in range(m):
-      t = jnp.asarray(T[r])[None]
-      o = net(params, zb, t)
-      while c < n and plan.block_starts[c] == r:
-        sig = np.where(unknown, np.asarray(o.sigma_region[0]), np.inf)
-        j = int(np.argmin(sig))
-        unknown[j] = False
-        start[j] = r
-        for i in range(min(lc, m - r)):
-          T[r + i, j] = min(np.float32(lc - i) / np.float32(lc), T[r + i, j])
-        T[r + lc:m, j] = 0.0
-        c += 1
-      s = jnp.asarray(T[r + 1])[None]
-      zb = move(jax.random.fold_in(keys[b], r), zb, t, s, o, known[b:b + 1], vals[b:b + 1])
-    out.append(zb[0])
-    starts.append(start)
-  return jnp.stack(out), np.stack(starts)
-
-
 @pytest.mark.parametrize("ps,ov", [(3, 0.0), (4, 0.5)])
 def test_scan_equals_python_loop(ps, ov):
   apply, params = make_tiny(GRID), _params()
   z, known, vals = _inputs()
   cfg = sampling.SamplerConfig(ps, ov, alpha=0.5)
   got = sampling.sample(apply, params, jax.random.key(3), z, known, vals, cfg)
-  want, starts = python_loop(apply, params, jax.random.key(3), z, known, vals, cfg)
+  want, starts = host_loop.sample(apply, params, jax.random.key(3), z, known, vals, cfg)
   np.testing.assert_array_equal(got.order, starts)  # same regions chosen at the same steps
   # Values agree to float32 rounding, not bit for bit: XLA:CPU fuses the denoiser and the
   # reverse kernel into one kernel inside the scan (different rounding than separate jits).

@@ -1,0 +1,156 @@
+"""Refine speed, measured side by side in one run: compiled `refine` against the reference design.
+
+    python -m experiments.benchmarks.refine_speed                  # paper size: for a GPU
+    python -m experiments.benchmarks.refine_speed --size small     # a few minutes on 2 CPU cores
+
+For the MNIST-Sudoku UNet (paper: 252x252x1, 81 regions, spec 6.2 widths) and the Sudoku region
+transformer (paper: width 256, 8 layers), untrained (speed does not depend on the weights), on
+hard held-out puzzles, per compute dtype and batch: compile time (first call minus a steady
+call), ms per batched network call, refine wall time, NFE, overhead = wall / (NFE x call),
+samples/s. Then the reference design at batch 1 (`ipr_jax.host_loop`: one sample at a time, step
+loop, schedule matrix and selection in Python, state on the host between steps) with the same
+network and dtype, and the ratio of refine's best samples/s to it. One JSON line per
+measurement (`--out`), a table at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments import common
+from ipr_jax import denoisers, graphs, host_loop, refine, sampling
+from ipr_jax.data import sudoku
+
+SIZES = {
+    # name: {model: (denoiser config, image cell size)}, batches, rounds
+    "paper": dict(batches=(1, 16, 64), rounds=3, models={
+        "unet": denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
+                                     attention=(False,) * 4 + (True, True), dropout=0.0),
+        "transformer": "paper"}),
+    "small": dict(batches=(1, 16, 64), rounds=1, models={
+        "unet": denoisers.UNetConfig(36, 36, 1, 4, widths=(16, 32), attention=(False, True),
+                                     groups=8, head_channels=16, dropout=0.0),
+        "transformer": "cpu"}),
+}
+
+
+def transformer_config(size: str):
+  dim, depth, heads = (256, 8, 8) if size == "paper" else (64, 4, 4)
+  row, col, box = graphs.sudoku_position_ids()
+  return denoisers.TransformerConfig(9, 9, 9, 1, dim=dim, depth=depth, heads=heads,
+                                     position_ids=(tuple(row), tuple(col), tuple(box)),
+                                     attention_graph=tuple(map(tuple, graphs.sudoku_peers())))
+
+
+def puzzles(cfg, num: int):
+  """Hard held-out puzzles as the model's input: symbolic one-hot, or a digit-free image of the
+  same region grid (speed does not depend on the pixels)."""
+  boards, givens = sudoku.test_set("hard", num)
+  if cfg.channels == 9:
+    return jnp.asarray(sudoku.to_symbolic(boards)), jnp.asarray(~givens)
+  x = jax.random.uniform(jax.random.key(0), (num, cfg.height, cfg.width, cfg.channels), minval=-1)
+  return x, jnp.asarray(~givens)
+
+
+def _wall(fn):
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - t0
+
+
+def call_ms(apply, params, x, repeats: int = 10) -> float:
+  net = jax.jit(apply)
+  t = jnp.full((x.shape[0], 81), 0.5)
+  jax.block_until_ready(net(params, x, t))
+  return 1e3 * float(np.median([_wall(lambda: net(params, x, t)) for _ in range(repeats)]))
+
+
+def refine_config(rounds: int) -> refine.RefineConfig:
+  """Spec 6.3 Sudoku settings: 3 steps per cell first, IPR 10 steps per cell, overlap 0.8."""
+  return refine.RefineConfig(rounds=rounds, resampling_ratio=0.25,
+                             initial=sampling.SamplerConfig(steps_per_patch=3, overlap=0.0),
+                             ipr=sampling.SamplerConfig(steps_per_patch=10, overlap=0.8))
+
+
+def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
+  cfg = dataclasses.replace(cfg, dtype=dtype)
+  apply, params = denoisers.build(cfg, jax.random.key(0))
+  rcfg = refine_config(rounds)
+  x_all, elig_all = puzzles(cfg, max(batches))
+  rows = []
+  for b in batches:
+    x, elig = x_all[:b], elig_all[:b]
+    run = lambda seed: refine.refine(apply, params, jax.random.key(seed), x, elig, rcfg)
+    first = _wall(lambda: run(1).x)
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(run(2))
+    wall = time.perf_counter() - t0
+    nfe = int(np.sum(res.nfe))
+    call = call_ms(apply, params, x)
+    rows.append(dict(model=model, dtype=dtype, batch=b, compile_s=round(first - wall, 2),
+                     call_ms=round(call, 3), refine_s=round(wall, 3), nfe=nfe,
+                     overhead=round(wall / (nfe * call * 1e-3), 3),
+                     samples_per_s=round(b / wall, 4), device=common.device_name()))
+  if reference:
+    net = jax.jit(apply)
+    host_loop.refine_one(net, params, 99, x_all[:1], elig_all[:1], rcfg)  # compile its jits
+    t0 = time.perf_counter()
+    _, nfe = host_loop.refine_one(net, params, 0, x_all[:1], elig_all[:1], rcfg)
+    wall = time.perf_counter() - t0
+    best = max(r["samples_per_s"] for r in rows)
+    rows.append(dict(model=model, dtype=dtype, batch=1, design="reference (host loop)",
+                     refine_s=round(wall, 3), nfe=int(nfe), samples_per_s=round(1 / wall, 4),
+                     speedup_of_refine=round(best * wall, 2), device=common.device_name()))
+  return rows
+
+
+def table(rows) -> str:
+  head = (f"{'model':<12} {'dtype':<9} {'design':<10} {'batch':>5} {'compile s':>9} {'call ms':>9} "
+          f"{'wall s':>8} {'NFE':>5} {'overhead':>8} {'samples/s':>10} {'refine/ref':>10}")
+  lines = [head]
+  for r in rows:
+    design = "reference" if "design" in r else "refine"
+    lines.append(f"{r['model']:<12} {r['dtype']:<9} {design:<10} {r['batch']:>5} "
+                 f"{r.get('compile_s', ''):>9} {r.get('call_ms', ''):>9} {r['refine_s']:>8} "
+                 f"{r['nfe']:>5} {r.get('overhead', ''):>8} {r['samples_per_s']:>10} "
+                 f"{r.get('speedup_of_refine', ''):>10}")
+  return "\n".join(lines)
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--size", choices=tuple(SIZES), default="paper")
+  ap.add_argument("--models", default="unet,transformer")
+  ap.add_argument("--dtypes", default="float32,bfloat16")
+  ap.add_argument("--batches", default=None, help="comma list (default: the size's)")
+  ap.add_argument("--rounds", type=int, default=None, help="IPR rounds (default: the size's)")
+  ap.add_argument("--no_reference", action="store_true", help="skip the host-loop design")
+  ap.add_argument("--out", default=None, help="append JSON lines here")
+  args = ap.parse_args()
+  size = SIZES[args.size]
+  batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else size["batches"]
+  rounds = size["rounds"] if args.rounds is None else args.rounds
+  print(f"device: {common.device_name()}  size: {args.size}  rounds: {rounds}  hard Sudoku "
+        "puzzles, initial 3 steps/cell, IPR 10 steps/cell overlap 0.8, ratio 0.25", flush=True)
+  rows = []
+  for model in args.models.split(","):
+    cfg = size["models"][model]
+    cfg = transformer_config(cfg) if isinstance(cfg, str) else cfg
+    for dtype in args.dtypes.split(","):
+      for row in measure(model, cfg, dtype, batches, rounds, not args.no_reference):
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+          with open(args.out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+  print(table(rows))
+
+
+if __name__ == "__main__":
+  main()
