@@ -16,8 +16,14 @@ def test_readme_commands_present():
   assert "python -m pytest -q tests" in ci
 
 
-def test_readme_example_runs():
-  code = _blocks("python")[0]
-  scope: dict = {}
-  exec(compile(code, "README.md", "exec"), scope)
-  assert int(scope["state"].step) == 3
+def test_readme_python_blocks_run_in_a_fresh_process():
+  """Every Python block, as written, each in its own fresh interpreter."""
+  import subprocess
+  import sys
+  blocks = _blocks("python")
+  assert len(blocks) >= 3
+  root = os.path.dirname(README)
+  for i, code in enumerate(blocks):
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         cwd=root)
+    assert res.returncode == 0, f"README Python block {i + 1} failed:\n{code}\n{res.stderr[-3000:]}"

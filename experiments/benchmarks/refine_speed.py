@@ -28,15 +28,18 @@ from ipr_jax import denoisers, graphs, host_loop, refine, sampling
 from ipr_jax.data import sudoku
 
 SIZES = {
-    # name: {model: (denoiser config, image cell size)}, batches, rounds
-    "paper": dict(batches=(1, 16, 64), rounds=3, models={
-        "unet": denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
-                                     attention=(False,) * 4 + (True, True), dropout=0.0),
-        "transformer": "paper"}),
-    "small": dict(batches=(1, 16, 64), rounds=1, models={
-        "unet": denoisers.UNetConfig(36, 36, 1, 4, widths=(16, 32), attention=(False, True),
-                                     groups=8, head_channels=16, dropout=0.0),
-        "transformer": "cpu"}),
+    # name: rounds, and per model (denoiser config or transformer size name, batches)
+    "paper": dict(rounds=3, models={
+        "unet": (denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
+                                      attention=(False,) * 4 + (True, True), dropout=0.0),
+                 (1, 16, 64)),
+        "transformer": ("paper", (1, 16, 64))}),
+    # CPU: the image UNet shrunk to 36x36 (4x4-pixel cells) and small batches, the transformer
+    # at the shipped cpu size
+    "small": dict(rounds=1, models={
+        "unet": (denoisers.UNetConfig(36, 36, 1, 4, widths=(16, 32), attention=(False, True),
+                                      groups=8, head_channels=16, dropout=0.0), (1, 8)),
+        "transformer": ("cpu", (1, 16, 64))}),
 }
 
 
@@ -128,20 +131,20 @@ def main():
   ap.add_argument("--size", choices=tuple(SIZES), default="paper")
   ap.add_argument("--models", default="unet,transformer")
   ap.add_argument("--dtypes", default="float32,bfloat16")
-  ap.add_argument("--batches", default=None, help="comma list (default: the size's)")
+  ap.add_argument("--batches", default=None, help="comma list (default: the size's per model)")
   ap.add_argument("--rounds", type=int, default=None, help="IPR rounds (default: the size's)")
   ap.add_argument("--no_reference", action="store_true", help="skip the host-loop design")
   ap.add_argument("--out", default=None, help="append JSON lines here")
   args = ap.parse_args()
   size = SIZES[args.size]
-  batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else size["batches"]
   rounds = size["rounds"] if args.rounds is None else args.rounds
   print(f"device: {common.device_name()}  size: {args.size}  rounds: {rounds}  hard Sudoku "
         "puzzles, initial 3 steps/cell, IPR 10 steps/cell overlap 0.8, ratio 0.25", flush=True)
   rows = []
   for model in args.models.split(","):
-    cfg = size["models"][model]
+    cfg, batches = size["models"][model]
     cfg = transformer_config(cfg) if isinstance(cfg, str) else cfg
+    batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else batches
     for dtype in args.dtypes.split(","):
       for row in measure(model, cfg, dtype, batches, rounds, not args.no_reference):
         rows.append(row)
