@@ -1,6 +1,7 @@
 """The sampler and IPR written literally, the way the PyTorch reference runs them: one sample at
-a time, the [M + 1, R] schedule matrix and the greedy selection in Python, the state on the host
-between steps. Slow on purpose. It is the oracle the compiled `lax.scan` versions are tested
+a time, the [M + 1, R] schedule matrix, the step loop and the greedy selection in Python, one
+jitted network call and one jitted reverse step per step (the sample stays a device array; the
+sigmas come to the host at selection steps). Slow on purpose. It is the oracle the compiled `lax.scan` versions are tested
 against (same keys: the same regions at the same steps, values to float rounding) and the
 "reference design" the speed benchmark compares with. Greedy order only.
 """
