@@ -56,7 +56,8 @@ def loss_config(config) -> training.LossConfig:
 def time_sampler_config(config) -> time_sampling.TimeSamplerConfig:
   ts = config.time_sampler
   return time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros,
-                                         ts.get("concentration", 20.0))
+                                         ts.get("concentration",
+                                                time_sampling.TimeSamplerConfig.concentration))
 
 
 def sampler_config(config, steps_per_patch=None) -> sampling.SamplerConfig:

@@ -2,9 +2,9 @@
 
 `sample(..., debug=True)`, `refine(..., debug=True)` and `make_train_step(..., debug=True)` (or
 the environment variable IPR_JAX_DEBUG_NANS=1, read when those are called) compile a separate,
-checked version of the function: every `check_finite` below becomes a `chex.assert_tree_all_finite`,
-run through checkify by `chex.chexify`, on the loop state and the denoiser output of every step (and on the loss,
-gradients and new params of a train step). The first non-finite value raises an AssertionError
+checked version of the function: every `check_finite` below becomes a
+`chex.assert_tree_all_finite`, run through checkify by `chex.chexify`, on the loop state and the
+denoiser output of every step (and on the loss, gradients and new params of a train step). The first non-finite value raises an AssertionError
 naming what was not finite. The normal path is untouched: outside a checked trace
 `check_finite` adds nothing to the program.
 """
@@ -56,11 +56,11 @@ def check_finite(tree, name: str) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def checked(fn, *static, donate_argnums=()):
+def checked(fn, *static):
   """chexified jit of fn(*static, *args), traced with the checks on; one per (fn, static)."""
 
   def traced(*args):
     with _checking():
       return fn(*static, *args)
 
-  return chex.chexify(jax.jit(traced, donate_argnums=donate_argnums), async_check=False)
+  return chex.chexify(jax.jit(traced), async_check=False)

@@ -116,8 +116,7 @@ def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
   """
   check_variance(variance)
   check_alpha(alpha)
-  _check_field(z_t, velocity, t)
-  chex.assert_equal_shape(_shaped(t, s))
+  chex.assert_equal_shape(_shaped(t, s))  # z_t, velocity and t are checked by x_hat below
   if v_interp is not None:
     chex.assert_equal_shape(_shaped(z_t, v_interp))
   mean = (1.0 - s) * x_hat(z_t, t, velocity) + gamma(t, s, alpha) * eps_hat(z_t, t, velocity)

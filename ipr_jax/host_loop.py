@@ -1,9 +1,9 @@
 """The sampler and IPR written literally, the way the PyTorch reference runs them: one sample at
 a time, the [M + 1, R] schedule matrix, the step loop and the greedy selection in Python, one
 jitted network call and one jitted reverse step per step (the sample stays a device array; the
-sigmas come to the host at selection steps). Slow on purpose. It is the oracle the compiled `lax.scan` versions are tested
-against (same keys: the same regions at the same steps, values to float rounding) and the
-"reference design" the speed benchmark compares with. Greedy order only.
+sigmas come to the host at selection steps). Slow on purpose. It is the oracle the compiled
+`lax.scan` versions are tested against (same keys: the same regions at the same steps, values to
+float rounding) and the "reference design" the speed benchmark compares with. Greedy order only.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import flow, refine as refine_lib, regions, sampling, schedules
+from ipr_jax import flow, refine as refine_lib, regions, rng, sampling, schedules
 
 
 @functools.lru_cache(maxsize=16)
@@ -63,7 +63,7 @@ def sample(apply, params, key, z_init, known_mask, known_values, cfg: sampling.S
   """The batch one sample at a time, with the per-sample keys of `sampling.sample`:
   returns (x f32[B, H, W, C], start i32[B, R]) to compare with its `x` and `order`."""
   net = jax.jit(apply)
-  keys = jax.random.split(jax.random.key(key) if isinstance(key, int) else key, z_init.shape[0])
+  keys = jax.random.split(rng.as_key(key), z_init.shape[0])
   outs = [sample_one(net, params, keys[b], z_init[b:b + 1], known_mask[b:b + 1],
                      known_values[b:b + 1], cfg) for b in range(z_init.shape[0])]
   return jnp.concatenate([o[0] for o in outs]), np.stack([o[1] for o in outs])
@@ -73,7 +73,7 @@ def refine_one(net, params, seed: int, x, eligible, cfg: refine_lib.RefineConfig
   """IPR for one sample (x f32[1, H, W, C], eligible bool[1, R]) the reference's way: the round-0
   pass, then per round a Python draw of m regions, fresh host noise, a host-loop pass. Returns
   (x, nfe). Its random streams are its own (Python / NumPy), not `refine`'s."""
-  rng = random.Random(seed)
+  draws = random.Random(seed)
   key = jax.random.key(seed)
   elig = np.asarray(eligible, bool)
   z = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), np.shape(x)))
@@ -81,10 +81,10 @@ def refine_one(net, params, seed: int, x, eligible, cfg: refine_lib.RefineConfig
   cells = list(np.flatnonzero(elig[0]))
   grid = sampling.grid_of(np.shape(x), elig.shape[-1])
   for b in range(cfg.rounds):
-    chosen = rng.sample(cells, refine_lib.num_resampled(len(cells), cfg.resampling_ratio))
+    chosen = draws.sample(cells, refine_lib.num_resampled(len(cells), cfg.resampling_ratio))
     sel = np.zeros_like(elig)
     sel[0, chosen] = True
-    noise = np.random.default_rng(rng.randrange(2**32)).standard_normal(np.shape(x))
+    noise = np.random.default_rng(draws.randrange(2**32)).standard_normal(np.shape(x))
     z = np.where(np.asarray(regions.to_pixels(sel, grid)), noise.astype(np.float32), np.asarray(x))
     x, _, m = sample_one(net, params, jax.random.fold_in(key, 2 + b), z, ~sel, x, cfg.ipr)
     nfe += m

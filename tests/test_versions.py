@@ -6,6 +6,12 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _release(version: str) -> tuple:
+  """'0.12' and '0.12.0' alike: (0, 12, 0)."""
+  parts = tuple(int(p) for p in version.split("."))
+  return parts + (0,) * (3 - len(parts))
+
+
 def test_lowest_versions_file_matches_setup_cfg_lower_bounds():
   cfg = configparser.ConfigParser()
   cfg.read(os.path.join(ROOT, "setup.cfg"))
@@ -25,6 +31,4 @@ def test_lowest_versions_file_matches_setup_cfg_lower_bounds():
     if name == "jaxlib":
       assert version == pins["jax"]
       continue
-    bound = lower[name]
-    assert tuple(map(int, version.split("."))) == tuple(map(int, (bound + ".0.0").split(".")[:3])) \
-        or version == bound, (name, version, bound)
+    assert _release(version) == _release(lower[name]), (name, version, lower[name])

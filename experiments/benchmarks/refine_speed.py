@@ -8,7 +8,7 @@ transformer (paper: width 256, 8 layers), untrained (speed does not depend on th
 hard held-out puzzles, per compute dtype and batch: compile time (first call minus a steady
 call), ms per batched network call, refine wall time, NFE, overhead = wall / (NFE x call),
 samples/s. Then the reference design at batch 1 (`ipr_jax.host_loop`: one sample at a time, step
-loop, schedule matrix and selection in Python, state on the host between steps) with the same
+loop, schedule matrix and selection in Python, one jitted call per step) with the same
 network and dtype, and the ratio of refine's best samples/s to it. One JSON line per
 measurement (`--out`), a table at the end.
 """
@@ -23,8 +23,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common
-from ipr_jax import denoisers, graphs, host_loop, refine, sampling
+from experiments import common, tasks
+from experiments.configs import sudoku_symbolic
+from ipr_jax import denoisers, host_loop, refine
 from ipr_jax.data import sudoku
 
 SIZES = {
@@ -33,7 +34,7 @@ SIZES = {
         "unet": (denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
                                       attention=(False,) * 4 + (True, True), dropout=0.0),
                  (1, 16, 64)),
-        "transformer": ("paper", (1, 16, 64))}),
+        "transformer": ("paper", (1, 16, 64))}),  # sudoku_symbolic:paper (width 256, 8 layers)
     # CPU: the image UNet shrunk to 36x36 (4x4-pixel cells) and small batches, the transformer
     # at the shipped cpu size
     "small": dict(rounds=1, models={
@@ -41,14 +42,6 @@ SIZES = {
                                       groups=8, head_channels=16, dropout=0.0), (1, 8)),
         "transformer": ("cpu", (1, 16, 64))}),
 }
-
-
-def transformer_config(size: str):
-  dim, depth, heads = (256, 8, 8) if size == "paper" else (64, 4, 4)
-  row, col, box = graphs.sudoku_position_ids()
-  return denoisers.TransformerConfig(9, 9, 9, 1, dim=dim, depth=depth, heads=heads,
-                                     position_ids=(tuple(row), tuple(col), tuple(box)),
-                                     attention_graph=tuple(map(tuple, graphs.sudoku_peers())))
 
 
 def puzzles(cfg, num: int):
@@ -74,17 +67,10 @@ def call_ms(apply, params, x, repeats: int = 10) -> float:
   return 1e3 * float(np.median([_wall(lambda: net(params, x, t)) for _ in range(repeats)]))
 
 
-def refine_config(rounds: int) -> refine.RefineConfig:
-  """Spec 6.3 Sudoku settings: 3 steps per cell first, IPR 10 steps per cell, overlap 0.8."""
-  return refine.RefineConfig(rounds=rounds, resampling_ratio=0.25,
-                             initial=sampling.SamplerConfig(steps_per_patch=3, overlap=0.0),
-                             ipr=sampling.SamplerConfig(steps_per_patch=10, overlap=0.8))
-
-
 def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
   cfg = dataclasses.replace(cfg, dtype=dtype)
   apply, params = denoisers.build(cfg, jax.random.key(0))
-  rcfg = refine_config(rounds)
+  rcfg = refine.RefineConfig(rounds=rounds)  # its defaults are the spec 6.3 Sudoku settings
   x_all, elig_all = puzzles(cfg, max(batches))
   rows = []
   for b in batches:
@@ -143,7 +129,8 @@ def main():
   rows = []
   for model in args.models.split(","):
     cfg, batches = size["models"][model]
-    cfg = transformer_config(cfg) if isinstance(cfg, str) else cfg
+    if isinstance(cfg, str):  # the sudoku_symbolic config variant's transformer
+      cfg = tasks.make_task(sudoku_symbolic.get_config(cfg)).model_config
     batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else batches
     for dtype in args.dtypes.split(","):
       for row in measure(model, cfg, dtype, batches, rounds, not args.no_reference):

@@ -98,7 +98,8 @@ class Attention(nnx.Module):
   def __call__(self, x):
     b, h, w, c = x.shape
     d = c // self.heads
-    qkv = self.qkv(self.norm(x).astype(self.dtype)).reshape(b, h * w, self.heads, 3 * d)  # legacy [q|k|v] per head
+    qkv = self.qkv(self.norm(x).astype(self.dtype))
+    qkv = qkv.reshape(b, h * w, self.heads, 3 * d)  # legacy [q|k|v] per head
     q, k, v = jnp.split(jnp.swapaxes(qkv, 1, 2), 3, axis=-1)
     scale = d ** -0.25
     logits = (q * scale) @ jnp.swapaxes(k * scale, -1, -2)
