@@ -33,7 +33,7 @@ def floor_inputs(x: np.ndarray, grid: regions.RegionGrid, key) -> dict:
 
 
 def _means(task, inputs: dict) -> dict:
-  return {name: {k: float(np.mean(v)) for k, v in task.metric_fn(imgs).items()}
+  return {name: {k: float(np.mean(v)) for k, v in task.metrics(imgs).items()}
           for name, imgs in inputs.items()}
 
 

@@ -1,4 +1,4 @@
-"""Run bookkeeping shared by the experiment modes: config/seed/commit records, library configs."""
+"""Run bookkeeping shared by the experiment modes: commit, device, JSON files, the results schema."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,6 @@ import subprocess
 
 import jax
 
-from ipr_jax import refine, sampling, time_sampling, training
 
 
 def git_commit() -> str:
@@ -37,41 +36,17 @@ def write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-def optim_config(config) -> training.OptimConfig:
-  t = config.train
-  decay = t.steps if t.get("lr_schedule", "constant") == "cosine" else 0
-  d = training.OptimConfig()
-  return training.OptimConfig(learning_rate=t.learning_rate, warmup_steps=t.warmup_steps,
-                              ema_decay=t.ema_decay, decay_steps=decay,
-                              weight_decay=t.get("weight_decay", d.weight_decay),
-                              b1=t.get("b1", d.b1))
+RESULTS_KEYS = ("benchmark", "variant", "split", "num_samples", "seed", "rounds", "headline",
+                "nfe", "metrics", "config", "checkpoint", "commit", "device", "command")
 
 
-def loss_config(config) -> training.LossConfig:
-  t, d = config.train, training.LossConfig()
-  return training.LossConfig(vlb_weight=t.get("vlb_weight", d.vlb_weight),
-                             sigma_weight=t.get("sigma_weight", d.sigma_weight))
-
-
-def time_sampler_config(config) -> time_sampling.TimeSamplerConfig:
-  ts = config.time_sampler
-  return time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros,
-                                         ts.get("concentration",
-                                                time_sampling.TimeSamplerConfig.concentration))
-
-
-def sampler_config(config, steps_per_patch=None) -> sampling.SamplerConfig:
-  s = config.sample
-  return sampling.SamplerConfig(steps_per_patch or s.steps_per_patch, s.overlap, s.order,
-                                alpha=s.alpha, temperature=s.temperature)
-
-
-def refine_config(config, selector="uniform", rounds=None, keep_history=False,
-                  mode="standard") -> refine.RefineConfig:
-  r, s = config.refine, config.sample
-  ipr = sampling.SamplerConfig(r.steps_per_patch, r.overlap, s.order, alpha=s.alpha,
-                               temperature=s.temperature)
-  return refine.RefineConfig(rounds=r.rounds if rounds is None else rounds,
-                             resampling_ratio=r.resampling_ratio, selector=selector,
-                             noise_type=r.noise_type, mode=mode, keep_history=keep_history,
-                             initial=sampler_config(config), ipr=ipr)
+def results_record(config, *, splits, num_samples: int, rounds: int, headline: str,
+                   checkpoint: str, command: str, variant: str | None = None) -> dict:
+  """The one results.json schema (CLI modes and quickstart): `num_samples` items per split,
+  `metrics[split][method][name]` and `nfe[split][method]` per round (one entry for a single
+  pass), plus config, seed, checkpoint, commit, device and the command that made it."""
+  return {"benchmark": config.benchmark, "variant": variant or config.variant,
+          "split": list(splits), "num_samples": int(num_samples), "seed": config.seed,
+          "rounds": list(range(rounds + 1)), "headline": headline, "nfe": {}, "metrics": {},
+          "config": config.to_dict(), "checkpoint": checkpoint, "commit": git_commit(),
+          "device": device_name(), "command": command}

@@ -13,7 +13,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import common, evaluate, tasks
+from experiments import common, evaluate, translate
 from ipr_jax import denoisers, pretrained
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
@@ -24,9 +24,9 @@ _NAME = flags.DEFINE_string("name", "sudoku_symbolic_cpu", "asset name")
 def main(argv):
   del argv
   config, workdir = _CONFIG.value, _WORKDIR.value
-  task = tasks.make_task(config)
-  _, params, source = evaluate.load_params(config, workdir, task)
-  spec = denoisers.to_dict(task.model_config)
+  run = translate.translate(config)
+  _, params, source = evaluate.load_params(config, run, workdir)
+  spec = denoisers.to_dict(run.model)
   if spec["kind"] == "transformer" and config.benchmark in ("sudoku_symbolic", "mnist_sudoku"):  # named, not 81x81 tuples
     spec.update(position_ids="sudoku",
                 attention_graph="sudoku_peers" if config.model.graph == "sudoku_peers" else None)

@@ -20,7 +20,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import common, evaluate, tasks
+from experiments import common, evaluate, translate
 from ipr_jax import denoisers, importers, pretrained
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config (a UNet model)",
@@ -45,7 +45,7 @@ def check_hydra(path: str, model) -> None:
 
 def run(config, ckpt: str, out: str, hydra_config: str | None = None, ema: bool = True) -> str:
   """Import `ckpt` for `config` into out/imported; returns that folder."""
-  model = tasks.make_task(config).model_config
+  model = translate.translate(config).model
   if not isinstance(model, denoisers.UNetConfig):
     raise ValueError(f"the published checkpoints are UNets, but this config's model.kind is "
                      f"{denoisers.kind_of(model)!r}: use a paper variant or --config.model.kind=unet")

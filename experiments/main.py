@@ -27,11 +27,12 @@ def main(argv):
     raise app.UsageError("--config and --workdir are required")
   if _MODE.value == "train":
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
-    print(train_mod.train(config, workdir, _STOP.value, command=command))
+    train_mod.train(config, workdir, _STOP.value, command=command)  # prints its summary line
   else:
-    from experiments import evaluate, tasks
-    results = evaluate.run(config, workdir, _MODE.value)
-    print(evaluate.table(results, tasks.make_task(config).headline))
+    from experiments import evaluate
+    command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
+    results = evaluate.run(config, workdir, _MODE.value, command=command)
+    print(evaluate.table(results, results["headline"]))
     print(f"wrote {workdir}/results.json and {', '.join(results['plots'])}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import matplotlib
+import matplotlib.lines
 import matplotlib.patches
 import matplotlib.ticker
 
@@ -14,29 +15,56 @@ import numpy as np  # noqa: E402
 from ipr_jax.evaluation import sudoku as sudoku_eval  # noqa: E402
 
 
+METRIC_LABELS = {
+    "valid": "valid rate (every Sudoku rule holds)",
+    "duplicate_count": "duplicates per board",
+    "is_color_count_even": "share with every colour count even",
+    "numbers_match_objects": "share whose number matches its polygons",
+    "are_vertices_uniform": "share with one vertex count",
+    "is_clean": "share the cleanliness check accepts",
+}
+
+
+def metric_label(name: str) -> str:
+  """A metric's name spelled out for axes and tables (the raw name where none is known)."""
+  return METRIC_LABELS.get(name, name.replace("_", " "))
+
+
+def method_label(method: str) -> str:
+  """ipr_uniform -> "IPR, uniform selector"; compute_matched_7_steps -> "compute-matched
+  single pass (7 steps per region)"."""
+  if method.startswith("ipr_"):
+    return f"IPR, {method[4:]} selector"
+  if method.startswith("compute_matched_"):
+    steps = method[len("compute_matched_"):].split("_")[0]
+    return f"compute-matched single pass ({steps} steps per region)"
+  return method.replace("_", " ")
+
+
 def budget_curves(results: dict, metric: str, folder: str) -> list[str]:
   """One PNG per split: `metric` against round and against cumulative NFE, every method."""
   paths = []
   for split, methods in results["metrics"].items():
-    fig, (ax_r, ax_n) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_r, ax_n) = plt.subplots(1, 2, figsize=(11, 4.0))
     for method, curves in methods.items():
       ys = curves[metric]
       nfe = np.cumsum(results["nfe"][split][method])
+      label = method_label(method)
       if len(ys) == 1:
-        ax_r.axhline(ys[0], ls="--", color="gray", label=f"{method} ({nfe[-1]} NFE)")
-        ax_n.plot(nfe, ys, "s", color="gray", label=method)
+        ax_r.axhline(ys[0], ls="--", color="gray", label=f"{label}, {nfe[-1]} NFE")
+        ax_n.plot(nfe, ys, "s", color="gray", label=label)
       else:
-        ax_r.plot(results["rounds"], ys, "o-", ms=3, label=method)
-        ax_n.plot(nfe, ys, "o-", ms=3, label=method)
-    ax_r.set_xlabel("IPR round")
+        ax_r.plot(results["rounds"], ys, "o-", ms=3, label=label)
+        ax_n.plot(nfe, ys, "o-", ms=3, label=label)
+    ax_r.set_xlabel("IPR round (0 = the SRM sample)")
     ax_r.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax_n.set_xlabel("NFE per sample (cumulative)")
+    ax_n.set_xlabel("denoiser evaluations (NFE) per sample, cumulative")
     for ax in (ax_r, ax_n):
-      ax.set_ylabel(metric)
+      ax.set_ylabel(metric_label(metric))
       ax.grid(alpha=0.3)
-    ax_r.legend(fontsize=8)
-    fig.suptitle(f"{results['benchmark']} / {split}: {metric} "
-                 f"({results['num_samples']} held-out puzzles)")
+    ax_r.legend(fontsize=7)
+    fig.suptitle(f"{results['benchmark']} ({results['variant']}), {split} split: "
+                 f"{metric_label(metric)}, {results['num_samples']} held-out items")
     fig.tight_layout()
     path = os.path.join(folder, f"{metric}_{split}.png")
     fig.savefig(path, dpi=110)
@@ -58,13 +86,26 @@ def _bad_cells(digits: np.ndarray) -> np.ndarray:
   return bad
 
 
+def _finish_strip(fig, axes, path: str, row_labels, legend: list) -> str:
+  """Row labels on the left of each row, a legend below, saved to `path`."""
+  for s, label in enumerate(row_labels or []):
+    axes[s, 0].set_ylabel(label, fontsize=7)
+  if legend:
+    fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=7, frameon=False)
+  fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 1))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
 def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None,
-                 digits: np.ndarray | None = None) -> str:
+                 digits: np.ndarray | None = None, row_labels=None) -> str:
   """One row per sample, one board per round; givens shaded, cells in a violated unit in red.
 
   history: symbolic samples f32[rounds+1, S, 9, 9, 9], or image boards f32[rounds+1, S, H, W, 1]
   in [-1, 1] with `digits` i32[rounds+1, S, 9, 9] as the evaluator's classifier read them (the
-  read digit is printed small in each cell's corner, so a misread is visible).
+  read digit is printed small in each cell's corner, so a misread is visible). `row_labels`
+  name the samples (default "sample i").
   """
   n_rounds, n_samples = history.shape[:2]
   rounds = list(range(n_rounds)) if rounds is None else rounds
@@ -101,16 +142,24 @@ def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None
         ax.axhline(g, color="c" if images else "k", lw=0.8)
         ax.axvline(g, color="c" if images else "k", lw=0.8)
       ax.set_xticks([]), ax.set_yticks([])
-      title = f"round {r}: " + ("valid" if not bad.any() else f"{bad.sum()} bad")
+      title = f"round {r}: " + ("valid" if not bad.any() else f"{bad.sum()} cells break a rule")
       ax.set_title(title, fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  given_patch = (matplotlib.patches.Patch(color=(0.2, 0.5, 1.0, 0.35), label="given cell")
+                 if images else matplotlib.patches.Patch(color="0.85", label="given cell (bold)"))
+  legend = [given_patch,
+            matplotlib.patches.Patch(fc="none", ec="red", label="digit repeated in its row, "
+                                     "column or box")]
+  if images:
+    legend.append(matplotlib.lines.Line2D([], [], ls="none", marker="$7$", color="goldenrod",
+                                          label="digit the evaluator's classifier reads"))
+  labels = row_labels or [f"sample {s}" for s in range(n_samples)]
+  return _finish_strip(fig, axes, path, labels, legend)
 
 
-def image_strip(history: np.ndarray, path: str, rounds) -> str:
-  """history f32[rounds+1, S, H, W, C] in [-1, 1]: one row per sample, one image per round."""
+def image_strip(history: np.ndarray, path: str, rounds, row_labels=None,
+                metrics: dict | None = None) -> str:
+  """history f32[rounds+1, S, H, W, C] in [-1, 1]: one row per sample, one image per round.
+  `metrics` {name: f32[rounds+1, S]} (e.g. the headline per round) go in each image's title."""
   n_samples = history.shape[1]
   fig, axes = plt.subplots(n_samples, len(rounds), figsize=(1.8 * len(rounds), 1.9 * n_samples),
                            squeeze=False)
@@ -119,11 +168,11 @@ def image_strip(history: np.ndarray, path: str, rounds) -> str:
       img = np.clip((history[r, s] + 1.0) / 2.0, 0.0, 1.0)
       axes[s, k].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
       axes[s, k].set_xticks([]), axes[s, k].set_yticks([])
-      axes[s, k].set_title(f"round {r}", fontsize=7)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+      extra = "".join(f"\n{metric_label(n)}: {'yes' if v[r, s] >= 0.5 else 'no'}"
+                      for n, v in (metrics or {}).items())
+      axes[s, k].set_title(f"round {r}{extra}", fontsize=6)
+  labels = row_labels or [f"sample {s}" for s in range(n_samples)]
+  return _finish_strip(fig, axes, path, labels, [])
 
 
 def training_curves(metrics_path: str, path: str) -> str:
@@ -133,7 +182,8 @@ def training_curves(metrics_path: str, path: str) -> str:
   fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(10, 3.6))
   steps = [r["step"] for r in rows]
   for key in ("loss", "loss_mu"):
-    ax_l.plot(steps, [r[key] for r in rows], label=key, lw=1)
+    ax_l.plot(steps, [r[key] for r in rows], lw=1,
+              label={"loss": "total training loss", "loss_mu": "denoising (mean) loss"}[key])
   ax_l.set_yscale("log"), ax_l.set_xlabel("step"), ax_l.legend(), ax_l.grid(alpha=0.3)
   val = [(r["step"], r["val_valid"], r.get("val_valid_raw")) for r in rows if "val_valid" in r]
   if val:

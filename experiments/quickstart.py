@@ -10,62 +10,68 @@ of samples across rounds into the folder it names. About 3 minutes on 2 CPU core
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shlex
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, plots
+from tqdm import tqdm
+
+from experiments import common, evaluate, plots, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import pretrained, refine
-from ipr_jax.data import sudoku
-from ipr_jax.evaluation import sudoku as sudoku_eval
 
 MODEL = "sudoku_symbolic_cpu"
 
 
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--num", type=int, default=100, help="puzzles (half hard, half medium)")
+  ap.add_argument("--num", type=int, default=100, help="puzzles, half hard and half medium (even)")
   ap.add_argument("--rounds", type=int, default=15)
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--out", default=None, help="output folder (default runs/quickstart-<time>)")
   args = ap.parse_args(argv)
-  if args.num < 2:
-    raise SystemExit("--num must be at least 2 (half hard, half medium)")
+  if args.num < 2 or args.num % 2:
+    raise SystemExit(f"--num must be an even number >= 2 (half hard, half medium), got {args.num}")
+  if args.rounds < 0:
+    raise SystemExit(f"--rounds must be >= 0, got {args.rounds}")
   t0 = time.time()
   out = args.out or os.path.join("runs", time.strftime("quickstart-%Y%m%d-%H%M%S"))
   os.makedirs(out, exist_ok=True)
   apply, params, manifest = pretrained.load(MODEL)
-  half = args.num // 2
-  splits = {"hard": half, "medium": args.num - half}
-  boards, givens, names = [], [], []
-  for split, n in splits.items():
-    b, g = sudoku.test_set(split, n)
-    boards.append(b)
-    givens.append(g)
-    names += [split] * n
-  boards, givens, names = np.concatenate(boards), np.concatenate(givens), np.array(names)
   config = sudoku_symbolic.get_config("cpu")
-  cfg = common.refine_config(config, "uniform", args.rounds, keep_history=True)
+  config.seed = args.seed
+  run = translate.translate(config)
+  per_split, splits = args.num // 2, ("hard", "medium")
+  items = [run.task.test_items(split, per_split) for split in splits]
+  x = np.concatenate([it.x for it in items])
+  eligible = np.concatenate([it.eligible for it in items])
+  names = np.repeat(splits, per_split)
+  cfg = dataclasses.replace(run.refine, selector="uniform", rounds=args.rounds, keep_history=True)
   print(f"model {MODEL}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
         f"{args.num} held-out puzzles, {args.rounds} IPR rounds on {common.device_name()}")
-  res = refine.refine(apply, params, jax.random.key(args.seed),
-                      jnp.asarray(sudoku.to_symbolic(boards)), jnp.asarray(~givens), cfg,
-                      sudoku_eval.symbolic_metrics)
-  valid = np.asarray(res.metrics["valid"])
+  with tqdm(total=1, desc=f"refine ({args.num} puzzles as one batch)", leave=False) as bar:
+    res = refine.refine(apply, params, jax.random.key(args.seed), jnp.asarray(x),
+                        jnp.asarray(eligible), cfg, run.task.metric_fn)
+    jax.block_until_ready(res.x)
+    bar.update()
+  command = shlex.join(["python", "-m", "experiments.quickstart", *(argv or sys.argv[1:])])
+  results = common.results_record(config, splits=splits, num_samples=per_split,
+                                  rounds=args.rounds, headline="valid",
+                                  checkpoint=f"ipr_jax/assets/{MODEL}", command=command,
+                                  variant="quickstart")
   nfe = np.asarray(res.nfe).tolist()
-  results = {"benchmark": "sudoku_symbolic", "variant": "quickstart", "split": list(splits),
-             "num_samples": splits, "seed": args.seed, "rounds": list(range(args.rounds + 1)),
-             "nfe": {s: {"ipr_uniform": nfe} for s in splits},
-             "metrics": {s: {"ipr_uniform": {
-                 k: np.asarray(v)[:, names == s].mean(axis=1).tolist()
-                 for k, v in res.metrics.items()}} for s in splits},
-             "per_sample": {"valid": valid.T.tolist(), "split": names.tolist()},
-             "config": config.to_dict(), "checkpoint": f"ipr_jax/assets/{MODEL}",
-             "commit": common.git_commit(), "device": common.device_name()}
+  for s in splits:
+    results["nfe"][s] = {"ipr_uniform": nfe}
+    results["metrics"][s] = {"ipr_uniform": {k: np.asarray(v)[:, names == s].mean(axis=1).tolist()
+                                             for k, v in res.metrics.items()}}
+  results["per_sample"] = {"valid": np.asarray(res.metrics["valid"]).T.tolist(),
+                           "split": names.tolist()}
   print(f"\n{'round':>5} {'NFE':>5} " + " ".join(f"{s + ' valid':>12}" for s in splits))
   for r in range(args.rounds + 1):
     cells = " ".join(f"{results['metrics'][s]['ipr_uniform']['valid'][r]:>12.3f}" for s in splits)
@@ -74,10 +80,10 @@ def main(argv=None):
   common.write_json(os.path.join(out, "results.json"), results)
   paths = plots.budget_curves(results, "valid", out)
   hist = np.asarray(res.history)
-  show = [int(np.flatnonzero(names == "hard")[0]), int(np.flatnonzero(names == "medium")[0])]
-  rounds = sorted({0, 1, args.rounds // 2, args.rounds})
-  paths.append(plots.sudoku_strip(hist[:, show], givens[show], os.path.join(out, "strip.png"),
-                                  rounds))
+  show = [0, per_split]  # the first hard and the first medium puzzle
+  paths.append(plots.sudoku_strip(hist[:, show], ~eligible[show], os.path.join(out, "strip.png"),
+                                  evaluate.shown_rounds(args.rounds),
+                                  row_labels=["hard puzzle", "medium puzzle"]))
   print(f"\nwrote {out}/results.json and {', '.join(os.path.basename(p) for p in paths)} "
         f"in {results['seconds']:.0f} s")
   return results

@@ -11,6 +11,7 @@ already have a result line are skipped. `--table` prints the markdown table of O
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -20,7 +21,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common, evaluate, tasks, train
+from experiments import common, evaluate, train, translate
 from experiments.configs import sudoku_symbolic
 
 # each row: (what changed, overrides on the cpu config). Rows build on the winners of earlier
@@ -43,6 +44,10 @@ ROWS = {
     "board_lr1e-3": ("board_beta, VLB 0, lr 1e-3", {**_NOVLB, "train.learning_rate": 1e-3}),
     "board_wd0.01": ("board_beta, VLB 0, weight decay 0.01, b1 0.9",
                      {**_NOVLB, "train.weight_decay": 0.01, "train.b1": 0.9}),
+    "feasibility": ("all of the feasibility run's differences at once: board_beta, VLB 0, EMA "
+                    "0.998, weight decay 0.01, b1 0.9, constant lr",
+                    {**_NOVLB, "train.ema_decay": 0.998, "train.weight_decay": 0.01,
+                     "train.b1": 0.9, "train.lr_schedule": "constant"}),
 }
 
 _ROWS = flags.DEFINE_list("rows", list(ROWS), "rows to run, in order")
@@ -80,13 +85,13 @@ def cpu_minutes(workdir: str) -> float:
 
 
 def score(config, workdir: str, split: str, rounds: int, num: int) -> dict:
-  task = tasks.make_task(config)
-  apply, params, source = evaluate.load_params(config, workdir, task)
-  items = task.test_items(split, num)
-  cfg = common.refine_config(config, "uniform", rounds)
+  run = translate.translate(config)
+  apply, params, source = evaluate.load_params(config, run, workdir)
+  items = run.task.test_items(split, num)
+  cfg = dataclasses.replace(run.refine, selector="uniform", rounds=rounds)
   t0 = time.time()
-  metrics, nfe, _ = evaluate.run_refine(apply, params, items, cfg, task.metric_fn,
-                                        jax.random.key(config.seed), num)
+  metrics, nfe, _ = evaluate.run_refine(apply, params, items, cfg, run.task,
+                                        jax.random.key(config.seed), num, desc=f"{split} IPR")
   valid = metrics["valid"].mean(axis=1)
   return {"valid": {r: round(float(valid[r]), 4) for r in SHOWN if r <= rounds},
           "nfe": int(np.sum(nfe)), "seconds": round(time.time() - t0, 1), "checkpoint": source}

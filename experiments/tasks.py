@@ -1,18 +1,27 @@
-"""Benchmark adapters: config -> denoiser, training stream, test items, metrics, pictures.
+"""Benchmarks: the one registry of what a benchmark brings (geometry, data, metric, pictures).
 
-The library never reads a ConfigDict; this module turns one into the library's dataclasses.
+A benchmark is registered with the data and model keys it reads from the experiment config and
+a builder `config -> Task`:
+
+    @tasks.register("my_bench", data_keys=("size",))
+    def my_bench(config):
+      return tasks.Task(name="my_bench", grid=regions.make_grid(8, 8, 2), ...)
+
+`experiments.translate` checks the config against those keys and builds everything else (the
+denoiser from `model` and the task's `model_fields`, optimiser, sampler, refine).
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
 
-from ipr_jax import denoisers, graphs, regions
-from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, sudoku
+from experiments import plots
+from ipr_jax import graphs, regions, tfds_builders
+from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, pipeline, sudoku
 from ipr_jax.evaluation import counting_polygons as cp_eval
 from ipr_jax.evaluation import digit_classifier
 from ipr_jax.evaluation import even_pixels as ep_eval
@@ -23,38 +32,125 @@ from ipr_jax.evaluation import sudoku as sudoku_eval
 class TestItems:
   x: np.ndarray          # f32[N, H, W, C] ground truth (givens read from it)
   eligible: np.ndarray   # bool[N, R] regions to generate / refine
-  labels: dict           # extra per-item arrays for plots
+  labels: dict           # extra per-item arrays for plots (each with N leading)
 
 
 @dataclasses.dataclass
 class Task:
+  """What a benchmark brings. `metric_fn(x f32[B, H, W, C]) -> {name: f32[B]}`, or with
+  `metric_params` (an evaluator's weights) `metric_fn(metric_params, x)`: the convention of
+  `ipr_jax.refine`, so the weights are an argument of the compiled refine, not constants."""
   name: str
   grid: regions.RegionGrid
-  model_config: object
+  model_fields: dict                            # denoiser fields the benchmark fixes (geometry, ...)
   train_stream: Callable[[int, int], object]     # (seed, batch) -> object with .batch(step)
   test_items: Callable[..., TestItems]           # (split, num, validation=False) -> items
-  metric_fn: Callable                            # f32[B, H, W, C] -> dict of f32[B]
+  metric_fn: Callable
   headline: str                                  # metric name reported in tables
-  read_digits: Callable | None = None            # image Sudoku: boards -> i32[..., 9, 9] as read
+  metric_params: object = None
+  # (history f32[rounds+1, S, H, W, C], labels of those S items, path, rounds shown) -> path
+  strip: Callable = None
+
+  def __post_init__(self):
+    self._jit_metric = jax.jit(self.metric_fn)
+    if self.strip is None:
+      self.strip = self._image_strip
+
+  def _image_strip(self, hist, labels, path, shown):
+    """The default strip: the images, each titled with its headline verdict."""
+    del labels
+    per_round = np.stack([np.asarray(self.metrics(h)[self.headline]) for h in hist])
+    return plots.image_strip(hist, path, shown, metrics={self.headline: per_round})
+
+  def metrics(self, x) -> dict:
+    """The metric of a batch, computed on the host's default device (jitted once)."""
+    if self.metric_params is None:
+      return self._jit_metric(x)
+    return self._jit_metric(self.metric_params, x)
 
 
-def _sudoku_symbolic(config) -> Task:
-  m = config.model
+class Benchmark(NamedTuple):
+  build: Callable            # config -> Task
+  data_keys: tuple           # keys of config.data it reads (all required)
+  model_keys: tuple          # benchmark keys of config.model besides kind, dtype and the kinds
+
+
+_BENCHMARKS: dict[str, Benchmark] = {}
+
+
+def register(name: str, *, data_keys=(), model_keys=()):
+  """Decorator registering a builder `config -> Task` as benchmark `name` (once per name)."""
+  def add(build):
+    if name in _BENCHMARKS and _BENCHMARKS[name].build is not build:
+      raise ValueError(f"benchmark {name!r} is already registered")
+    _BENCHMARKS[name] = Benchmark(build, tuple(data_keys), tuple(model_keys))
+    return build
+  return add
+
+
+def names() -> tuple:
+  return tuple(_BENCHMARKS)
+
+
+def get(name: str) -> Benchmark:
+  if name not in _BENCHMARKS:
+    raise ValueError(f"benchmark must be one of {names()}, got {name!r}")
+  return _BENCHMARKS[name]
+
+
+def make_task(config) -> Task:
+  return get(config.benchmark).build(config)
+
+
+def tfds_test(builder_cls, config: str | None, num: int, data_dir: str | None, **kwargs) -> list:
+  """The first `num` items of a benchmark's held-out test set, read from its TFDS builder
+  (`ipr_jax.tfds_builders`: array_record, prepared once per config and size in `data_dir`,
+  default TFDS's `$TFDS_DATA_DIR` or ~/tensorflow_datasets, then read with as_data_source)."""
+  builder = builder_cls(config=config, num_train=0, num_test=num, data_dir=data_dir, **kwargs)
+  builder.download_and_prepare()
+  source = builder.as_data_source()["test"]
+  return [source[i] for i in range(num)]
+
+
+# ---- Sudoku (symbolic cells and handwritten digits) ----
+
+def _sudoku_fields(graph: str) -> dict:
+  """Row/column/box position ids and the attention graph (`sudoku_peers` or `full`)."""
+  graphs_by_name = {"sudoku_peers": graphs.sudoku_peers, "full": lambda: graphs.full(81)}
+  if graph not in graphs_by_name:
+    raise ValueError(f"model.graph must be one of {tuple(graphs_by_name)}, got {graph!r}")
   row, col, box = graphs.sudoku_position_ids()
-  graph = graphs.sudoku_peers() if m.graph == "sudoku_peers" else graphs.full(81)
-  model = denoisers.TransformerConfig(
-      9, 9, 9, 1, dim=m.dim, depth=m.depth, heads=m.heads, mlp_ratio=m.mlp_ratio,
-      dropout=m.dropout, dtype=compute_dtype(m), position_ids=(tuple(row), tuple(col), tuple(box)),
-      attention_graph=tuple(map(tuple, graph)))
+  return {"position_ids": (tuple(row), tuple(col), tuple(box)),
+          "attention_graph": tuple(map(tuple, graphs_by_name[graph]()))}
 
+
+def _sudoku_items(config_name: str, data, to_x):
+  """Test items from the mnist_sudoku TFDS builder's `config_name` (board image, givens of the
+  split); validation items (training-time model selection) drawn procedurally by `to_x`."""
   def test_items(split, num, validation=False):
-    get = sudoku.validation_set if validation else sudoku.test_set
-    boards, givens = get(split, num)
-    return TestItems(sudoku.to_symbolic(boards), ~givens, {"boards": boards, "givens": givens})
+    sudoku.split_range(split)  # ValueError naming the splits
+    if validation:
+      boards, givens = sudoku.validation_set(split, num)
+      return TestItems(to_x(boards), ~givens, {"boards": boards, "givens": givens})
+    rows = tfds_test(tfds_builders.MnistSudoku, config_name, num, data.tfds_dir,
+                     **({"idx_dir": data.idx_dir} if config_name == "idx_dir" else {}))
+    boards = np.stack([r["board"] for r in rows]).astype(np.int8)
+    givens = (np.stack([r[f"givens_{split}"] for r in rows]).astype(bool)
+              if split in ("hard", "medium", "easy")
+              else np.stack([sudoku.test_givens(i, split) for i in range(num)]))
+    x = pipeline.to_model(np.stack([r["image"] for r in rows]))
+    return TestItems(x, ~givens, {"boards": boards, "givens": givens})
+  return test_items
 
-  return Task("sudoku_symbolic", regions.make_grid(9, 9, 1), model,
-              lambda seed, batch: sudoku.TrainStream(seed, batch, config.train.get("pool_size", 5000)), test_items,
-              sudoku_eval.symbolic_metrics, "valid")
+
+@register("sudoku_symbolic", data_keys=("pool_size", "tfds_dir"), model_keys=("graph",))
+def _sudoku_symbolic(config) -> Task:
+  strip = lambda hist, labels, path, shown: plots.sudoku_strip(hist, labels["givens"], path, shown)
+  return Task("sudoku_symbolic", regions.make_grid(9, 9, 1),
+              dict(height=9, width=9, channels=9, patch=1, **_sudoku_fields(config.model.graph)),
+              lambda seed, batch: sudoku.TrainStream(seed, batch, config.data.pool_size),
+              _sudoku_items("symbolic", config.data, sudoku.to_symbolic),
+              sudoku_eval.symbolic_metrics, "valid", strip=strip)
 
 
 class _ImageSudokuStream:
@@ -62,7 +158,7 @@ class _ImageSudokuStream:
 
   def __init__(self, seed, batch_size, pool_size, source, idx_dir):
     self.boards = sudoku.TrainStream(seed, batch_size, pool_size)
-    self.bank = image_sudoku.banks(source, idx_dir)["train"]
+    self.bank = digit_classifier.banks(source, idx_dir)["train"]
     self.seed = seed
 
   def batch(self, step):
@@ -73,33 +169,36 @@ class _ImageSudokuStream:
     return {"x": digits.to_model(imgs)[..., None], "mask": b["mask"]}
 
 
+@register("mnist_sudoku", data_keys=("source", "idx_dir", "pool_size", "tfds_dir"),
+          model_keys=("graph",))
 def _mnist_sudoku(config) -> Task:
-  m, d = config.model, config.data
+  d = config.data
   cls_apply, cls_params, man = digit_classifier.load("sklearn" if d.source == "sklearn" else "idx_dir")
   cell = man["cell"]
-  row, col, box = graphs.sudoku_position_ids()
-  model = _image_model(m, 9 * cell, 9 * cell, 1, cell,
-                       position_ids=(tuple(row), tuple(col), tuple(box)),
-                       attention_graph=tuple(map(tuple, graphs.sudoku_peers())))
 
-  def test_items(split, num, validation=False):
-    get = sudoku.validation_set if validation else sudoku.test_set
-    boards, givens = get(split, num)
-    bank = image_sudoku.banks(d.source, d.idx_dir)["test"]
-    stream = "validation" if validation else "test"
-    imgs = np.stack([image_sudoku.compose_item(b, bank, i, stream) for i, b in enumerate(boards)])
-    return TestItems(digits.to_model(imgs)[..., None], ~givens, {"boards": boards, "givens": givens})
+  def validation_x(boards):
+    bank = digit_classifier.banks(d.source, d.idx_dir)["test"]
+    imgs = np.stack([image_sudoku.compose_item(b, bank, i, "validation")
+                     for i, b in enumerate(boards)])
+    return digits.to_model(imgs)[..., None]
 
-  # the evaluator's classifier params are constants of the metric (not trained, not swept)
-  metric = functools.partial(jax.jit(sudoku_eval.image_metrics, static_argnums=(0, 3)), cls_apply,
-                             cls_params, cell=cell)
-  return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), model,
-              lambda seed, batch: _ImageSudokuStream(seed, batch, config.train.get("pool_size", 5000),
-                                                     d.source, d.idx_dir),
-              test_items, metric, "valid",
-              functools.partial(jax.jit(digit_classifier.board_digits, static_argnums=(0, 3)),
-                                cls_apply, cls_params, cell=cell))
+  read = jax.jit(functools.partial(digit_classifier.board_digits, cls_apply, cell=cell))
 
+  def strip(hist, labels, path, shown):  # the classifier's reading marks the bad cells
+    return plots.sudoku_strip(hist, labels["givens"], path, shown,
+                              digits=np.asarray(read(cls_params, hist)))
+
+  fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
+  if config.model.kind == "transformer":
+    fields.update(_sudoku_fields(config.model.graph))
+  return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), fields,
+              lambda seed, batch: _ImageSudokuStream(seed, batch, d.pool_size, d.source, d.idx_dir),
+              _sudoku_items(d.source, d, validation_x),
+              functools.partial(sudoku_eval.image_metrics, cls_apply, cell=cell), "valid",
+              metric_params=cls_params, strip=strip)
+
+
+# ---- Even Pixels ----
 
 class _EvenPixelsStream:
 
@@ -112,46 +211,26 @@ class _EvenPixelsStream:
     return {"x": even_pixels.to_model(imgs)}
 
 
+@register("even_pixels", data_keys=("tfds_dir",))
 def _even_pixels(config) -> Task:
-  m = config.model
-  model = _image_model(m, 32, 32, 3, 4)
 
   def test_items(split, num, validation=False):
-    offset = 100_000 if validation else 0
-    imgs = np.stack([even_pixels.item(offset + i) for i in range(num)])
+    if split != "test":
+      raise ValueError(f"even_pixels has one split, test; got {split!r}")
+    if validation:
+      imgs = np.stack([even_pixels.item(100_000 + i) for i in range(num)])
+    else:
+      rows = tfds_test(tfds_builders.EvenPixels, None, num, config.data.tfds_dir)
+      imgs = np.stack([r["image"] for r in rows])
     return TestItems(even_pixels.to_model(imgs), np.ones((num, 64), bool), {})
 
-  return Task("even_pixels", regions.make_grid(32, 32, 4), model,
+  return Task("even_pixels", regions.make_grid(32, 32, 4),
+              dict(height=32, width=32, channels=3, patch=4),
               lambda seed, batch: _EvenPixelsStream(seed, batch), test_items,
               ep_eval.metrics, "is_color_count_even")
 
 
-_UNET_KEYS = ("widths", "attention", "num_blocks", "groups", "dropout", "time_dim", "head_channels")
-_TRANSFORMER_KEYS = ("dim", "depth", "heads", "mlp_ratio", "dropout")
-
-
-def compute_dtype(m) -> str:
-  """model.dtype: float32, bfloat16, or auto (bfloat16 on GPU/TPU, float32 on CPU)."""
-  name = m.get("dtype", "float32")
-  if name == "auto":
-    return "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
-  return name
-
-
-def _image_model(m, height, width, channels, patch, **transformer_extra):
-  """The denoiser config of an image benchmark: `unet` (spec 6.1) or `transformer` (with the
-  benchmark's extra fields, e.g. the Sudoku peer graph)."""
-  if m.kind == "unet":
-    return denoisers.make_config("unet", height=height, width=width, channels=channels,
-                                 patch=patch, dtype=compute_dtype(m),
-                                 **{k: m[k] for k in _UNET_KEYS if k in m})
-  if m.kind == "transformer":
-    return denoisers.make_config("transformer", height=height, width=width, channels=channels,
-                                 patch=patch, dtype=compute_dtype(m),
-                                 **{k: m[k] for k in _TRANSFORMER_KEYS},
-                                 **transformer_extra)
-  raise ValueError(f"model.kind must be one of {tuple(denoisers.KINDS)}, got {m.kind!r}")
-
+# ---- Counting Polygons ----
 
 class _CountingPolygonsStream:
 
@@ -165,6 +244,7 @@ class _CountingPolygonsStream:
     return {"x": counting_polygons.to_model(imgs)}
 
 
+@register("counting_polygons", data_keys=("background_dir", "classifier", "tfds_dir"))
 def _counting_polygons(config) -> Task:
   d = config.data
   backgrounds = counting_polygons.Backgrounds(d.background_dir) if d.background_dir else None
@@ -173,24 +253,21 @@ def _counting_polygons(config) -> Task:
   regions_per_side = size // patch
 
   def test_items(split, num, validation=False):
-    items = [counting_polygons.item(i, "validation" if validation else "test",
-                                    backgrounds=backgrounds) for i in range(num)]
-    imgs = np.stack([im for im, _ in items])
+    if split != "test":
+      raise ValueError(f"counting_polygons has one split, test; got {split!r}")
+    if validation:
+      items = [counting_polygons.item(i, "validation", backgrounds=backgrounds)
+               for i in range(num)]
+      imgs, counts = np.stack([im for im, _ in items]), [l["num_polygons"] for _, l in items]
+    else:
+      rows = tfds_test(tfds_builders.CountingPolygons, "folder" if d.background_dir else "blank",
+                       num, d.tfds_dir, background_dir=d.background_dir)
+      imgs, counts = np.stack([r["image"] for r in rows]), [r["num_polygons"] for r in rows]
     return TestItems(counting_polygons.to_model(imgs), np.ones((num, regions_per_side ** 2), bool),
-                     {"num_polygons": np.array([l["num_polygons"] for _, l in items])})
+                     {"num_polygons": np.asarray(counts)})
 
-  metric = functools.partial(jax.jit(cp_eval.metrics, static_argnums=0), cls_apply, cls_params)
   return Task("counting_polygons", regions.make_grid(size, size, patch),
-              _image_model(config.model, size, size, 3, patch),
+              dict(height=size, width=size, channels=3, patch=patch),
               lambda seed, batch: _CountingPolygonsStream(seed, batch, backgrounds), test_items,
-              metric, "numbers_match_objects")
-
-
-TASKS = {"sudoku_symbolic": _sudoku_symbolic, "mnist_sudoku": _mnist_sudoku,
-         "even_pixels": _even_pixels, "counting_polygons": _counting_polygons}
-
-
-def make_task(config) -> Task:
-  if config.benchmark not in TASKS:
-    raise ValueError(f"benchmark must be one of {tuple(TASKS)}, got {config.benchmark!r}")
-  return TASKS[config.benchmark](config)
+              functools.partial(cp_eval.metrics, cls_apply), "numbers_match_objects",
+              metric_params=cls_params)

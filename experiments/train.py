@@ -1,7 +1,13 @@
 """Training mode: resumable, checkpointed, logged, with a validation valid-rate that keeps the
-best EMA params in DIR/best (the model that sampling uses)."""
+best EMA params in DIR/best (the model that sampling uses).
+
+`train` = `restore` (fresh or resumed state) + `step_loop` (the jitted steps, logging and
+checkpoints) calling `Keeper.validate` (validation rate of the EMA and raw params, best step
+kept only above the evaluator's chance floor).
+"""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -10,26 +16,26 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from experiments import chance_floor, common, plots, prefetch, tasks
+from experiments import chance_floor, common, loader, plots, translate
 from ipr_jax import checkpoints, denoisers, sampling, sharding, time_sampling, training
 
 
-def build_state(config, task):
+def build_state(config, run: translate.Run):
   """(apply, optimizer, fresh TrainState) for this config; the density table is filled later."""
   key = jax.random.key(config.seed)
-  apply, params = denoisers.build(task.model_config, jax.random.fold_in(key, 0))
-  optimizer = training.make_optimizer(common.optim_config(config))
+  apply, params = denoisers.build(run.model, jax.random.fold_in(key, 0))
+  optimizer = training.make_optimizer(run.optim)
   return apply, optimizer, training.init_state(params, optimizer)
 
 
-def validate(apply, params, task, config, items) -> dict:
+def validate(apply, params, run: translate.Run, seed: int, items) -> dict:
   """Mean metrics of the SRM sampler's round-0 samples on `items`, the validation puzzles
   (`task.test_items(..., validation=True)`, never the test set)."""
-  res = sampling.sample(apply, params, jax.random.key(config.seed + 1),
-                        jax.random.normal(jax.random.key(config.seed + 2), items.x.shape),
-                        ~items.eligible, jnp.asarray(items.x), common.sampler_config(config),
+  res = sampling.sample(apply, params, jax.random.key(seed + 1),
+                        jax.random.normal(jax.random.key(seed + 2), items.x.shape),
+                        ~items.eligible, jnp.asarray(items.x), run.sampler,
                         devices=sharding.devices_for(len(items.x)))
-  return {k: float(jnp.mean(v)) for k, v in task.metric_fn(res.x).items()}
+  return {k: float(jnp.mean(v)) for k, v in run.task.metrics(res.x).items()}
 
 
 def is_better(new: dict, best: dict) -> bool:
@@ -42,70 +48,122 @@ def is_better(new: dict, best: dict) -> bool:
   return True
 
 
-def train(config, workdir: str, stop_at_step: int | None = None, command: str | None = None) -> dict:
-  """Train (or resume) into `workdir`; `command` (the CLI line) is recorded beside the config."""
-  task = tasks.make_task(config)
-  apply, optimizer, state = build_state(config, task)
+def restore(config, run: translate.Run, workdir: str):
+  """(apply, optimizer, state, data iterator state or None, checkpoint manager): the latest
+  checkpoint of `workdir`, or a fresh state (with the mean_beta density table) when none."""
+  apply, optimizer, state = build_state(config, run)
   mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"), config.train.max_to_keep)
-  best_mgr = checkpoints.manager(os.path.join(workdir, "best"), 1)
-  record = {"config": config.to_dict(), "seed": config.seed, "commit": common.git_commit(),
-            "device": common.device_name(), "command": command}
+  data_state = None
   if mgr.latest_step() is not None:
     state, _ = checkpoints.restore(mgr, state)
+    data_state = checkpoints.data_state(mgr)
     print(f"resumed from step {int(state.step)} in {workdir}")
-  elif config.time_sampler.kind == "mean_beta":
-    pdf = time_sampling.mean_beta_density(jax.random.key(config.seed + 3), task.grid.num_regions,
-                                          config.time_sampler.sharpness,
-                                          config.time_sampler.density_images)
+  elif run.time_sampler.kind == "mean_beta":
+    ts = config.time_sampler
+    pdf = time_sampling.mean_beta_density(jax.random.key(config.seed + 3),
+                                          run.task.grid.num_regions, ts.sharpness,
+                                          ts.density_images)
     state = state.replace(time_pdf=jnp.asarray(pdf))
+  return apply, optimizer, state, data_state, mgr
+
+
+@dataclasses.dataclass
+class Keeper:
+  """Validation at eval steps; keeps the best EMA step in DIR/best, above the chance floor."""
+  apply: object
+  run: translate.Run
+  seed: int
+  workdir: str
+  items: object            # the validation TestItems
+  floor: float             # the headline score of noise / blank images on those items
+  record: dict
+
+  def __post_init__(self):
+    self.mgr = checkpoints.manager(os.path.join(self.workdir, "best"), 1)
+    self.path = os.path.join(self.workdir, "best.json")
+    self.best = json.load(open(self.path)) if os.path.exists(self.path) else {"valid": -1.0}
+
+  def validate(self, state, step: int) -> dict:
+    """Validation columns of the log row for `step` (saves DIR/best when the step is best)."""
+    headline = self.run.task.headline
+    ema = validate(self.apply, state.ema_params, self.run, self.seed, self.items)
+    row = {"val_valid": ema[headline],
+           "val_valid_raw": validate(self.apply, state.params, self.run, self.seed,
+                                     self.items)[headline],
+           **{f"val_{k}": v for k, v in ema.items() if k != headline}, "val_floor": self.floor}
+    score = {"valid": row["val_valid"], "step": step}
+    if "duplicate_count" in ema:
+      score["duplicate_count"] = ema["duplicate_count"]
+    if score["valid"] > self.floor and is_better(score, self.best):
+      self.best = score
+      checkpoints.save(self.mgr, step, state, self.record)
+      common.write_json(self.path, self.best)
+    return row
+
+
+def step_loop(config, run, state, data_state, step_fn, mesh, mgr, keeper: Keeper, workdir: str,
+              record: dict, stop_at_step: int | None):
+  """Steps from state.step to train.steps, batches from the grain iterator (`loader`, resumed
+  from `data_state`): log every log_every, validate every eval_every, checkpoint (with the
+  iterator's state) every checkpoint_every and at the end. Returns the final state."""
+  t = config.train
+  stream = run.task.train_stream(config.seed, t.batch_size)
+  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  start, total = int(state.step), t.steps
+  t0 = t_last = time.time()
+  data = loader.iterator(stream, total, t.data_workers, data_state, start)
+  with open(os.path.join(workdir, "metrics.jsonl"), "a") as log:
+    for i, batch in zip(tqdm(range(start, total), initial=start, total=total, desc="train",
+                             mininterval=5), data):
+      state, metrics = step_fn(state, training.shard_batch(batch, mesh),
+                               jax.random.fold_in(train_key, i))
+      done = i + 1
+      if done % t.log_every == 0 or done == total:
+        row = {k: float(v) for k, v in metrics.items()}
+        row.update(step=done, steps_per_s=t.log_every / max(time.time() - t_last, 1e-9),
+                   wall_s=time.time() - t0)
+        t_last = time.time()
+        if done % t.eval_every == 0 or done == total:
+          row.update(keeper.validate(state, done))
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+      if done % t.checkpoint_every == 0 or done == total:
+        checkpoints.save(mgr, done, state, record, data_state=data.get_state())
+        if stop_at_step is not None and done >= stop_at_step:
+          break
+  return state
+
+
+def summary(workdir: str, state, best: dict, seconds: float) -> str:
+  """The last line of a training run, for a person."""
+  rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  last = rows[-1] if rows else {}
+  val = f", validation {last['val_valid']:.3f} (EMA)" if "val_valid" in last else ""
+  kept = (f"best step {best['step']} ({best['valid']:.3f})" if best.get("step") is not None
+          else "no step above the chance floor kept as best")
+  loss = f"loss {last['loss']:.4f}" if "loss" in last else "no step logged"
+  return (f"trained to step {int(state.step)} in {seconds / 60:.1f} min: {loss}{val}; "
+          f"{kept}; checkpoints in {workdir}/checkpoints")
+
+
+def train(config, workdir: str, stop_at_step: int | None = None, command: str | None = None) -> dict:
+  """Train (or resume) into `workdir`; `command` (the CLI line) is recorded beside the config."""
+  t0 = time.time()
+  run = translate.translate(config)
+  apply, optimizer, state, data_state, mgr = restore(config, run, workdir)
+  record = {"config": config.to_dict(), "seed": config.seed, "commit": common.git_commit(),
+            "device": common.device_name(), "command": command}
   common.write_json(os.path.join(workdir, "train_config.json"), record)
   mesh = training.data_mesh()
-  step_fn = training.make_train_step(apply, optimizer, task.grid,
-                                     common.time_sampler_config(config), common.loss_config(config),
-                                     ema_decay=config.train.ema_decay,
-                                     mesh=mesh)
-  state = training.replicate(state, mesh)
-  stream = task.train_stream(config.seed, config.train.batch_size)
-  best_path = os.path.join(workdir, "best.json")
-  best = json.load(open(best_path)) if os.path.exists(best_path) else {"valid": -1.0}
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
-  start, total = int(state.step), config.train.steps
-  log = open(os.path.join(workdir, "metrics.jsonl"), "a")
-  val_items = task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
+  step_fn = training.make_train_step(apply, optimizer, run.task.grid, run.time_sampler, run.loss,
+                                     ema_decay=run.optim.ema_decay, mesh=mesh)
+  items = run.task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
   # what noise / blank images score on these items: a step is kept as best only above it
-  floor = chance_floor.floor_of(task, val_items.x, jax.random.key(config.seed + 4))
-  t0, t_last = time.time(), time.time()
-  data = prefetch.batches(stream, start, total, config.train.get("data_workers", 0))
-  for i, batch in zip(tqdm(range(start, total), initial=start, total=total, desc="train",
-                           mininterval=5), data):
-    batch = training.shard_batch(batch, mesh)
-    state, metrics = step_fn(state, batch, jax.random.fold_in(train_key, i))
-    done = i + 1
-    if done % config.train.log_every == 0 or done == total:
-      row = {k: float(v) for k, v in metrics.items()}
-      row.update(step=done, steps_per_s=config.train.log_every / max(time.time() - t_last, 1e-9),
-                 wall_s=time.time() - t0)
-      t_last = time.time()
-      if done % config.train.eval_every == 0 or done == total:
-        ema = validate(apply, state.ema_params, task, config, val_items)
-        row["val_valid"] = ema[task.headline]
-        row["val_valid_raw"] = validate(apply, state.params, task, config, val_items)[task.headline]
-        row.update({f"val_{k}": v for k, v in ema.items() if k != task.headline})
-        score = {"valid": row["val_valid"], "step": done}
-        if "duplicate_count" in ema:
-          score["duplicate_count"] = ema["duplicate_count"]
-        row["val_floor"] = floor
-        if score["valid"] > floor and is_better(score, best):
-          best = score
-          checkpoints.save(best_mgr, done, state, record)
-          common.write_json(best_path, best)
-      log.write(json.dumps(row) + "\n")
-      log.flush()
-    if done % config.train.checkpoint_every == 0 or done == total:
-      checkpoints.save(mgr, done, state, record)
-      if stop_at_step is not None and done >= stop_at_step:
-        break
-  data.close()  # stops the workers of a run that ended early
-  log.close()
+  floor = chance_floor.floor_of(run.task, items.x, jax.random.key(config.seed + 4))
+  keeper = Keeper(apply, run, config.seed, workdir, items, floor, record)
+  state = step_loop(config, run, training.replicate(state, mesh), data_state, step_fn, mesh, mgr,
+                    keeper, workdir, record, stop_at_step)
   plots.training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png"))
-  return {"step": int(state.step), "best": best, "seconds": time.time() - t0}
+  seconds = time.time() - t0
+  print(summary(workdir, state, keeper.best, seconds))
+  return {"step": int(state.step), "best": keeper.best, "seconds": seconds}

@@ -1,7 +1,9 @@
 """Orbax checkpoints behind one small interface: save / restore / resume, keep the last N.
 
-Each step directory holds the TrainState (params, EMA, optimiser state, step, time density) and
-the run's config as JSON. Restores go against an abstract target (shapes and dtypes of a freshly
+Each step directory holds the TrainState (params, EMA, optimiser state, step, time density), the
+run's config as JSON and, where the run reads its batches through a checkpointable iterator
+(e.g. grain's), that iterator's state as JSON, so a resumed run reads exactly the batches an
+uninterrupted one would. Restores go against an abstract target (shapes and dtypes of a freshly
 built state), so a checkpoint is read back with the exact structure the code expects.
 """
 from __future__ import annotations
@@ -24,16 +26,30 @@ def manager(directory: str, max_to_keep: int = 3, create: bool = True) -> ocp.Ch
     raise CheckpointError(f"checkpoint directory does not exist: {directory}")
   options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
                                          enable_async_checkpointing=False)
-  return ocp.CheckpointManager(directory, options=options, item_names=("state", "config"))
+  return ocp.CheckpointManager(directory, options=options, item_names=("state", "config", "data"))
 
 
 def save(mgr: ocp.CheckpointManager, step: int, state, config: Optional[dict] = None,
-         force: bool = True) -> None:
-  """Write `state` (any pytree of arrays) and `config` (JSON-able dict) as step `step`."""
-  mgr.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                               config=ocp.args.JsonSave(config or {})),
-           force=force)
+         force: bool = True, data_state: Optional[dict] = None) -> None:
+  """Write `state` (any pytree of arrays), `config` (JSON-able dict) and, if given, the data
+  iterator's `data_state` (JSON-able dict, e.g. `grain.DatasetIterator.get_state()`) as `step`."""
+  items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config or {}))
+  if data_state is not None:
+    items["data"] = ocp.args.JsonSave(data_state)
+  mgr.save(int(step), args=ocp.args.Composite(**items), force=force)
   mgr.wait_until_finished()
+
+
+def data_state(mgr: ocp.CheckpointManager, step: Optional[int] = None) -> Optional[dict]:
+  """The data iterator state saved with `step` (default latest), or None if it has none."""
+  step = mgr.latest_step() if step is None else int(step)
+  if step is None or not os.path.isdir(os.path.join(str(mgr.directory), str(step), "data")):
+    return None
+  try:
+    return dict(mgr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore())).data)
+  except Exception as e:
+    raise CheckpointError(f"data iterator state of {mgr.directory}/{step} is unreadable: "
+                          f"{type(e).__name__}: {e}") from e
 
 
 def latest_step(mgr: ocp.CheckpointManager) -> Optional[int]:

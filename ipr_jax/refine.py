@@ -20,9 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import debug as debug_lib
-from ipr_jax import regions, rng, sampling, sharding
+from ipr_jax import regions, rng, sampling, selectors, sharding
 
-SELECTORS = ("uniform", "uncertainty")
 NOISE_TYPES = ("random", "fixed")
 MODES = ("standard", "correction")
 
@@ -47,8 +46,8 @@ class RefineConfig:
       raise ValueError(f"rounds must be an integer >= 0, got {self.rounds}")
     if not 0.0 < self.resampling_ratio <= 1.0:
       raise ValueError(f"resampling_ratio must lie in (0, 1], got {self.resampling_ratio}")
-    for name, value, allowed in (("selector", self.selector, SELECTORS),
-                                 ("noise_type", self.noise_type, NOISE_TYPES),
+    selectors.get(self.selector)  # ValueError naming the registered selectors
+    for name, value, allowed in (("noise_type", self.noise_type, NOISE_TYPES),
                                  ("mode", self.mode, MODES)):
       if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
@@ -71,13 +70,11 @@ def num_resampled(num_eligible: int, ratio: float) -> int:
 
 
 def selector_scores(key, eligible, sigma, cfg: RefineConfig):
-  """Higher score = re-noised first; top-m of Gumbel-perturbed log-weights samples without
-  replacement with probability proportional to the weights (uniform: equal weights;
-  uncertainty: sigma ** selector_power, the model's own doubt from its last pass)."""
-  gumbel = jax.random.gumbel(key, eligible.shape)
-  if cfg.selector == "uncertainty":
-    gumbel = gumbel + cfg.selector_power * jnp.log(jnp.maximum(sigma, 1e-30))
-  return jnp.where(eligible, gumbel, -jnp.inf)
+  """Higher score = re-noised first: the registered selector's scores (`ipr_jax.selectors`;
+  uniform, or uncertainty = weights sigma ** selector_power), -inf where not eligible."""
+  scores = selectors.get(cfg.selector)(key, sigma, cfg)
+  chex.assert_shape(scores, eligible.shape)
+  return jnp.where(eligible, scores.astype(jnp.float32), -jnp.inf)
 
 
 def choose_regions(key, eligible, sigma, m_table, cfg: RefineConfig):
@@ -100,11 +97,14 @@ def _renoise(key, x, z_init, sel, grid, cfg: RefineConfig):
   return jnp.where(regions.to_pixels(sel, grid), noise, x)
 
 
-def _metric(metric_fn, x):
-  return None if metric_fn is None else metric_fn(x)
+def _metric(metric_fn, metric_params, x):
+  if metric_fn is None:
+    return None
+  return metric_fn(x) if metric_params is None else metric_fn(metric_params, x)
 
 
-def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, key, x, eligible):
+def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x,
+                  eligible):
   """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds."""
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
@@ -132,21 +132,21 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, key, x, eligib
     chex.assert_trees_all_equal_shapes_and_dtypes((state.z, new_sigma), carry)  # invariant carry
     debug_lib.check_finite(state.z, "refined sample")
     hist = state.z if cfg.keep_history else None
-    return (state.z, new_sigma), (_metric(metric_fn, state.z), nfe, hist, sel)
+    return (state.z, new_sigma), (_metric(metric_fn, metric_params, state.z), nfe, hist, sel)
 
   (x_final, _), (metrics, nfes, hist, selected) = jax.lax.scan(
       round_fn, (x, sigma), jnp.arange(1, cfg.rounds + 1))
   stack = lambda first, rest: jax.tree.map(lambda f, s: jnp.concatenate([f[None], s]), first, rest)
-  metrics = None if metric_fn is None else stack(metric_fn(x), metrics)
+  metrics = None if metric_fn is None else stack(_metric(metric_fn, metric_params, x), metrics)
   history = stack(x, hist) if cfg.keep_history else None
   return RefineResult(x_final, metrics, stack(nfe0, nfes), history, selected)
 
 
-def _refine(apply_fn, metric_fn, cfg: RefineConfig, params, key, x, eligible):
+def _refine(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x, eligible):
   if cfg.chains is None:
-    return _refine_chain(apply_fn, metric_fn, cfg, params, key, x, eligible)
+    return _refine_chain(apply_fn, metric_fn, cfg, params, metric_params, key, x, eligible)
   keys = jax.random.split(key, cfg.chains)
-  run = lambda k: _refine_chain(apply_fn, metric_fn, cfg, params, k, x, eligible)
+  run = lambda k: _refine_chain(apply_fn, metric_fn, cfg, params, metric_params, k, x, eligible)
   return jax.vmap(run)(keys)
 
 
@@ -164,15 +164,18 @@ def _check_eligible(x, eligible) -> None:
 
 def refine(apply_fn: Callable, params, key, x, eligible,
            config: RefineConfig = RefineConfig(), metric_fn: Optional[Callable] = None, *,
-           debug: Optional[bool] = None, devices=None) -> RefineResult:
+           metric_params=None, debug: Optional[bool] = None, devices=None) -> RefineResult:
   """Run IPR on a batch. x f32[B, H, W, C]; eligible bool[B, R] (regions IPR may resample).
 
   Standard mode: regions not eligible are givens held at x; the eligible ones are generated
   first by the SRM pass (`config.initial`), then refined for `config.rounds` rounds. Correction
   mode: x is a complete sample, no initial pass. `metric_fn(f32[B, H, W, C]) -> f32[B]` (or a
-  pytree of them) is evaluated for rounds 0..B inside the scan. jit-compiled once per shapes,
-  config, apply_fn and metric_fn. `debug=True` (or IPR_JAX_DEBUG_NANS=1) runs a separately
-  compiled version that stops at the first NaN/Inf in a denoiser output or a sample. The batch
+  pytree of them) is evaluated for rounds 0..B inside the scan; with `metric_params` (e.g. an
+  evaluator classifier's weights) it is called as `metric_fn(metric_params, x)`, and those
+  params are an argument of the compiled program like `params`, not constants baked into it.
+  jit-compiled once per shapes, config, apply_fn and metric_fn. `debug=True` (or
+  IPR_JAX_DEBUG_NANS=1) runs a separately compiled version that stops at the first NaN/Inf in
+  a denoiser output or a sample. The batch
   (and with it every chain) is split over `devices` (default: all local devices; params
   replicated); results do not depend on the device count. A batch that does not split evenly
   is a ValueError (see `ipr_jax.sharding`).
@@ -184,8 +187,8 @@ def refine(apply_fn: Callable, params, key, x, eligible,
   else:
     sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
   mesh = sharding.batch_mesh(np.shape(x)[0], devices)
-  (params, key), batch = sharding.place(mesh, (params, rng.as_key(key)),
-                                        (x, jnp.asarray(eligible, bool)))
+  (params, metric_params, key), batch = sharding.place(
+      mesh, (params, metric_params, rng.as_key(key)), (x, jnp.asarray(eligible, bool)))
   fn = (debug_lib.checked(_refine, apply_fn, metric_fn, config) if debug_lib.requested(debug)
         else functools.partial(_refine_jit, apply_fn, metric_fn, config))
-  return fn(params, key, *batch)
+  return fn(params, metric_params, key, *batch)

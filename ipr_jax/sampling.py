@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import debug as debug_lib
-from ipr_jax import flow, regions, rng, schedules, sharding
+from ipr_jax import flow, orders, regions, rng, schedules, sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,8 +39,7 @@ class SamplerConfig:
   def __post_init__(self):
     schedules.check_steps_per_patch(self.steps_per_patch)
     schedules.overlap_fraction(self.overlap)
-    if self.order not in schedules.ORDERS:
-      raise ValueError(f"order must be one of {schedules.ORDERS}, got {self.order!r}")
+    orders.get(self.order)  # ValueError naming the registered orders
     if int(self.top_k) != self.top_k or self.top_k < 1:
       raise ValueError(f"top_k must be an integer >= 1, got {self.top_k}")
     flow.check_alpha(self.alpha)
@@ -81,15 +80,15 @@ def grid_of(x_shape, num_regions: int) -> regions.RegionGrid:
 
 
 def num_blocks(num_unknown, cfg: SamplerConfig):
-  """n = ceil(|U| / top_k); one block for the parallel order."""
-  if cfg.order == "parallel":
+  """n = ceil(|U| / top_k); one block for a one-block order (parallel)."""
+  if orders.get(cfg.order).one_block:
     return jnp.minimum(num_unknown, 1)
   return schedules.ceil_div(num_unknown, cfg.top_k)
 
 
 def max_steps(num_regions: int, cfg: SamplerConfig) -> int:
   """Static scan length: M of the largest possible plan (every region unknown)."""
-  n = 1 if cfg.order == "parallel" else schedules.ceil_div(num_regions, cfg.top_k)
+  n = 1 if orders.get(cfg.order).one_block else schedules.ceil_div(num_regions, cfg.top_k)
   a, b = schedules.overlap_fraction(cfg.overlap)
   return schedules.plan_ints(n, cfg.steps_per_patch, a, b)[0]
 
@@ -110,13 +109,11 @@ def init_pass(z, known, known_values, sigma, grid, cfg: SamplerConfig) -> PassSt
 
 
 def order_scores(key, r, sigma_now, cfg: SamplerConfig):
-  """Lower score = generated earlier. f32[R]."""
+  """Lower score = generated earlier (the registered order, `ipr_jax.orders`). f32[R]."""
   chex.assert_rank(sigma_now, 1)
-  if cfg.order == "greedy":
-    return sigma_now
-  if cfg.order == "random":
-    return jax.random.uniform(jax.random.fold_in(key, r), sigma_now.shape)
-  return jnp.arange(sigma_now.shape[0], dtype=jnp.float32)  # raster; parallel takes all
+  scores = orders.get(cfg.order).score(key, r, sigma_now)
+  chex.assert_shape(scores, sigma_now.shape)
+  return scores.astype(jnp.float32)
 
 
 def _select(st: PassState, r, scores, cfg: SamplerConfig):
@@ -124,7 +121,7 @@ def _select(st: PassState, r, scores, cfg: SamplerConfig):
   a, _ = schedules.overlap_fraction(cfg.overlap)
   started = schedules.blocks_started_by(r, st.num_blocks, st.total_steps, a, st.den)
   new_blocks = jnp.where(r < st.total_steps, started - st.count, 0)
-  per_block = scores.shape[0] if cfg.order == "parallel" else cfg.top_k
+  per_block = scores.shape[0] if orders.get(cfg.order).one_block else cfg.top_k
   masked = jnp.where(st.remaining, scores, jnp.inf)
   rank = jnp.argsort(jnp.argsort(masked, stable=True), stable=True)
   return st.remaining & (rank < new_blocks * per_block), new_blocks

@@ -18,7 +18,6 @@ from fractions import Fraction
 import chex
 import jax.numpy as jnp
 
-ORDERS = ("greedy", "random", "raster", "parallel")
 NEVER = 2 ** 30  # start step of a region not selected yet
 
 

@@ -75,7 +75,7 @@ def test_shipped_classifier_and_ground_truth_boards(source, cell, min_acc):
     idx_dir = SHARED_MNIST
   apply, params, man = dc.load(source)
   assert man["test_accuracy"] >= min_acc
-  imgs = image_sudoku.test_images(source, 500, idx_dir)
+  imgs = image_sudoku.test_images(dc.banks(source, idx_dir)["test"], 500)
   assert imgs.shape == (500, 9 * cell, 9 * cell)
   x = jnp.asarray(digits.to_model(imgs))[..., None]
   m = sudoku_eval.image_metrics(apply, params, x, cell)
@@ -86,7 +86,7 @@ def test_shipped_classifier_and_ground_truth_boards(source, cell, min_acc):
   board = sudoku.test_boards()[0].copy()
   board[0, 0], board[1, 0] = board[1, 0], board[0, 0]
   if board[0, 0] != board[1, 0]:
-    bank = image_sudoku.banks(source, idx_dir)["test"]
+    bank = dc.banks(source, idx_dir)["test"]
     img = digits.compose_board(board, bank, np.random.default_rng(0))
     bad = sudoku_eval.image_metrics(apply, params, jnp.asarray(digits.to_model(img))[None, ..., None], cell)
     assert float(bad["duplicate_count"][0]) >= 2

@@ -6,12 +6,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import evaluate, tasks, train
+from experiments import evaluate, tasks, train, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import checkpoints, pretrained
 
-SCHEMA = {"benchmark", "variant", "split", "num_samples", "seed", "rounds", "nfe", "metrics",
-          "config", "checkpoint", "seconds", "device"}
+SCHEMA = {"benchmark", "variant", "split", "num_samples", "seed", "rounds", "headline", "nfe",
+          "metrics", "config", "checkpoint", "commit", "device", "command", "seconds"}
+
+
+def check_schema(saved: dict, rounds: int) -> None:
+  """The one results.json schema: int num_samples, split list, per-round curves per method."""
+  assert SCHEMA <= set(saved)
+  assert isinstance(saved["num_samples"], int) and saved["split"] == list(saved["metrics"])
+  assert saved["rounds"] == list(range(rounds + 1))
+  for split in saved["split"]:
+    for method, curves in saved["metrics"][split].items():
+      n = len(saved["nfe"][split][method])
+      assert n in (1, rounds + 1) and all(len(v) == n for v in curves.values())
 
 
 def _same(a, b):
@@ -46,8 +57,7 @@ def test_smoke_train_checkpoint_refine(tmp_path):
   assert checkpoints.manager(str(tmp_path / "best")).latest_step() is None
   results = evaluate.run(config, str(tmp_path), "refine")
   saved = json.load(open(tmp_path / "results.json"))
-  assert SCHEMA <= set(saved)
-  assert saved["rounds"] == [0, 1, 2]
+  check_schema(saved, 2)
   for split in ("hard", "medium"):
     ipr = saved["metrics"][split]["ipr_uniform"]
     assert len(ipr["valid"]) == 3 and len(saved["nfe"][split]["ipr_uniform"]) == 3
@@ -66,10 +76,10 @@ def test_other_benchmarks_smoke(tmp_path, bench):
   train.train(config, str(tmp_path))
   results = evaluate.run(config, str(tmp_path), "refine")
   saved = json.load(open(tmp_path / "results.json"))
-  assert SCHEMA <= set(saved) and saved["benchmark"] == bench
+  check_schema(saved, config.refine.rounds)
+  assert saved["benchmark"] == bench and saved["headline"] == tasks.make_task(config).headline
   split = config.eval.splits[0]
-  assert len(saved["metrics"][split]["ipr_uniform"][results["plots"] and
-                                                   tasks.make_task(config).headline]) == 3
+  assert len(saved["metrics"][split]["ipr_uniform"][saved["headline"]]) == 3
   assert all(os.path.exists(p) for p in results["plots"])
   assert os.path.exists(tmp_path / f"strip_{split}.png")
 
@@ -85,20 +95,20 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
   assert checkpoints.manager(str(part / "checkpoints")).latest_step() == 3
   second = train.train(config, str(part))
   assert second["step"] == config.train.steps
-  task = tasks.make_task(config)
-  _, _, target = train.build_state(config, task)
+  run = translate.translate(config)
+  _, _, target = train.build_state(config, run)
   a, _ = checkpoints.restore(checkpoints.manager(str(full / "checkpoints")), target)
   b, _ = checkpoints.restore(checkpoints.manager(str(part / "checkpoints")), target)
   assert _same(a.params, b.params) and _same(a.ema_params, b.ema_params)
   # eval.checkpoint picks DIR/best or the last checkpoint; anything else is a clear error
   config.eval.checkpoint = "last"
-  _, params, source = evaluate.load_params(config, str(full), task)
+  _, params, source = evaluate.load_params(config, run, str(full))
   assert source.endswith(f"checkpoints/{config.train.steps}") and _same(params, a.ema_params)
   config.eval.checkpoint = "best"
-  assert "/best/" in evaluate.load_params(config, str(full), task)[2]
+  assert "/best/" in evaluate.load_params(config, run, str(full))[2]
   config.eval.checkpoint = "newest"
   with pytest.raises(ValueError, match="eval.checkpoint"):
-    evaluate.load_params(config, str(full), task)
+    translate.translate(config)
 
 
 def test_refine_without_checkpoint_is_clear_error(tmp_path):
@@ -112,6 +122,8 @@ def test_refine_without_checkpoint_is_clear_error(tmp_path):
 def test_quickstart_reduced(tmp_path):
   from experiments import quickstart
   results = quickstart.main(["--num", "4", "--rounds", "2", "--out", str(tmp_path)])
+  check_schema(json.load(open(tmp_path / "results.json")), 2)
+  assert results["num_samples"] == 2 and len(results["per_sample"]["valid"]) == 4
   assert len(results["metrics"]["hard"]["ipr_uniform"]["valid"]) == 3
   for name in ("results.json", "valid_hard.png", "valid_medium.png", "strip.png"):
     assert os.path.exists(tmp_path / name)
@@ -134,7 +146,9 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
     pytest.skip("shipped model not present")
   from experiments.configs import mnist_sudoku
   from ipr_jax import sampling
+  from ipr_jax.evaluation import digit_classifier
   apply, params, _ = pretrained.load("mnist_sudoku_cpu")
+  cls_apply, cls_params, man = digit_classifier.load(mnist_sudoku.get_config("cpu").data.source)
   task = tasks.make_task(mnist_sudoku.get_config("cpu"))
   items = task.test_items("medium", 24, validation=True)
   n = len(items.x)
@@ -143,7 +157,8 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
   res = sampling.sample(apply, params, jax.random.key(0), jax.random.normal(jax.random.key(1),
                         items.x.shape), jnp.asarray(~missing), jnp.asarray(items.x),
                         sampling.SamplerConfig(steps_per_patch=3, overlap=0.0, alpha=0.5))
-  read = np.asarray(task.read_digits(res.x)).reshape(n, 81)[missing]
+  read = np.asarray(digit_classifier.board_digits(cls_apply, cls_params, res.x, cell=man["cell"]))
+  read = read.reshape(n, 81)[missing]
   truth = items.labels["boards"].reshape(n, 81)[missing]
   assert np.mean(read == truth) >= 0.75
 

@@ -306,12 +306,13 @@ patch_size: 4
 def test_import_checkpoint_cli_feeds_the_experiment_modes(tmp_path):
   """A reference-format checkpoint of a small even-pixels UNet, imported into a run directory:
   `--mode sample` there uses exactly its EMA weights (same numbers as those params passed in)."""
-  from experiments import evaluate, import_checkpoint, tasks
+  from experiments import evaluate, import_checkpoint, translate
   from experiments.configs import even_pixels
   config = even_pixels.get_config("smoke")
-  config.model.update(kind="unet", widths=(16, 16), attention=(False, True), groups=8,
-                      time_dim=16, head_channels=8)
-  model = tasks.make_task(config).model_config
+  config.model.update(kind="unet")
+  config.model.unet.update(widths=(16, 16), attention=(False, True), groups=8, time_dim=16,
+                           head_channels=8)
+  model = translate.translate(config).model
   apply, ema_params = denoisers.build(model, jax.random.key(1))
   _, online = denoisers.build(model, jax.random.key(2))
   sd = {**srm_unet.to_state_dict(ema_params, model),

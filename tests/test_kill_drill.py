@@ -10,7 +10,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from experiments import tasks, train
+from experiments import train, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import checkpoints
 
@@ -25,7 +25,7 @@ def drill_config():
 
 def _final_state(workdir):
   config = drill_config()
-  _, _, target = train.build_state(config, tasks.make_task(config))
+  _, _, target = train.build_state(config, translate.translate(config))
   state, _ = checkpoints.restore(checkpoints.manager(os.path.join(workdir, "checkpoints"),
                                                      create=False), target)
   return state

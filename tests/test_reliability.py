@@ -149,17 +149,17 @@ def test_compute_matched_baseline_within_ten_percent(bench, variant):
   m = max(1, floor(|E| ratio)) regions. (Single rounds cannot be matched this closely: with 81
   blocks one more step per cell costs 81 NFE.)"""
   import importlib
-  from experiments import common, evaluate
+  from experiments import evaluate, translate
   from ipr_jax import schedules
   config = importlib.import_module(f"experiments.configs.{bench}").get_config(variant)
   unknown = {"sudoku_symbolic": 81, "mnist_sudoku": 81, "even_pixels": 64,
              "counting_polygons": 256}[bench]
-  cfg = common.refine_config(config)
+  cfg = translate.translate(config).refine
   first = schedules.sequential_plan(unknown, cfg.initial.steps_per_patch, cfg.initial.overlap)
   m = ipr.num_resampled(unknown, cfg.resampling_ratio)
   per_round = schedules.sequential_plan(m, cfg.ipr.steps_per_patch, cfg.ipr.overlap).total_steps
   for rounds in sorted({config.refine.rounds, 15, 30}):
     total = first.total_steps + rounds * per_round
-    steps = evaluate.matched_steps(config, total, unknown)
+    steps = evaluate.matched_steps(cfg.initial, total, unknown)
     cost = schedules.sequential_plan(unknown, steps, cfg.initial.overlap).total_steps
     assert abs(cost - total) <= 0.1 * total, (rounds, steps, cost, total)

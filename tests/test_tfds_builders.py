@@ -6,12 +6,13 @@ import textwrap
 import numpy as np
 import pytest
 
-from ipr_jax.data import even_pixels, pipeline, sudoku, tfds_builders
+from ipr_jax import tfds_builders
+from ipr_jax.data import even_pixels, pipeline, sudoku
 
 READ_BACK = textwrap.dedent("""
   import sys; sys.path.insert(0, {root!r})
   import numpy as np
-  from ipr_jax.data import tfds_builders
+  from ipr_jax import tfds_builders
   b = tfds_builders.{cls}({kwargs} data_dir={d!r})
   ds = b.as_data_source()
   item = ds["test"][1]
@@ -96,3 +97,24 @@ def test_counting_polygons_folder_config(tmp_path):
   img = np.asarray(b.as_data_source()["test"][0]["image"])
   assert (img[0, 0] == (20, 200, 40)).all()  # a corner shows the (resized, cropped) background
   assert len(counting_polygons.Backgrounds(str(folder))) == 1
+
+
+def test_size_is_part_of_the_fingerprint_and_tfds_builder_works(tmp_path):
+  """Rebuilding with another size in the same data_dir is another dataset, never the cached
+  one; `tfds.builder(name, config=..., sizes...)` reaches our builders once they are imported."""
+  import tensorflow_datasets as tfds
+  d = str(tmp_path)
+  small = tfds.builder("mnist_sudoku", config="symbolic", num_train=0, num_test=2, data_dir=d)
+  small.download_and_prepare()
+  big = tfds_builders.MnistSudoku(config="symbolic", num_train=0, num_test=5, data_dir=d)
+  big.download_and_prepare()
+  assert small.info.full_name != big.info.full_name
+  assert small.info.full_name == "mnist_sudoku/symbolic_train0_test2/1.0.0"
+  assert len(small.as_data_source()["test"]) == 2 and len(big.as_data_source()["test"]) == 5
+  assert "train" not in big.as_data_source()  # a size-0 split is not written
+  np.testing.assert_array_equal(big.as_data_source()["test"][1]["board"],
+                                small.as_data_source()["test"][1]["board"])
+  with pytest.raises(ValueError, match="config must be one of"):
+    tfds_builders.MnistSudoku(config="nope", data_dir=d)
+  with pytest.raises(ValueError, match="num_test"):
+    tfds_builders.EvenPixels(num_test=-1, data_dir=d)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, tasks
+from experiments import common, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import denoisers, host_loop, refine
 from ipr_jax.data import sudoku
@@ -130,7 +130,7 @@ def main():
   for model in args.models.split(","):
     cfg, batches = size["models"][model]
     if isinstance(cfg, str):  # the sudoku_symbolic config variant's transformer
-      cfg = tasks.make_task(sudoku_symbolic.get_config(cfg)).model_config
+      cfg = translate.translate(sudoku_symbolic.get_config(cfg)).model
     batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else batches
     for dtype in args.dtypes.split(","):
       for row in measure(model, cfg, dtype, batches, rounds, not args.no_reference):

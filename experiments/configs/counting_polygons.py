@@ -22,22 +22,28 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.benchmark = "counting_polygons"
   c.variant = variant
   c.seed = 0
-  c.data = dict(background_dir="", classifier="polygons_blank")
-  c.model = dict(kind="transformer", dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0,
-                 widths=(128, 128, 256, 256, 512), attention=(False, False, False, True, True),
-                 num_blocks=2, groups=32, time_dim=512, head_channels=64,
-                 dtype="float32")  # compute dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
-  c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000)
+  c.data = dict(background_dir="", classifier="polygons_blank", tfds_dir=None)  # tfds_dir: see even_pixels
+  # model.kind picks the section: transformer (cpu) or unet (spec 6.2, used by paper);
+  # dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
+  c.model = dict(kind="transformer", dtype="float32",
+                 transformer=dict(dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0),
+                 unet=dict(widths=(128, 128, 256, 256, 512),
+                           attention=(False, False, False, True, True), num_blocks=2, groups=32,
+                           time_dim=512, time_freq_dim=256, head_channels=64, dropout=0.1))
+  c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000,
+                        concentration=20.0)  # concentration: board_beta only
   c.train = dict(steps=20_000, batch_size=32, learning_rate=5e-4, warmup_steps=1000,
-                 lr_schedule="cosine", ema_decay=0.999, checkpoint_every=1000, log_every=50,
+                 lr_schedule="cosine", ema_decay=0.999, weight_decay=1e-6, b1=0.95,
+                 vlb_weight=1.0, sigma_weight=0.01, checkpoint_every=1000, log_every=50,
                  eval_every=2000, eval_samples=32, eval_split="test", max_to_keep=2,
                  data_workers=1)  # an item takes ~12 ms to draw: batches built ahead in a worker
   c.sample = dict(steps_per_patch=10, overlap=0.9, order="greedy", alpha=0.5, temperature=1.0)
   c.refine = dict(rounds=30, resampling_ratio=0.25, steps_per_patch=10, overlap=0.9,
                   noise_type="random", selectors=("uniform", "uncertainty"))
-  c.eval = dict(splits=("test",), num_samples=300, batch_size=50, strip_samples=4)
+  c.eval = dict(splits=("test",), num_samples=300, batch_size=50, strip_samples=4,
+                checkpoint="best")
   if variant == "smoke":
-    c.model.update(dim=16, depth=1, heads=2, mlp_ratio=2)
+    c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.time_sampler.density_images = 1024
     c.train.update(steps=4, batch_size=2, warmup_steps=2, checkpoint_every=2, log_every=2,
                    eval_every=4, eval_samples=2, data_workers=0)
@@ -45,7 +51,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5)
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
   elif variant == "paper":
-    c.model.update(kind="unet", dropout=0.1, dtype="auto")
+    c.model.update(kind="unet", dtype="auto")
     c.train.update(steps=250_000, batch_size=56, learning_rate=1e-4, warmup_steps=5000,
                    lr_schedule="constant", ema_decay=0.9999, checkpoint_every=5000,
                    eval_every=10_000, eval_samples=64, data_workers=8)

@@ -15,22 +15,30 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.benchmark = "even_pixels"
   c.variant = variant
   c.seed = 0
-  c.model = dict(kind="transformer", dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0,
-                 # kind = unet: spec 6.2's UNet (attention at 8^2 and 4^2), used by paper
-                 widths=(64, 128, 128, 256), attention=(False, False, True, True), num_blocks=2,
-                 groups=32, time_dim=512, head_channels=64,
-                 dtype="float32")  # compute dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
-  c.time_sampler = dict(kind="mean_beta", sharpness=0.75, add_zeros=True, density_images=80_000)
+  # training items are drawn procedurally (ipr_jax.data.even_pixels); the held-out test set is
+  # prepared by its TFDS builder in tfds_dir (None = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.data = dict(tfds_dir=None)
+  # model.kind picks the section: transformer (cpu) or unet (spec 6.2's UNet, attention at 8^2
+  # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
+  c.model = dict(kind="transformer", dtype="float32",
+                 transformer=dict(dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0),
+                 unet=dict(widths=(64, 128, 128, 256), attention=(False, False, True, True),
+                           num_blocks=2, groups=32, time_dim=512, time_freq_dim=256,
+                           head_channels=64, dropout=0.1))
+  c.time_sampler = dict(kind="mean_beta", sharpness=0.75, add_zeros=True, density_images=80_000,
+                        concentration=20.0)  # concentration: board_beta only
   c.train = dict(steps=20_000, batch_size=64, learning_rate=8e-4, warmup_steps=1000,
-                 ema_decay=0.999, checkpoint_every=1000, log_every=50, eval_every=2000,
+                 lr_schedule="constant", ema_decay=0.999, weight_decay=1e-6, b1=0.95,
+                 vlb_weight=1.0, sigma_weight=0.01, checkpoint_every=1000, log_every=50, eval_every=2000,
                  eval_samples=32, eval_split="test", max_to_keep=2,
                  data_workers=0)  # > 0: batches built ahead in that many processes
   c.sample = dict(steps_per_patch=30, overlap=0.9, order="greedy", alpha=0.5, temperature=1.0)
   c.refine = dict(rounds=30, resampling_ratio=0.25, steps_per_patch=30, overlap=0.9,
                   noise_type="random", selectors=("uniform", "uncertainty"))
-  c.eval = dict(splits=("test",), num_samples=300, batch_size=100, strip_samples=4)
+  c.eval = dict(splits=("test",), num_samples=300, batch_size=100, strip_samples=4,
+                checkpoint="best")
   if variant == "smoke":
-    c.model.update(dim=16, depth=1, heads=2, mlp_ratio=2)
+    c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.time_sampler.density_images = 4096
     c.train.update(steps=4, batch_size=4, warmup_steps=2, checkpoint_every=2, log_every=2,
                    eval_every=4, eval_samples=2)
@@ -38,7 +46,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5)
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
   elif variant == "paper":
-    c.model.update(kind="unet", dropout=0.1, dtype="auto")
+    c.model.update(kind="unet", dtype="auto")
     c.train.update(steps=100_000, batch_size=2048, warmup_steps=5000, ema_decay=0.9999,
                    data_workers=8)
   elif variant != "cpu":

@@ -25,18 +25,20 @@ from experiments.configs import sudoku_symbolic
 def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c = sudoku_symbolic.get_config(variant)
   c.benchmark = "mnist_sudoku"
-  c.data = dict(source="sklearn", idx_dir=None)
-  # model.kind = transformer (peer graph; smoke, cpu) or unet (spec 6.1/6.2, the paper's; these
-  # keys are its sizes, and a published checkpoint imports into it: experiments.import_checkpoint)
-  c.model.update(widths=(128, 128, 256, 256, 512, 512), attention=(False,) * 4 + (True, True),
-                 num_blocks=2, groups=32, time_dim=512, head_channels=64)
+  c.data = dict(source="sklearn", idx_dir=None, pool_size=c.data.pool_size,
+                tfds_dir=c.data.tfds_dir)
+  # model.kind = transformer (peer graph; smoke, cpu) or unet (spec 6.1/6.2, the paper's: a
+  # published checkpoint imports into it, experiments.import_checkpoint)
+  c.model.unet = dict(widths=(128, 128, 256, 256, 512, 512), attention=(False,) * 4 + (True, True),
+                      num_blocks=2, groups=32, time_dim=512, time_freq_dim=256, head_channels=64,
+                      dropout=0.1)
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
   if variant == "cpu":
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
-    c.model.update(kind="unet", dropout=0.1, dtype="auto")
+    c.model.update(kind="unet", dtype="auto")
     c.train.update(batch_size=56)  # spec 6.2: 28 per GPU x 2
     c.train.data_workers = 4  # 252x252 boards composed on the host
   return c

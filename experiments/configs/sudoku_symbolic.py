@@ -19,8 +19,13 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.benchmark = "sudoku_symbolic"
   c.variant = variant
   c.seed = 0
-  c.model = dict(kind="transformer", dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0,
-                 graph="sudoku_peers", dtype="float32")  # dtype: float32, bfloat16, auto
+  # pool_size: solved training boards, re-drawn through symmetries; tfds_dir: where the held-out
+  # test set is prepared (ipr_jax.tfds_builders; None = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+  c.data = dict(pool_size=5000, tfds_dir=None)
+  # model.kind picks the denoiser section; dtype: float32, bfloat16, auto (bf16 on GPU/TPU);
+  # graph: attention over Sudoku peers (sudoku_peers) or all cells (full)
+  c.model = dict(kind="transformer", dtype="float32", graph="sudoku_peers",
+                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0))
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
                         concentration=20.0)  # concentration: board_beta only
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
@@ -34,14 +39,16 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.eval = dict(splits=("hard", "medium"), num_samples=300, batch_size=150, strip_samples=4,
                 checkpoint="last")  # cpu ships the last step: validation was flat from 3k on
   if variant == "smoke":
-    c.model.update(dim=16, depth=1, heads=2, mlp_ratio=2)
+    c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
+    c.data.pool_size = 64
     c.time_sampler.density_images = 4096
     c.train.update(steps=6, batch_size=8, warmup_steps=2, checkpoint_every=3, log_every=2,
-                   eval_every=6, eval_samples=4, pool_size=64)
+                   eval_every=6, eval_samples=4)
     c.refine.update(rounds=2)
     c.eval.update(num_samples=4, batch_size=4, strip_samples=2)
   elif variant == "paper":
-    c.model.update(dim=256, depth=8, heads=8, dtype="auto")
+    c.model.update(dtype="auto")
+    c.model.transformer.update(dim=256, depth=8, heads=8)
     c.train.update(steps=250_000, batch_size=256, learning_rate=1e-4, warmup_steps=5000,
                    lr_schedule="constant", ema_decay=0.9999, checkpoint_every=5000, eval_every=5000, eval_samples=256,
                    max_to_keep=3)

@@ -2,7 +2,8 @@
 
 `KINDS` is the one registry of denoiser kinds: name -> (config dataclass, NNX module). `build`,
 shipped-model manifests (`pretrained`) and the experiment configs (`model.kind`) all go through
-it, so a new denoiser is one entry here.
+it, so a new denoiser is one `register(kind, ConfigClass, ModuleClass)` call (the module is an
+NNX module built as `ModuleClass(config, rngs=...)` whose call returns a DenoiserOutput).
 """
 from __future__ import annotations
 
@@ -12,7 +13,25 @@ from ipr_jax.denoisers.common import DenoiserOutput, build_module, split_module
 from ipr_jax.denoisers.transformer import RegionTransformer, TransformerConfig
 from ipr_jax.denoisers.unet import UNet, UNetConfig
 
-KINDS = {"transformer": (TransformerConfig, RegionTransformer), "unet": (UNetConfig, UNet)}
+KINDS: dict = {}
+
+
+def register(kind: str, config_cls, module_cls) -> None:
+  """Add denoiser `kind` (once per name; a config class belongs to one kind)."""
+  if not isinstance(kind, str) or not kind:
+    raise ValueError(f"a denoiser kind must be a non-empty string, got {kind!r}")
+  if not dataclasses.is_dataclass(config_cls):
+    raise ValueError(f"denoiser {kind!r}: the config class must be a dataclass")
+  if kind in KINDS and KINDS[kind] != (config_cls, module_cls):
+    raise ValueError(f"denoiser kind {kind!r} is already registered")
+  for other, (cls, _) in KINDS.items():
+    if cls is config_cls and other != kind:
+      raise ValueError(f"{config_cls.__name__} is already the config of denoiser {other!r}")
+  KINDS[kind] = (config_cls, module_cls)
+
+
+register("transformer", TransformerConfig, RegionTransformer)
+register("unet", UNetConfig, UNet)
 
 
 def kind_of(config) -> str:
@@ -49,4 +68,4 @@ def build(config, key):
 
 
 __all__ = ["DenoiserOutput", "KINDS", "RegionTransformer", "TransformerConfig", "UNet",
-           "UNetConfig", "build", "kind_of", "make_config", "split_module", "to_dict"]
+           "UNetConfig", "build", "kind_of", "make_config", "register", "split_module", "to_dict"]

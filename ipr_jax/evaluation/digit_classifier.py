@@ -4,6 +4,7 @@ For 8x8 digits the fc input is 64 * 2 * 2 instead of 64 * 7 * 7."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import chex
 import jax
@@ -68,6 +69,22 @@ def board_digits(apply, params, images, cell: int):
   logits = apply(params, tiles.reshape(-1, cell, cell, 1), None)
   chex.assert_shape(logits, (tiles.shape[0] * 81, 10))
   return predict_digits(logits).reshape(*lead, 9, 9)
+
+
+@functools.lru_cache(maxsize=4)
+def banks(source: str, idx_dir: str | None = None) -> dict:
+  """The digit banks of image Sudoku for a digit source: {'train': uint8[10, N_train, h, w],
+  'test': uint8[10, N_test, h, w]}, the instances of each digit that the shipped classifier
+  reads correctly and most confidently (`digits.top_confident`), per split."""
+  from ipr_jax.data import digits
+  apply, params, man = load("sklearn" if source == "sklearn" else "idx_dir")
+  data = digits.load(source, idx_dir)
+  out = {}
+  for split in ("train", "test"):
+    images, labels = data[split]
+    probs = probabilities(apply, params, images)
+    out[split] = digits.top_confident(images, labels, probs, man["bank_per_digit"][split])
+  return out
 
 
 def load(source: str, dtype: str = "float32"):

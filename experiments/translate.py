@@ -1,0 +1,132 @@
+"""The one place an experiment config becomes the library's dataclasses.
+
+`translate(config)` checks every section against the keys the benchmark reads (every key needs
+its default in the `get_config` file; a key nobody reads, e.g. a typo or a key of another
+benchmark, is a ValueError naming it) and returns a `Run`: the benchmark's Task, the denoiser
+config, time sampler, optimiser, loss, the round-0 sampler and the refine config. The library
+never reads a ConfigDict; the experiment modes read only `Run` and the loop knobs of
+`config.train` / `config.eval` (step counts, batch sizes, splits), whose keys are checked here.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+
+from experiments import tasks
+from ipr_jax import denoisers, refine, sampling, selectors, time_sampling, training
+
+TOP = ("benchmark", "variant", "seed", "data", "model", "time_sampler", "train", "sample",
+       "refine", "eval")
+SECTIONS = {
+    "time_sampler": ("kind", "sharpness", "add_zeros", "density_images", "concentration"),
+    "train": ("steps", "batch_size", "learning_rate", "warmup_steps", "lr_schedule", "ema_decay",
+              "weight_decay", "b1", "vlb_weight", "sigma_weight", "checkpoint_every", "log_every",
+              "eval_every", "eval_samples", "eval_split", "max_to_keep", "data_workers"),
+    "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature"),
+    "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
+               "selectors"),
+    "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint"),
+}
+# denoiser fields a benchmark fixes (Task.model_fields), never set in a config
+GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
+LR_SCHEDULES = ("constant", "cosine")
+CHECKPOINTS = ("best", "last")
+DTYPES = ("float32", "bfloat16", "auto")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+  """Everything the library needs from one experiment config."""
+  task: tasks.Task
+  model: object                               # denoiser config (TransformerConfig, UNetConfig)
+  time_sampler: time_sampling.TimeSamplerConfig
+  optim: training.OptimConfig
+  loss: training.LossConfig
+  sampler: sampling.SamplerConfig             # the round-0 pass (and validation)
+  refine: refine.RefineConfig                 # first selector, config.refine.rounds rounds
+  selectors: tuple                            # every selector evaluated
+
+
+def _keys(section, where: str, expected) -> None:
+  have, want = set(section.keys()), set(expected)
+  unknown, missing = sorted(have - want), sorted(want - have)
+  if unknown:
+    raise ValueError(f"{where} has key(s) {unknown} that nothing reads; its keys: {sorted(want)}")
+  if missing:
+    raise ValueError(f"{where} lacks key(s) {missing}: every key needs its default in the "
+                     "config file's get_config")
+
+
+def model_keys(kind: str) -> tuple:
+  """The keys of config.model.<kind>: the denoiser's fields less geometry and dtype."""
+  if kind not in denoisers.KINDS:
+    raise ValueError(f"model.kind must be one of {tuple(denoisers.KINDS)}, got {kind!r}")
+  fields = [f.name for f in dataclasses.fields(denoisers.KINDS[kind][0])]
+  return tuple(f for f in fields if f not in GEOMETRY + ("dtype",))
+
+
+def check(config) -> tasks.Benchmark:
+  """ValueError naming the first key that is missing or read by nothing."""
+  _keys(config, "the config", TOP)
+  bench = tasks.get(config.benchmark)
+  _keys(config.data, f"config.data ({config.benchmark})", bench.data_keys)
+  for name, keys in SECTIONS.items():
+    _keys(config[name], f"config.{name}", keys)
+  m = config.model
+  kinds = [k for k in m.keys() if k in denoisers.KINDS]
+  _keys(m, f"config.model ({config.benchmark})", ("kind", "dtype", *bench.model_keys, *kinds))
+  if m.kind not in kinds:
+    raise ValueError(f"model.kind is {m.kind!r}, but config.model has sections only for "
+                     f"{kinds}: add config.model.{m.kind} with keys {list(model_keys(m.kind))}")
+  for kind in kinds:
+    _keys(m[kind], f"config.model.{kind}", model_keys(kind))
+  for key, value, allowed in (("model.dtype", m.dtype, DTYPES),
+                              ("train.lr_schedule", config.train.lr_schedule, LR_SCHEDULES),
+                              ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
+    if value not in allowed:
+      raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+  if not config.refine.selectors:
+    raise ValueError("refine.selectors is empty: name at least one selector")
+  for name in config.refine.selectors:
+    selectors.get(name)  # ValueError naming the registered selectors
+  return bench
+
+
+def compute_dtype(name: str) -> str:
+  """model.dtype: float32, bfloat16, or auto (bfloat16 on GPU/TPU, float32 on CPU)."""
+  if name == "auto":
+    return "bfloat16" if jax.default_backend() in ("gpu", "tpu") else "float32"
+  return name
+
+
+def translate(config) -> Run:
+  """Check `config` and turn it into the library's dataclasses (see the module docstring)."""
+  check(config)
+  task = tasks.make_task(config)
+  m, ts, t, s, r = config.model, config.time_sampler, config.train, config.sample, config.refine
+  fixed = sorted(set(task.model_fields) - set(GEOMETRY))
+  if fixed:
+    raise ValueError(f"benchmark {task.name} fixes denoiser field(s) {fixed}; a benchmark may "
+                     f"fix only {GEOMETRY}")
+  model = denoisers.make_config(m.kind, **task.model_fields, **m[m.kind].to_dict(),
+                                dtype=compute_dtype(m.dtype))
+  optim = training.OptimConfig(
+      learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, ema_decay=t.ema_decay,
+      decay_steps=t.steps if t.lr_schedule == "cosine" else 0, weight_decay=t.weight_decay,
+      b1=t.b1)
+  sampler = sampling.SamplerConfig(s.steps_per_patch, s.overlap, s.order, alpha=s.alpha,
+                                   temperature=s.temperature)
+  ipr = dataclasses.replace(sampler, steps_per_patch=r.steps_per_patch, overlap=r.overlap)
+  selectors = tuple(r.selectors)
+  return Run(
+      task=task, model=model,
+      time_sampler=time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros,
+                                                   ts.concentration),
+      optim=optim,
+      loss=training.LossConfig(vlb_weight=t.vlb_weight, sigma_weight=t.sigma_weight),
+      sampler=sampler,
+      refine=refine.RefineConfig(rounds=r.rounds, resampling_ratio=r.resampling_ratio,
+                                 selector=selectors[0], noise_type=r.noise_type,
+                                 initial=sampler, ipr=ipr),
+      selectors=selectors)
