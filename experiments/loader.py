@@ -6,6 +6,10 @@ is step i's batch. `workers > 0` builds batches ahead in that many grain worker 
 (`mp_prefetch`; they receive the stream pickled and never touch JAX); the order and content are
 those of a serial run. The iterator's state (`get_state()`, a small JSON dict) is saved with each
 Orbax checkpoint (`ipr_jax.checkpoints.save(..., data_state=...)`) and set again on resume.
+
+A prepared dataset (e.g. a TFDS split read with `as_data_source()`) trains through the same
+path: `SourceStream` is a stream whose step-`i` batch is element i of the grain dataset
+source -> shuffle (per epoch, seeded) -> repeat -> transform -> batch.
 """
 from __future__ import annotations
 
@@ -41,3 +45,19 @@ def iterator(stream, total_steps: int, workers: int = 0, state: dict | None = No
                        "before they were saved): resume it with train.data_workers=0")
     it.set_state({"next_index": int(start)})
   return it
+
+
+class SourceStream:
+  """Training batches from a random-access `source` (len() and [i], e.g. a TFDS split's data
+  source) through grain: shuffled per epoch with `seed`, each item mapped by `transform` (e.g.
+  `ipr_jax.data.pipeline.image_transform`), batched; `batch(step)` is that step's batch, so it
+  plugs into `iterator` and a benchmark's `train_stream` like the procedural streams."""
+
+  def __init__(self, source, batch_size: int, seed: int, transform):
+    if int(batch_size) != batch_size or not 1 <= batch_size <= len(source):
+      raise ValueError(f"batch_size must be an integer in 1..{len(source)}, got {batch_size}")
+    self.dataset = (grain.MapDataset.source(source).shuffle(seed=seed).repeat().map(transform)
+                    .batch(int(batch_size), drop_remainder=True))
+
+  def batch(self, step: int) -> dict:
+    return self.dataset[int(step)]

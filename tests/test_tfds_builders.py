@@ -6,6 +6,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from experiments import loader
 from ipr_jax import tfds_builders
 from ipr_jax.data import even_pixels, pipeline, sudoku
 
@@ -42,9 +43,14 @@ def test_mnist_sudoku_symbolic_builder(tmp_path):
   assert board_sum == int((board * np.arange(1, 82).reshape(9, 9)).sum()) and img_sum == 81 * 255
   item = b.as_data_source()["test"][1]
   np.testing.assert_array_equal(item["givens_hard"], sudoku.test_givens(1, "hard"))
-  batch = next(pipeline.batches(b.as_data_source()["test"], 2, 0, pipeline.sudoku_transform()))
+  # a prepared split trains through grain like the procedural streams
+  stream = loader.SourceStream(b.as_data_source()["test"], 2, 0, pipeline.sudoku_transform())
+  batch = next(loader.iterator(stream, 3))
   assert batch["x"].shape == (2, 9, 9, 9) and batch["x"].min() == -1 and batch["x"].max() == 1
   assert batch["mask"].shape == (2, 81)
+  epoch = np.concatenate([stream.batch(0)["x"], stream.batch(1)["x"]])  # 4 items: one epoch
+  np.testing.assert_array_equal(np.sort(epoch.reshape(4, -1), axis=0),
+                                np.sort(sudoku.to_symbolic(sudoku.test_boards(4)).reshape(4, -1), axis=0))
 
 
 def test_mnist_sudoku_sklearn_images(tmp_path):
@@ -66,9 +72,9 @@ def test_idx_dir_config_needs_a_folder(tmp_path):
     tfds_builders.MnistSudoku(config="idx_dir", data_dir=str(tmp_path)).download_and_prepare()
 
 
-def test_pipeline_bad_batch():
+def test_source_stream_bad_batch():
   with pytest.raises(ValueError, match="batch_size"):
-    next(pipeline.batches([1, 2], 3, 0, lambda x: {"x": x}))
+    loader.SourceStream([1, 2], 3, 0, lambda x: {"x": x})
 
 
 def test_counting_polygons_builder(tmp_path):
