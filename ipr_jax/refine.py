@@ -37,6 +37,7 @@ class RefineConfig:
   noise_type: str = "random"
   mode: str = "standard"
   chains: Optional[int] = None
+  final_ratio: Optional[float] = None   # ratio decays linearly to this by the last round
   keep_history: bool = False
   initial: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=3, overlap=0.0)
   ipr: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=10, overlap=0.8)
@@ -53,6 +54,8 @@ class RefineConfig:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     if self.chains is not None and (int(self.chains) != self.chains or self.chains < 1):
       raise ValueError(f"chains must be None or an integer >= 1, got {self.chains}")
+    if self.final_ratio is not None and not 0.0 < self.final_ratio <= 1.0:
+      raise ValueError(f"final_ratio must be None or lie in (0, 1], got {self.final_ratio}")
 
 
 @flax.struct.dataclass
@@ -62,11 +65,27 @@ class RefineResult:
   nfe: jax.Array           # i32[(K,) rounds+1] network evaluations of round 0..B
   history: object          # f32[(K,) rounds+1, B, H, W, C] with keep_history, else None
   selected: jax.Array      # bool[(K,) rounds, B, R] regions re-noised in each round
+  sigma: jax.Array         # f32[(K,) B, R] the model's doubt about each region, last pass
 
 
 def num_resampled(num_eligible: int, ratio: float) -> int:
   """m = max(1, floor(|E| ratio)), with Python float arithmetic as the reference."""
   return max(1, int(num_eligible * ratio))
+
+
+def round_ratios(cfg: RefineConfig) -> list:
+  """The resampling ratio of rounds 1..rounds: constant (the paper), or with `final_ratio`
+  linear from resampling_ratio at round 1 to final_ratio at the last round."""
+  if cfg.final_ratio is None or cfg.rounds <= 1:
+    return [cfg.resampling_ratio] * cfg.rounds
+  step = (cfg.final_ratio - cfg.resampling_ratio) / (cfg.rounds - 1)
+  return [cfg.resampling_ratio + i * step for i in range(cfg.rounds)]
+
+
+def m_tables(cfg: RefineConfig, num_regions: int) -> np.ndarray:
+  """i32[rounds, R + 1]: regions re-noised in each round for every eligible count |E|."""
+  return np.array([[num_resampled(n, ratio) for n in range(num_regions + 1)]
+                   for ratio in round_ratios(cfg)], np.int32).reshape(cfg.rounds, num_regions + 1)
 
 
 def selector_scores(key, eligible, sigma, cfg: RefineConfig):
@@ -109,7 +128,7 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
   chex.assert_shape(x, (b, grid.height, grid.width, None))
-  m_table = jnp.asarray([num_resampled(n, cfg.resampling_ratio) for n in range(r + 1)])
+  tables = jnp.asarray(m_tables(cfg, r))
   k_init, k_pass, k_rounds = jax.random.split(key, 3)
   z_init = jax.random.normal(k_init, x.shape)
   sigma = jnp.ones((b, r), jnp.float32)
@@ -122,8 +141,9 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
   choose = jax.vmap(choose_regions, in_axes=(0, 0, 0, None, None))
   renoise = jax.vmap(_renoise, in_axes=(0, 0, 0, 0, None, None))
 
-  def round_fn(carry, i):
+  def round_fn(carry, inputs):
     x, sigma = carry
+    i, m_table = inputs
     keys = jax.random.split(jax.random.fold_in(k_rounds, i), 3 * b).reshape(3, b)
     sel = choose(keys[0], eligible, sigma, m_table, cfg)
     z = renoise(keys[1], x, z_init, sel, grid, cfg)
@@ -134,12 +154,12 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
     hist = state.z if cfg.keep_history else None
     return (state.z, new_sigma), (_metric(metric_fn, metric_params, state.z), nfe, hist, sel)
 
-  (x_final, _), (metrics, nfes, hist, selected) = jax.lax.scan(
-      round_fn, (x, sigma), jnp.arange(1, cfg.rounds + 1))
+  (x_final, sigma_final), (metrics, nfes, hist, selected) = jax.lax.scan(
+      round_fn, (x, sigma), (jnp.arange(1, cfg.rounds + 1), tables))
   stack = lambda first, rest: jax.tree.map(lambda f, s: jnp.concatenate([f[None], s]), first, rest)
   metrics = None if metric_fn is None else stack(_metric(metric_fn, metric_params, x), metrics)
   history = stack(x, hist) if cfg.keep_history else None
-  return RefineResult(x_final, metrics, stack(nfe0, nfes), history, selected)
+  return RefineResult(x_final, metrics, stack(nfe0, nfes), history, selected, sigma_final)
 
 
 def _refine(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x, eligible):

@@ -158,3 +158,41 @@ def test_host_loop_refine_runs_the_same_plans():
     assert nfe == int(np.sum(res.nfe))
     changed = _region_changed(out, xb)[0]
     np.testing.assert_array_equal(changed, np.asarray(eb[0]))
+
+
+def test_decaying_ratio_renoises_the_scheduled_count_each_round():
+  """final_ratio: m per round follows the linear schedule (endpoints exact), and the default is
+  the paper's constant ratio; a bad final_ratio is a named error."""
+  grid = regions.make_grid(4, 4, 1)
+  apply = make_tiny(grid)
+  params = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.2, 1.0, 16)}
+  cfg = ipr.RefineConfig(rounds=4, resampling_ratio=0.5, final_ratio=0.125,
+                         initial=sampling.SamplerConfig(2), ipr=sampling.SamplerConfig(2))
+  assert ipr.round_ratios(cfg) == [0.5, 0.375, 0.25, 0.125]
+  assert ipr.m_tables(cfg, 16)[:, 16].tolist() == [8, 6, 4, 2]
+  assert ipr.round_ratios(ipr.RefineConfig(rounds=3)) == [0.25] * 3
+  res = ipr.refine(apply, params, jax.random.key(0), jnp.zeros((2, 4, 4, 1)),
+                   jnp.ones((2, 16), bool), cfg)
+  assert np.asarray(res.selected).sum(axis=-1).tolist() == [[8, 8], [6, 6], [4, 4], [2, 2]]
+  assert res.sigma.shape == (2, 16)
+  with pytest.raises(ValueError, match="final_ratio"):
+    ipr.RefineConfig(final_ratio=1.5)
+
+
+def test_chain_choices_lowest_sigma_and_region_vote():
+  from ipr_jax import chains
+  grid = regions.make_grid(2, 2, 1)
+  xs = jnp.stack([jnp.full((2, 2, 2, 1), float(k)) for k in range(3)])     # chain k = all k
+  sigma = jnp.array([[[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 9.0, 9.0]],
+                     [[0.2, 0.2, 0.2, 0.2], [0.3, 0.3, 0.0, 0.0]],
+                     [[0.9, 0.9, 0.9, 0.9], [0.2, 0.2, 9.0, 9.0]]])
+  eligible = jnp.array([[True] * 4, [True, True, False, False]])
+  x, chosen = chains.lowest_sigma(xs, sigma, eligible)
+  assert chosen.tolist() == [1, 0]           # sample 1: only the eligible regions count
+  np.testing.assert_array_equal(x[0], xs[1, 0])
+  np.testing.assert_array_equal(x[1], xs[0, 1])
+  # one-hot "digits": per region the majority of 3 chains wins, whatever the chain order
+  one_hot = lambda d: jax.nn.one_hot(jnp.asarray(d), 3)[None, ..., None, :].reshape(1, 2, 2, 3)
+  votes = jnp.stack([one_hot([0, 1, 2, 2]), one_hot([0, 2, 2, 1]), one_hot([1, 1, 2, 0])])
+  got = chains.region_vote(votes, grid)
+  np.testing.assert_array_equal(jnp.argmax(got, -1).reshape(-1), jnp.array([0, 1, 2, 2]))  # a 3-way tie: the first chain
