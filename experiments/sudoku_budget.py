@@ -1,0 +1,179 @@
+"""Where IPR pays on Sudoku: valid rate against NFE per puzzle, and verifier-free methods.
+
+    python -m experiments.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
+        [--num 100] [--methods all] [--out docs/sudoku_budget]
+
+On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
+- `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
+- `ipr_uniform` / `ipr_uncertainty`: 30 IPR rounds with the paper's settings (initial pass 3
+  steps per cell, IPR 10 steps per cell, overlap 0.8, ratio 0.25), a curve over rounds;
+- `ipr_decay`: the ratio decaying linearly 0.4 -> 0.1 over the 30 rounds (`final_ratio`);
+- `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
+- `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
+- `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
+  in correction mode.
+Every non-sequential method is sized to the NFE of 30 paper rounds within 2% (the chains pay
+their own initial passes).
+No Sudoku rule is consulted while sampling; the rules only score. Writes OUT.json (every curve
+with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png, and prints each
+method's valid rate at the NFE of 30 paper rounds (interpolated on its curve where it has one).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from experiments import common, evaluate, plots, translate
+from experiments.configs import sudoku_symbolic
+from ipr_jax import chains, pretrained, refine, sharding
+
+SEQUENTIAL_STEPS = (3, 6, 11, 16)
+METHODS = ("sequential", "ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
+           "chains2_lowest_sigma", "chains3_vote")
+
+
+def _valid(task, x) -> np.ndarray:
+  return np.asarray(task.metrics(x)["valid"])
+
+
+def _refine(apply, params, items, cfg, task, key, **kw):
+  res = refine.refine(apply, params, key, jnp.asarray(items.x), jnp.asarray(items.eligible), cfg,
+                      task.metric_fn, devices=sharding.devices_for(len(items.x)), **kw)
+  return res
+
+
+def curve(nfe_per_round, valid_per_round) -> dict:
+  """{"nfe": cumulative NFE per puzzle after each round, "valid": rate after each round}."""
+  return {"nfe": np.cumsum(nfe_per_round).astype(int).tolist(),
+          "valid": [round(float(v), 4) for v in valid_per_round]}
+
+
+def run_method(name, apply, params, items, run, key) -> list:
+  """[(label, curve)] of one method (sequential gives one point per steps setting)."""
+  task, base = run.task, dataclasses.replace(run.refine, rounds=30, selector="uniform")
+  if name == "sequential":
+    out = []
+    for s in SEQUENTIAL_STEPS:
+      cfg = dataclasses.replace(run.sampler, steps_per_patch=s)
+      m, nfe = evaluate.run_matched(apply, params, items, cfg, task, key, len(items.x),
+                                    desc=f"sequential {s}")
+      out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
+    return out
+  if name in ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11"):
+    cfg = {"ipr_uniform": base,
+           "ipr_uncertainty": dataclasses.replace(base, selector="uncertainty"),
+           "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
+           "hybrid_first11": dataclasses.replace(
+               base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11))}[name]
+    res = _refine(apply, params, items, cfg, task, key)
+    return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
+  if name == "chains2_lowest_sigma":
+    res = _refine(apply, params, items, dataclasses.replace(base, rounds=12, chains=2), task, key)
+    x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
+    total = int(np.sum(res.nfe))  # both chains' rounds, NFE per puzzle
+    per_chain = np.asarray(res.metrics["valid"]).mean(axis=-1)  # [K, rounds+1]
+    return [(name, {"nfe": [total], "valid": [round(float(_valid(task, x).mean()), 4)],
+                    "per_chain_final": per_chain[:, -1].round(4).tolist()})]
+  if name == "chains3_vote":
+    res = _refine(apply, params, items, dataclasses.replace(base, rounds=6, chains=3), task, key)
+    voted = chains.region_vote(res.x, task.grid)
+    fix = _refine(apply, params, dataclasses.replace(items, x=np.asarray(voted)),
+                  dataclasses.replace(base, rounds=1, mode="correction"), task,
+                  jax.random.fold_in(key, 1))
+    total = int(np.sum(res.nfe)) + int(np.sum(fix.nfe))
+    return [(name, {"nfe": [total], "valid": [round(float(_valid(task, fix.x).mean()), 4)],
+                    "after_vote": round(float(_valid(task, voted).mean()), 4)})]
+  raise ValueError(f"method must be one of {METHODS}, got {name!r}")
+
+
+def at_nfe(c: dict, nfe: float) -> float | None:
+  """The curve's valid rate at `nfe` (linear between rounds), None beyond its range."""
+  xs, ys = c["nfe"], c["valid"]
+  if len(xs) == 1:
+    return ys[0] if abs(xs[0] - nfe) <= 0.1 * nfe else None
+  if nfe < xs[0] or nfe > xs[-1] * 1.001:
+    return None
+  return float(np.interp(nfe, xs, ys))
+
+
+def plot(results: dict, path: str) -> str:
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(8, 4.6))
+  seq = [(c["nfe"][0], c["valid"][0]) for k, c in results["curves"].items()
+         if k.startswith("sequential_")]
+  if seq:
+    ax.plot(*zip(*sorted(seq)), "s--", color="gray", label="sequential pass alone (3, 6, 11, 16 "
+            "steps per cell)")
+  for k, c in results["curves"].items():
+    if k.startswith("sequential_"):
+      continue
+    style = "o-" if len(c["nfe"]) > 1 else "*"
+    ax.plot(c["nfe"], c["valid"], style, ms=3 if len(c["nfe"]) > 1 else 12, label=k)
+  ax.axvline(results["paper_nfe"], color="k", lw=0.6, ls=":", label="NFE of 30 paper rounds")
+  ax.set_xlabel("denoiser evaluations (NFE) per puzzle")
+  ax.set_ylabel(plots.metric_label("valid"))
+  ax.set_title(f"{results['model']}: {results['num']} held-out {results['split']} puzzles")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--model", default="sudoku_symbolic_cpu")
+  ap.add_argument("--split", default="hard")
+  ap.add_argument("--num", type=int, default=100)
+  ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--methods", default="all", help=f"comma list of {METHODS} or all")
+  ap.add_argument("--out", default="docs/sudoku_budget")
+  args = ap.parse_args(argv)
+  methods = METHODS if args.methods == "all" else tuple(args.methods.split(","))
+  for m in methods:
+    if m not in METHODS:
+      raise SystemExit(f"unknown method {m!r}; methods: {', '.join(METHODS)}")
+  t0 = time.time()
+  apply, params, manifest = pretrained.load(args.model)
+  config = sudoku_symbolic.get_config("cpu")
+  config.seed = args.seed
+  run = translate.translate(config)
+  items = run.task.test_items(args.split, args.num)
+  path = f"{args.out}_{args.split}.json"
+  results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}
+  results.update(model=args.model, split=args.split, num=args.num, seed=args.seed,
+                 commit=common.git_commit(), device=common.device_name(),
+                 command=f"python -m experiments.sudoku_budget --model {args.model} "
+                         f"--split {args.split} --num {args.num} --seed {args.seed}")
+  key = jax.random.key(args.seed)
+  for name in tqdm(methods, desc="methods"):
+    t = time.time()
+    for label, c in run_method(name, apply, params, items, run, key):
+      results["curves"][label] = c
+      print(f"{label}: valid {c['valid'][-1]:.3f} at {c['nfe'][-1]} NFE per puzzle", flush=True)
+    results["seconds"][name] = round(time.time() - t, 1)
+    common.write_json(path, results)  # resumable record after every method
+  paper = results["curves"].get("ipr_uniform")
+  if paper:
+    results["paper_nfe"] = paper["nfe"][-1]
+    results["at_paper_nfe"] = {k: at_nfe(c, paper["nfe"][-1]) for k, c in results["curves"].items()}
+    print(f"\nvalid rate at the NFE of 30 paper rounds ({paper['nfe'][-1]} per puzzle):")
+    for k, v in results["at_paper_nfe"].items():
+      print(f"  {k:<24} " + ("-" if v is None else f"{v:.3f}"))
+    results["plot"] = plot(results, f"{args.out}_{args.split}.png")
+  common.write_json(path, results)
+  print(f"wrote {path} in {time.time() - t0:.0f} s")
+  return results
+
+
+if __name__ == "__main__":
+  main()
