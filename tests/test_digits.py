@@ -75,8 +75,8 @@ def test_shipped_classifier_and_ground_truth_boards(source, cell, min_acc):
     idx_dir = SHARED_MNIST
   apply, params, man = dc.load(source)
   assert man["test_accuracy"] >= min_acc
-  imgs = image_sudoku.test_images(dc.banks(source, idx_dir)["test"], 500)
-  assert imgs.shape == (500, 9 * cell, 9 * cell)
+  imgs = image_sudoku.test_images(dc.banks(source, idx_dir)["test"], 200)
+  assert imgs.shape == (200, 9 * cell, 9 * cell)
   x = jnp.asarray(digits.to_model(imgs))[..., None]
   m = sudoku_eval.image_metrics(apply, params, x, cell)
   assert float(m["valid"].mean()) >= 0.99

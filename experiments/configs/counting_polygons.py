@@ -48,7 +48,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.train.update(steps=4, batch_size=2, warmup_steps=2, checkpoint_every=2, log_every=2,
                    eval_every=4, eval_samples=2, data_workers=0)
     c.sample.update(steps_per_patch=2, overlap=0.5)
-    c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5)
+    c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5,
+                    selectors=("uniform",))  # one refine compile in the smoke tests
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
   elif variant == "paper":
     c.model.update(kind="unet", dtype="auto")

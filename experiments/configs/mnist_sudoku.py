@@ -34,7 +34,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                       dropout=0.1)
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
-  if variant == "cpu":
+  if variant == "smoke":
+    c.refine.selectors = ("uniform",)  # one refine compile in the smoke tests
+  elif variant == "cpu":
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
