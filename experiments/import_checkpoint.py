@@ -40,7 +40,7 @@ def check_hydra(path: str, model) -> None:
           and f.name != "dropout"]  # dropout is off at sampling: not an architecture difference
   if diff:
     raise ValueError("the reference run's model differs from the experiment config; set the "
-                     "config's model keys (--config.model.<key>=...) to match:\n  " + "\n  ".join(diff))
+                     "config's model keys (--config.model.unet.<key>=...) to match:\n  " + "\n  ".join(diff))
 
 
 def run(config, ckpt: str, out: str, hydra_config: str | None = None, ema: bool = True) -> str:
