@@ -104,3 +104,28 @@ def test_shipped_classifier_on_ground_truth_and_corruptions():
   np.testing.assert_array_equal(np.asarray(m["numbers_match_objects"][:2]), [1.0, 0.0])
   assert float(m["are_vertices_uniform"][2]) == 0.0
   assert man["test"]["ground_truth"]["numbers_match_objects"] >= 0.95
+  # the cleanliness head: inputs that are not clean items score ~0 on both headline metrics
+  x = cp.to_model(clean[:60])
+  for kind in ce.NEGATIVES:
+    neg, _ = ce.negatives(np.random.default_rng(5), x, kinds=(kind,))
+    m = f(jnp.asarray(neg))
+    assert float(m["numbers_match_objects"].mean()) <= 0.05, kind
+    assert float(m["are_vertices_uniform"].mean()) <= 0.05, kind
+  assert float(f(jnp.asarray(x))["is_clean"].mean()) >= 0.97
+
+
+def test_negatives_are_what_they_say():
+  from ipr_jax.evaluation import counting_polygons as ce
+  x = cp.to_model(np.stack([cp.item(i, "test")[0] for i in range(4)]))
+  rng = np.random.default_rng(0)
+  neg, kinds = ce.negatives(rng, x)
+  assert neg.shape == x.shape and neg.dtype == np.float32 and set(kinds) <= set(ce.NEGATIVES)
+  shuffled, _ = ce.negatives(rng, x, kinds=("shuffled",))
+  np.testing.assert_allclose(np.sort(shuffled.reshape(4, -1), axis=1), np.sort(x.reshape(4, -1), axis=1))
+  assert not np.array_equal(shuffled, x)
+  blank, _ = ce.negatives(rng, x, kinds=("blank",))
+  assert np.all(np.ptp(blank, axis=(1, 2)) == 0)  # one colour per image
+  t = ce.negative_targets(3)
+  assert t["is_clean"].tolist() == [0, 0, 0] and all((t[k] == -1).all() for k in ce.HEADS if k != "is_clean")
+  with pytest.raises(ValueError, match="negative kind"):
+    ce.negatives(rng, x, kinds=("static",))

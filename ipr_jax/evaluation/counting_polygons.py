@@ -1,13 +1,19 @@
 """Counting Polygons evaluator (spec 5.3 metrics with our own classifier).
 
 The reference scores samples with a torchvision ResNet-50 with 4 linear heads; we train a small
-Flax CNN with the same four heads on generated items (`experiments/train_polygon_classifier.py`)
-and ship it as package data:
+Flax CNN with the same four heads and a fifth, a cleanliness check, on generated items and
+generated negatives (`experiments/train_polygon_classifier.py`) and ship it as package data:
   num_polygons 9 classes (+1), num_vertices 5 classes (+3), is_uniform 2 classes,
-  numbers 35 classes (the unordered pairs of `data.counting_polygons.NUMBER_PAIRS`).
+  numbers 35 classes (the unordered pairs of `data.counting_polygons.NUMBER_PAIRS`),
+  is_clean 2 classes (a clean item of the benchmark, or not: noise, blank, patch-shuffled or
+  heavily noised items, `negatives`).
 Metrics over images f32[..., 128, 128, 3] in [-1, 1]:
-  are_vertices_uniform  = the is_uniform head says yes;
-  numbers_match_objects = the numbers head's pair equals {pred num_polygons, pred num_vertices}.
+  is_clean              = the cleanliness head says the image is a clean item;
+  are_vertices_uniform  = clean and the is_uniform head says yes;
+  numbers_match_objects = clean and the numbers head's pair equals {pred num_polygons, pred
+                          num_vertices}.
+Without the cleanliness check the four heads read "9 polygons" into noise and agree with
+themselves on half of N(0, 1) noise images (the chance floor, `experiments.chance_floor`).
 """
 from __future__ import annotations
 
@@ -22,7 +28,8 @@ from ipr_jax.data import counting_polygons as cp
 from ipr_jax.denoisers.common import build_module, compute_dtype
 
 HEADS = {"num_polygons": cp.MAX_POLYGONS, "num_vertices": len(cp.VERTICES), "is_uniform": 2,
-         "numbers": len(cp.NUMBER_PAIRS)}
+         "numbers": len(cp.NUMBER_PAIRS), "is_clean": 2}
+NEGATIVES = ("normal_noise", "uniform_noise", "blank", "shuffled", "noised")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +85,7 @@ _PAIR_OF_COUNTS = np.array([[cp.pair_label(p, v) for v in cp.VERTICES]
 
 def predictions(apply, params, x) -> dict:
   """Per-image head predictions, i32[...]: num_polygons (1..9), num_vertices (3..7),
-  is_uniform (0/1), numbers (pair class)."""
+  is_uniform (0/1), numbers (pair class), is_clean (0/1)."""
   _check(x)
   lead = x.shape[:-3]
   logits = apply(params, x.reshape(-1, *x.shape[-3:]), None)
@@ -90,7 +97,8 @@ def predictions(apply, params, x) -> dict:
 
 
 def metrics(apply, params, x) -> dict:
-  """f32[...] per image: are_vertices_uniform, numbers_match_objects, and the predicted counts."""
+  """f32[...] per image: is_clean, are_vertices_uniform, numbers_match_objects (both 0 for an
+  image the cleanliness head rejects), and the predicted counts."""
   return metrics_of(predictions(apply, params, x))
 
 
@@ -98,20 +106,60 @@ def metrics_of(pred: dict) -> dict:
   """The metrics of `predictions(...)` output (no second pass of the classifier)."""
   expected = jnp.asarray(_PAIR_OF_COUNTS)[pred["num_polygons"] - 1,
                                           pred["num_vertices"] - cp.VERTICES[0]]
-  return {"are_vertices_uniform": (pred["is_uniform"] == 1).astype(jnp.float32),
-          "numbers_match_objects": (pred["numbers"] == expected).astype(jnp.float32),
+  clean = pred["is_clean"] == 1
+  return {"is_clean": clean.astype(jnp.float32),
+          "are_vertices_uniform": (clean & (pred["is_uniform"] == 1)).astype(jnp.float32),
+          "numbers_match_objects": (clean & (pred["numbers"] == expected)).astype(jnp.float32),
           "num_polygons": pred["num_polygons"].astype(jnp.float32),
           "num_vertices": pred["num_vertices"].astype(jnp.float32)}
 
 
 def targets(labels: list[dict]) -> dict:
-  """Head targets (class indices, i32[N]) from generator labels; num_vertices -1 (non-uniform)
-  stays -1 and is left out of that head's loss and accuracy."""
+  """Head targets (class indices, i32[N]) from generator labels (all clean items); num_vertices
+  -1 (non-uniform) stays -1 and is left out of that head's loss and accuracy."""
   nv = np.array([l["num_vertices"] for l in labels])
   return {"num_polygons": np.array([l["num_polygons"] - 1 for l in labels], np.int32),
           "num_vertices": np.where(nv > 0, nv - cp.VERTICES[0], -1).astype(np.int32),
           "is_uniform": np.array([int(l["is_uniform"]) for l in labels], np.int32),
-          "numbers": np.array([l["numbers_label"] for l in labels], np.int32)}
+          "numbers": np.array([l["numbers_label"] for l in labels], np.int32),
+          "is_clean": np.ones(len(labels), np.int32)}
+
+
+def negatives(rng: np.random.Generator, x: np.ndarray, kinds=NEGATIVES) -> tuple[np.ndarray, list]:
+  """Images that are not clean items, built from clean items x f32[N, 128, 128, 3] in [-1, 1]:
+  each gets one kind drawn from `kinds`: N(0, s^2) or uniform noise, a blank image of one random
+  colour, the item with its 8x8 or 16x16 patches shuffled, or the item plus N(0, s^2) noise with
+  s >= 0.35. Returns (f32[N, 128, 128, 3], the kind of each)."""
+  n, size = len(x), x.shape[1]
+  out, drawn = np.empty_like(x), []
+  for i in range(n):
+    kind = kinds[rng.integers(len(kinds))]
+    if kind == "normal_noise":
+      img = rng.normal(0.0, rng.uniform(0.3, 1.5), x[i].shape)
+    elif kind == "uniform_noise":
+      img = rng.uniform(-1.0, 1.0, x[i].shape)
+    elif kind == "blank":
+      img = np.broadcast_to(rng.uniform(-1.0, 1.0, 3), x[i].shape)
+    elif kind == "shuffled":
+      p = int(rng.choice([8, 16]))
+      k = size // p
+      tiles = x[i].reshape(k, p, k, p, 3).transpose(0, 2, 1, 3, 4).reshape(k * k, p, p, 3)
+      tiles = tiles[rng.permutation(k * k)]
+      img = tiles.reshape(k, k, p, p, 3).transpose(0, 2, 1, 3, 4).reshape(x[i].shape)
+    elif kind == "noised":
+      img = x[i] + rng.normal(0.0, rng.uniform(0.35, 1.0), x[i].shape)
+    else:
+      raise ValueError(f"negative kind must be one of {NEGATIVES}, got {kind!r}")
+    out[i] = img
+    drawn.append(kind)
+  return out.astype(np.float32), drawn
+
+
+def negative_targets(n: int) -> dict:
+  """Targets of n negatives: is_clean 0, every other head left out (-1)."""
+  t = {k: np.full(n, -1, np.int32) for k in HEADS}
+  t["is_clean"] = np.zeros(n, np.int32)
+  return t
 
 
 def load(name: str = "polygons_blank", dtype: str = "float32"):
