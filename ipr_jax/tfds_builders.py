@@ -25,12 +25,23 @@ dataset in the same `data_dir`, never the cached one of another size. From Pytho
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import tensorflow_datasets as tfds
 
 from ipr_jax.data import counting_polygons, even_pixels, image_sudoku, sudoku
 from ipr_jax.evaluation import digit_classifier
+
+class _SizedConfigNotice(logging.Filter):
+  """Drops TFDS's "Using custom data configuration" warning for our sized configs (by design)."""
+
+  def filter(self, record):
+    return "Using custom data configuration" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_SizedConfigNotice())
+
 
 def sized_config(builder_cls, config, folder: str | None = None, **sizes):
   """The BuilderConfig of `config` (a name of builder_cls.BUILDER_CONFIGS, or None for the only
