@@ -36,17 +36,22 @@ def write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-RESULTS_KEYS = ("benchmark", "variant", "split", "num_samples", "seed", "rounds", "headline",
+RESULTS_KEYS = ("benchmark", "variant", "split", "num_samples", "seed", "rounds", "split_rounds",
+                "headline",
                 "nfe", "metrics", "config", "checkpoint", "commit", "device", "command")
 
 
-def results_record(config, *, splits, num_samples: int, rounds: int, headline: str,
+def results_record(config, *, splits, num_samples: int, rounds, headline: str,
                    checkpoint: str, command: str, variant: str | None = None) -> dict:
   """The one results.json schema (CLI modes and quickstart): `num_samples` items per split,
-  `metrics[split][method][name]` and `nfe[split][method]` per round (one entry for a single
-  pass), plus config, seed, checkpoint, commit, device and the command that made it."""
+  `split_rounds[split]` IPR rounds (`rounds` an int for all splits, or a dict per split),
+  `rounds` = 0..the largest, `metrics[split][method][name]` and `nfe[split][method]` per round
+  (one entry for a single pass), plus config, seed, checkpoint, commit, device and the command
+  that made it."""
+  per_split = {s: int(rounds[s] if isinstance(rounds, dict) else rounds) for s in splits}
   return {"benchmark": config.benchmark, "variant": variant or config.variant,
           "split": list(splits), "num_samples": int(num_samples), "seed": config.seed,
-          "rounds": list(range(rounds + 1)), "headline": headline, "nfe": {}, "metrics": {},
+          "rounds": list(range(max(per_split.values(), default=0) + 1)),
+          "split_rounds": per_split, "headline": headline, "nfe": {}, "metrics": {},
           "config": config.to_dict(), "checkpoint": checkpoint, "commit": git_commit(),
           "device": device_name(), "command": command}

@@ -149,7 +149,8 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
   else:
     apply, params, source = params_source
   os.makedirs(workdir, exist_ok=True)
-  rounds = 0 if mode == "sample" else config.refine.rounds
+  rounds = {s: 0 if mode == "sample" else translate.split_rounds(config, s)
+            for s in config.eval.splits}
   results = common.results_record(
       config, splits=config.eval.splits, num_samples=config.eval.num_samples, rounds=rounds,
       headline=run_.task.headline, checkpoint=source, command=command or f"--mode {mode}")
@@ -159,7 +160,8 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
                                for k, v in run_.task.metrics(jnp.asarray(truth.x)).items()}
   strips = []
   for split in config.eval.splits:
-    metrics, nfes, strip = evaluate_split(config, run_, apply, params, split, rounds, workdir)
+    metrics, nfes, strip = evaluate_split(config, run_, apply, params, split, rounds[split],
+                                          workdir)
     results["metrics"][split], results["nfe"][split] = metrics, nfes
     strips += [strip] if strip else []
   results["seconds"] = time.time() - t0

@@ -54,7 +54,7 @@ def budget_curves(results: dict, metric: str, folder: str) -> list[str]:
         ax_r.axhline(ys[0], ls="--", color="gray", label=f"{label}, {nfe[-1]} NFE")
         ax_n.plot(nfe, ys, "s", color="gray", label=label)
       else:
-        ax_r.plot(results["rounds"], ys, "o-", ms=3, label=label)
+        ax_r.plot(range(len(ys)), ys, "o-", ms=3, label=label)
         ax_n.plot(nfe, ys, "o-", ms=3, label=label)
     ax_r.set_xlabel("IPR round (0 = the SRM sample)")
     ax_r.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

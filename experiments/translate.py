@@ -26,7 +26,7 @@ SECTIONS = {
     "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature"),
     "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
                "selectors"),
-    "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint"),
+    "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint", "rounds"),
 }
 # denoiser fields a benchmark fixes (Task.model_fields), never set in a config
 GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
@@ -86,11 +86,23 @@ def check(config) -> tasks.Benchmark:
                               ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
     if value not in allowed:
       raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+  for split, rounds in config.eval.rounds.items():
+    if split not in config.eval.splits:
+      raise ValueError(f"eval.rounds names split {split!r}, which is not in eval.splits "
+                       f"{tuple(config.eval.splits)}")
+    if int(rounds) != rounds or rounds < 0:
+      raise ValueError(f"eval.rounds[{split!r}] must be an integer >= 0, got {rounds}")
   if not config.refine.selectors:
     raise ValueError("refine.selectors is empty: name at least one selector")
   for name in config.refine.selectors:
     selectors.get(name)  # ValueError naming the registered selectors
   return bench
+
+
+def split_rounds(config, split: str) -> int:
+  """IPR rounds of `split`: eval.rounds[split] where set (e.g. Sudoku medium 15 against hard's
+  30, the paper's budgets), else refine.rounds."""
+  return int(config.eval.rounds.get(split, config.refine.rounds))
 
 
 def compute_dtype(name: str) -> str:
