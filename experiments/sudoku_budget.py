@@ -95,11 +95,15 @@ def run_method(name, apply, params, items, run, key) -> list:
 
 
 def at_nfe(c: dict, nfe: float) -> float | None:
-  """The curve's valid rate at `nfe` (linear between rounds), None beyond its range."""
+  """The curve's valid rate at `nfe` (linear between rounds); a curve or point that ends within
+10% below `nfe` gives its last value (a method that spends a little less is not extrapolated);
+None when it is further off."""
   xs, ys = c["nfe"], c["valid"]
+  if xs[-1] < nfe:
+    return ys[-1] if nfe - xs[-1] <= 0.1 * nfe else None
   if len(xs) == 1:
-    return ys[0] if abs(xs[0] - nfe) <= 0.1 * nfe else None
-  if nfe < xs[0] or nfe > xs[-1] * 1.001:
+    return ys[0] if xs[0] - nfe <= 0.1 * nfe else None
+  if nfe < xs[0]:
     return None
   return float(np.interp(nfe, xs, ys))
 
@@ -135,10 +139,11 @@ def main(argv=None):
   ap.add_argument("--split", default="hard")
   ap.add_argument("--num", type=int, default=100)
   ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--methods", default="all", help=f"comma list of {METHODS} or all")
+  ap.add_argument("--methods", default="all",
+                  help=f"comma list of {METHODS}, all, or '' (only the summary and plot)")
   ap.add_argument("--out", default="docs/sudoku_budget")
   args = ap.parse_args(argv)
-  methods = METHODS if args.methods == "all" else tuple(args.methods.split(","))
+  methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
   for m in methods:
     if m not in METHODS:
       raise SystemExit(f"unknown method {m!r}; methods: {', '.join(METHODS)}")
