@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from experiments import plots
-from ipr_jax import graphs, regions, tfds_builders
+from ipr_jax import graphs, registry, regions, tfds_builders
 from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, pipeline, sudoku
 from ipr_jax.evaluation import counting_polygons as cp_eval
 from ipr_jax.evaluation import digit_classifier
@@ -75,27 +75,18 @@ class Benchmark(NamedTuple):
   model_keys: tuple          # benchmark keys of config.model besides kind, dtype and the kinds
 
 
-_BENCHMARKS: dict[str, Benchmark] = {}
+_BENCHMARKS = registry.Registry("benchmark")
 
 
 def register(name: str, *, data_keys=(), model_keys=()):
   """Decorator registering a builder `config -> Task` as benchmark `name` (once per name)."""
   def add(build):
-    if name in _BENCHMARKS and _BENCHMARKS[name].build is not build:
-      raise ValueError(f"benchmark {name!r} is already registered")
-    _BENCHMARKS[name] = Benchmark(build, tuple(data_keys), tuple(model_keys))
+    _BENCHMARKS.add(name, Benchmark(build, tuple(data_keys), tuple(model_keys)))
     return build
   return add
 
 
-def names() -> tuple:
-  return tuple(_BENCHMARKS)
-
-
-def get(name: str) -> Benchmark:
-  if name not in _BENCHMARKS:
-    raise ValueError(f"benchmark must be one of {names()}, got {name!r}")
-  return _BENCHMARKS[name]
+names, get = _BENCHMARKS.names, _BENCHMARKS.get
 
 
 def make_task(config) -> Task:

@@ -15,38 +15,29 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ipr_jax import registry
+
 
 class Order(NamedTuple):
   score: Callable
   one_block: bool = False
 
 
-_ORDERS: dict[str, Order] = {}
+_ORDERS = registry.Registry("order")
 
 
 def register(name: str, fn: Callable | None = None, *, one_block: bool = False):
   """Register `fn` as order `name` (usable as a decorator). A name is registered once: the
   jitted sampler is cached per config, which holds only the name."""
   def add(f):
-    if not isinstance(name, str) or not name:
-      raise ValueError(f"an order name must be a non-empty string, got {name!r}")
-    if name in _ORDERS and _ORDERS[name] != Order(f, one_block):
-      raise ValueError(f"order {name!r} is already registered")
     if not callable(f):
       raise ValueError(f"order {name!r} must be callable, got {type(f).__name__}")
-    _ORDERS[name] = Order(f, bool(one_block))
+    _ORDERS.add(name, Order(f, bool(one_block)))
     return f
   return add if fn is None else add(fn)
 
 
-def names() -> tuple:
-  return tuple(_ORDERS)
-
-
-def get(name: str) -> Order:
-  if name not in _ORDERS:
-    raise ValueError(f"order must be one of {names()}, got {name!r}")
-  return _ORDERS[name]
+names, get = _ORDERS.names, _ORDERS.get
 
 
 @register("greedy")

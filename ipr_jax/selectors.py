@@ -17,32 +17,22 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-_SELECTORS: dict[str, Callable] = {}
+from ipr_jax import registry
+
+_SELECTORS = registry.Registry("selector")
 
 
 def register(name: str, fn: Callable | None = None):
   """Register `fn` as selector `name` (usable as a decorator). A name is registered once: the
   jitted refine is cached per config, which holds only the name."""
   def add(f):
-    if not isinstance(name, str) or not name:
-      raise ValueError(f"a selector name must be a non-empty string, got {name!r}")
-    if name in _SELECTORS and _SELECTORS[name] is not f:
-      raise ValueError(f"selector {name!r} is already registered")
     if not callable(f):
       raise ValueError(f"selector {name!r} must be callable, got {type(f).__name__}")
-    _SELECTORS[name] = f
-    return f
+    return _SELECTORS.add(name, f)
   return add if fn is None else add(fn)
 
 
-def names() -> tuple:
-  return tuple(_SELECTORS)
-
-
-def get(name: str) -> Callable:
-  if name not in _SELECTORS:
-    raise ValueError(f"selector must be one of {names()}, got {name!r}")
-  return _SELECTORS[name]
+names, get = _SELECTORS.names, _SELECTORS.get
 
 
 @register("uniform")
