@@ -146,9 +146,10 @@ def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None
       ax.set_title(title, fontsize=7)
   given_patch = (matplotlib.patches.Patch(color=(0.2, 0.5, 1.0, 0.35), label="given cell")
                  if images else matplotlib.patches.Patch(color="0.85", label="given cell (bold)"))
+  bad_label = "digit repeated in its row, column or box"
   legend = [given_patch,
-            matplotlib.patches.Patch(fc="none", ec="red", label="digit repeated in its row, "
-                                     "column or box")]
+            matplotlib.patches.Patch(fc="none", ec="red", label=bad_label) if images else
+            matplotlib.lines.Line2D([], [], ls="none", marker="$9$", color="red", label=bad_label)]
   if images:
     legend.append(matplotlib.lines.Line2D([], [], ls="none", marker="$7$", color="goldenrod",
                                           label="digit the evaluator's classifier reads"))
