@@ -36,11 +36,6 @@ def write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-RESULTS_KEYS = ("benchmark", "variant", "split", "num_samples", "seed", "rounds", "split_rounds",
-                "headline",
-                "nfe", "metrics", "config", "checkpoint", "commit", "device", "command")
-
-
 def results_record(config, *, splits, num_samples: int, rounds, headline: str,
                    checkpoint: str, command: str, variant: str | None = None) -> dict:
   """The one results.json schema (CLI modes and quickstart): `num_samples` items per split,
