@@ -25,9 +25,13 @@ IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments
 
 
 def load_params(config, run: translate.Run, workdir: str):
-  """EMA params of DIR/best (the best validation step) or else the latest checkpoint; with
-  `eval.checkpoint = "last"`, always the latest checkpoint. A run with no training checkpoint
+  """The params to sample with: the shipped model `eval.pretrained` where it is set; else the
+  EMA params of DIR/best (the best validation step) or the latest checkpoint (with
+  `eval.checkpoint = "last"`, always the latest checkpoint); a run with no training checkpoint
   uses DIR/imported (weights written by experiments.import_checkpoint) where it exists."""
+  if config.eval.pretrained:
+    return _load_asset(config.eval.pretrained, pretrained.ASSETS, run,
+                       f"shipped model {config.eval.pretrained!r}")
   for sub in ("best", "checkpoints") if config.eval.checkpoint == "best" else ("checkpoints",):
     path = os.path.join(workdir, sub)
     if os.path.isdir(path) and checkpoints.manager(path, create=False).latest_step() is not None:
@@ -36,21 +40,22 @@ def load_params(config, run: translate.Run, workdir: str):
       state, _ = checkpoints.restore(mgr, target)
       return apply, state.ema_params, f"{path}/{mgr.latest_step()}"
   if os.path.exists(os.path.join(workdir, IMPORTED, "manifest.json")):
-    return _load_imported(workdir, run)
+    return _load_asset(IMPORTED, workdir, run, f"{workdir}/{IMPORTED}")
   raise checkpoints.CheckpointError(f"no checkpoint in {workdir}/best or {workdir}/checkpoints "
-                                    f"(nor {workdir}/{IMPORTED}); run --mode train first, or "
-                                    "experiments.import_checkpoint")
+                                    f"(nor {workdir}/{IMPORTED}); run --mode train first, "
+                                    "experiments.import_checkpoint, or set eval.pretrained")
 
 
-def _load_imported(workdir: str, run: translate.Run):
-  """(apply, params, source) of DIR/imported, whose model must be this config's denoiser."""
+def _load_asset(name: str, root: str, run: translate.Run, where: str):
+  """(apply, params, source) of the `pretrained`-format folder root/name, whose model must be
+  this config's denoiser (ValueError naming both otherwise)."""
   dtype = run.model.dtype  # the compute dtype is the run's choice, not the weights'
-  apply, params, manifest = pretrained.load(IMPORTED, root=workdir, dtype=dtype)
+  apply, params, manifest = pretrained.load(name, root=root, dtype=dtype)
   stored = dataclasses.replace(pretrained.model_config(manifest["model"]), dtype=dtype)
   if stored != run.model:
-    raise ValueError(f"{workdir}/{IMPORTED} holds a {manifest['model']} denoiser, but the config "
-                     f"asks for {denoisers.to_dict(run.model)}")
-  return apply, params, f"{workdir}/{IMPORTED} (from {manifest.get('source')})"
+    raise ValueError(f"{where} holds a {manifest['model']} denoiser, but the config asks for "
+                     f"{denoisers.to_dict(run.model)}")
+  return apply, params, f"{where} (from {manifest.get('source') or manifest.get('checkpoint')})"
 
 
 def _chunks(n: int, batch: int, desc: str):

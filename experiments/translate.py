@@ -14,7 +14,7 @@ import dataclasses
 import jax
 
 from experiments import tasks
-from ipr_jax import denoisers, refine, sampling, selectors, time_sampling, training
+from ipr_jax import denoisers, pretrained, refine, sampling, selectors, time_sampling, training
 
 TOP = ("benchmark", "variant", "seed", "data", "model", "time_sampler", "train", "sample",
        "refine", "eval")
@@ -26,7 +26,8 @@ SECTIONS = {
     "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature"),
     "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
                "selectors"),
-    "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint", "rounds"),
+    "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint", "rounds",
+             "pretrained"),
 }
 # denoiser fields a benchmark fixes (Task.model_fields), never set in a config
 GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
@@ -86,6 +87,11 @@ def check(config) -> tasks.Benchmark:
                               ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
     if value not in allowed:
       raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+  if config.eval.pretrained:
+    available = pretrained.available()
+    if config.eval.pretrained not in available:
+      raise ValueError(f"eval.pretrained names no shipped model: {config.eval.pretrained!r} "
+                       f"(shipped: {available})")
   for split, rounds in config.eval.rounds.items():
     if split not in config.eval.splits:
       raise ValueError(f"eval.rounds names split {split!r}, which is not in eval.splits "

@@ -181,3 +181,24 @@ def test_chance_floor_inputs_and_the_sudoku_floor():
   assert m["ground_truth"]["valid"] == 1.0
   assert all(m[name]["valid"] == 0.0 for name in chance_floor.INPUTS)
   assert chance_floor.floor_of(task, items.x, jax.random.key(0)) == 0.0
+
+
+@pytest.mark.skipif("sudoku_symbolic_cpu" not in pretrained.available(),
+                    reason="shipped model not present")
+def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
+  """`eval.pretrained` makes the experiment modes sample with a shipped model (no training run);
+  its denoiser must be the config's, and the name must be shipped."""
+  config = sudoku_symbolic.get_config("cpu")
+  config.eval.pretrained = "sudoku_symbolic_cpu"
+  run = translate.translate(config)
+  _, got, source = evaluate.load_params(config, run, str(tmp_path))
+  _, want, _ = pretrained.load("sudoku_symbolic_cpu")
+  assert "shipped model 'sudoku_symbolic_cpu'" in source
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+  small = sudoku_symbolic.get_config("smoke")
+  small.eval.pretrained = "sudoku_symbolic_cpu"
+  with pytest.raises(ValueError, match="holds a .* denoiser, but the config asks for"):
+    evaluate.load_params(small, translate.translate(small), str(tmp_path))
+  small.eval.pretrained = "sudoku_symbolic_huge"
+  with pytest.raises(ValueError, match="eval.pretrained names no shipped model"):
+    translate.translate(small)

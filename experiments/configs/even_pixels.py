@@ -36,7 +36,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.refine = dict(rounds=30, resampling_ratio=0.25, steps_per_patch=30, overlap=0.9,
                   noise_type="random", selectors=("uniform", "uncertainty"))
   c.eval = dict(splits=("test",), num_samples=300, batch_size=100, strip_samples=4,
-                checkpoint="best", rounds=dict())  # rounds: per-split overrides of refine.rounds
+                checkpoint="best", rounds=dict(),  # rounds: per-split overrides of refine.rounds
+                pretrained="")  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
   if variant == "smoke":
     c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.time_sampler.density_images = 4096

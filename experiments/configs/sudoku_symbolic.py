@@ -42,7 +42,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                   noise_type="random", selectors=("uniform", "uncertainty"))
   c.eval = dict(splits=("hard", "medium"), num_samples=300, batch_size=150, strip_samples=4,
                 checkpoint="last",  # cpu ships the last step: validation was flat from 3k on
-                rounds=dict(medium=15))
+                rounds=dict(medium=15),
+                pretrained="")  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
   if variant == "smoke":
     c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.data.pool_size = 64
