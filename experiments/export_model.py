@@ -1,5 +1,6 @@
 """Ship a trained model: copy the EMA params of DIR/best (or, with --config.eval.checkpoint=last,
-of the last checkpoint) into ipr_jax/assets/NAME with a manifest.
+of the last checkpoint) into ipr_jax/assets/NAME with a manifest (training record and the
+config's recommended sampling/refine settings).
 
     python -m experiments.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
         --workdir runs/sudoku_cpu --name sudoku_symbolic_cpu
@@ -48,6 +49,8 @@ def main(argv):
           "python -m experiments.main --config experiments/configs/"
           f"{config.benchmark}.py:{config.variant} --workdir {workdir} --mode train"),
       "train_device": train_rec.get("device"),
+      # the config's round-0 and refine settings (first selector), checked by pretrained.load
+      "recommended": pretrained.settings_dict(run.refine),
   }
   folder = pretrained.save(_NAME.value, params, spec, manifest)
   print(f"wrote {folder}")

@@ -1,5 +1,7 @@
 """Shipped models: EMA params as package data (npz) with a manifest (config, command, steps,
-wall time, commit, sha256). `load(name)` rebuilds the denoiser and checks the hash."""
+wall time, commit, sha256, and optionally the `recommended` sampling/refine settings).
+`load(name)` rebuilds the denoiser, checks the hash and the recommended settings;
+`recommended(manifest)` returns those settings as a RefineConfig."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import denoisers, graphs
+from ipr_jax import denoisers, graphs, refine, sampling
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 _NAMED = {
@@ -91,6 +93,31 @@ def save(name: str, params, model_spec: dict, manifest: dict, root: str = ASSETS
   return folder
 
 
+def settings_dict(cfg: refine.RefineConfig) -> dict:
+  """The manifest form of a RefineConfig (its round-0 and per-round samplers nested), without
+  the caller's `keep_history`: what `save` callers put under manifest["recommended"]."""
+  out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+         if f.name not in ("initial", "ipr", "keep_history")}
+  return dict(out, initial=dataclasses.asdict(cfg.initial), ipr=dataclasses.asdict(cfg.ipr))
+
+
+def recommended(manifest: dict) -> refine.RefineConfig:
+  """The sampling and refine settings a shipped model is meant to run with (round-0 pass in
+  `.initial`, per-round pass in `.ipr`). ValueError naming the model and the bad entry when they
+  are absent, have a key RefineConfig / SamplerConfig lacks, or a value they reject."""
+  name = manifest.get("name", "?")
+  rec = manifest.get("recommended")
+  if not isinstance(rec, dict):
+    raise ValueError(f"shipped model {name!r}: its manifest carries no recommended settings")
+  try:
+    rec = dict(rec)
+    initial, ipr = sampling.SamplerConfig(**rec.pop("initial")), sampling.SamplerConfig(**rec.pop("ipr"))
+    return refine.RefineConfig(**rec, initial=initial, ipr=ipr)
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"shipped model {name!r}: bad recommended settings in its manifest: "
+                     f"{type(e).__name__}: {e}") from e
+
+
 def load_raw(name: str, like, root: str = ASSETS):
   """(params shaped like `like`, manifest) of shipped asset `name`, after the sha256 check."""
   folder = os.path.join(root, name)
@@ -125,4 +152,6 @@ def load(name: str, root: str = ASSETS, dtype: str | None = None):
     cfg = dataclasses.replace(cfg, dtype=dtype)
   apply, like = denoisers.build(cfg, None)
   params, man = load_raw(name, like, root)
+  if "recommended" in man:
+    recommended(man)  # a manifest whose settings the sampler rejects fails here, by name
   return apply, params, man

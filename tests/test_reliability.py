@@ -163,3 +163,30 @@ def test_compute_matched_baseline_within_ten_percent(bench, variant):
     steps = evaluate.matched_steps(cfg.initial, total, unknown)
     cost = schedules.sequential_plan(unknown, steps, cfg.initial.overlap).total_steps
     assert abs(cost - total) <= 0.1 * total, (rounds, steps, cost, total)
+
+
+def test_manifest_recommended_settings_are_checked_when_loaded(tmp_path):
+  """A manifest's recommended settings round-trip to the RefineConfig they came from, and a
+  manifest whose settings the sampler would reject fails at load, naming the model and entry."""
+  cfg = ipr.RefineConfig(rounds=30, selector="uncertainty", final_ratio=0.1,
+                                initial=sampling.SamplerConfig(steps_per_patch=30, overlap=0.9),
+                                ipr=sampling.SamplerConfig(steps_per_patch=7, overlap=0.5))
+  model = denoisers.TransformerConfig(height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2)
+  _, params = denoisers.build(model, jax.random.key(0))
+  settings = json.loads(json.dumps(pretrained.settings_dict(cfg)))  # as stored on disk
+  pretrained.save("tiny", params, denoisers.to_dict(model),
+                  {"name": "tiny", "recommended": settings}, root=str(tmp_path))
+  _, _, manifest = pretrained.load("tiny", root=str(tmp_path))
+  assert pretrained.recommended(manifest) == cfg
+  for bad, match in (({"rounds": -1}, "rounds must be"),
+                     ({"ipr": dict(settings["ipr"], overlap=1.5)}, "overlap"),
+                     ({"initial": dict(settings["initial"], stepz=3)}, "stepz"),
+                     ({"selector": "oracle"}, "oracle")):
+    path = tmp_path / "tiny" / "manifest.json"
+    stored = json.load(open(path))
+    stored["recommended"] = dict(settings, **bad)
+    json.dump(stored, open(path, "w"))
+    with pytest.raises(ValueError, match=f"shipped model 'tiny': bad recommended settings.*{match}"):
+      pretrained.load("tiny", root=str(tmp_path))
+  with pytest.raises(ValueError, match="carries no recommended settings"):
+    pretrained.recommended({"name": "tiny"})
