@@ -52,9 +52,11 @@ def main(argv=None):
   x = np.concatenate([it.x for it in items])
   eligible = np.concatenate([it.eligible for it in items])
   names = np.repeat(splits, per_split)
-  cfg = dataclasses.replace(run.refine, selector="uniform", rounds=args.rounds, keep_history=True)
+  # the model's recommended sampler and refine settings (its manifest), for --rounds rounds
+  cfg = dataclasses.replace(pretrained.recommended(manifest), rounds=args.rounds, keep_history=True)
   print(f"model {MODEL}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
-        f"{args.num} held-out puzzles, {args.rounds} IPR rounds on {common.device_name()}")
+        f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, ratio "
+        f"{cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell) on {common.device_name()}")
   with tqdm(total=1, desc=f"refine ({args.num} puzzles as one batch)", leave=False) as bar:
     res = refine.refine(apply, params, jax.random.key(args.seed), jnp.asarray(x),
                         jnp.asarray(eligible), cfg, run.task.metric_fn)
@@ -65,16 +67,16 @@ def main(argv=None):
                                   rounds=args.rounds, headline="valid",
                                   checkpoint=f"ipr_jax/assets/{MODEL}", command=command,
                                   variant="quickstart")
-  nfe = np.asarray(res.nfe).tolist()
+  nfe, method = np.asarray(res.nfe).tolist(), f"ipr_{cfg.selector}"
   for s in splits:
-    results["nfe"][s] = {"ipr_uniform": nfe}
-    results["metrics"][s] = {"ipr_uniform": {k: np.asarray(v)[:, names == s].mean(axis=1).tolist()
-                                             for k, v in res.metrics.items()}}
+    results["nfe"][s] = {method: nfe}
+    results["metrics"][s] = {method: {k: np.asarray(v)[:, names == s].mean(axis=1).tolist()
+                                      for k, v in res.metrics.items()}}
   results["per_sample"] = {"valid": np.asarray(res.metrics["valid"]).T.tolist(),
                            "split": names.tolist()}
   print(f"\n{'round':>5} {'NFE':>5} " + " ".join(f"{s + ' valid':>12}" for s in splits))
   for r in range(args.rounds + 1):
-    cells = " ".join(f"{results['metrics'][s]['ipr_uniform']['valid'][r]:>12.3f}" for s in splits)
+    cells = " ".join(f"{results['metrics'][s][method]['valid'][r]:>12.3f}" for s in splits)
     print(f"{r:>5} {nfe[r]:>5} {cells}")
   results["seconds"] = time.time() - t0
   common.write_json(os.path.join(out, "results.json"), results)

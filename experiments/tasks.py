@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from experiments import plots
-from ipr_jax import graphs, registry, regions, tfds_builders
+from ipr_jax import graphs, refine, registry, regions, tfds_builders
 from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, pipeline, sudoku
 from ipr_jax.evaluation import counting_polygons as cp_eval
 from ipr_jax.evaluation import digit_classifier
@@ -52,7 +52,7 @@ class Task:
   strip: Callable = None
 
   def __post_init__(self):
-    self._jit_metric = jax.jit(self.metric_fn)
+    self._jit_metric = jax.jit(functools.partial(refine.apply_metric, self.metric_fn))
     if self.strip is None:
       self.strip = self._image_strip
 
@@ -64,8 +64,6 @@ class Task:
 
   def metrics(self, x) -> dict:
     """The metric of a batch, computed on the host's default device (jitted once)."""
-    if self.metric_params is None:
-      return self._jit_metric(x)
     return self._jit_metric(self.metric_params, x)
 
 

@@ -116,7 +116,9 @@ def _renoise(key, x, z_init, sel, grid, cfg: RefineConfig):
   return jnp.where(regions.to_pixels(sel, grid), noise, x)
 
 
-def _metric(metric_fn, metric_params, x):
+def apply_metric(metric_fn, metric_params, x):
+  """`metric_fn(x)`, or `metric_fn(metric_params, x)` for an evaluator with weights (the
+  calling convention of `refine`); None without a metric_fn."""
   if metric_fn is None:
     return None
   return metric_fn(x) if metric_params is None else metric_fn(metric_params, x)
@@ -152,12 +154,12 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
     chex.assert_trees_all_equal_shapes_and_dtypes((state.z, new_sigma), carry)  # invariant carry
     debug_lib.check_finite(state.z, "refined sample")
     hist = state.z if cfg.keep_history else None
-    return (state.z, new_sigma), (_metric(metric_fn, metric_params, state.z), nfe, hist, sel)
+    return (state.z, new_sigma), (apply_metric(metric_fn, metric_params, state.z), nfe, hist, sel)
 
   (x_final, sigma_final), (metrics, nfes, hist, selected) = jax.lax.scan(
       round_fn, (x, sigma), (jnp.arange(1, cfg.rounds + 1), tables))
   stack = lambda first, rest: jax.tree.map(lambda f, s: jnp.concatenate([f[None], s]), first, rest)
-  metrics = None if metric_fn is None else stack(_metric(metric_fn, metric_params, x), metrics)
+  metrics = None if metric_fn is None else stack(apply_metric(metric_fn, metric_params, x), metrics)
   history = stack(x, hist) if cfg.keep_history else None
   return RefineResult(x_final, metrics, stack(nfe0, nfes), history, selected, sigma_final)
 
