@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -19,8 +20,21 @@ _STOP = flags.DEFINE_integer("stop_at_step", None, "end training after the check
                              "(simulates a kill; resume by running again)")
 
 
+def _unwind(signum, frame):
+  del frame
+  sys.exit(128 + signum)
+
+
+def exit_on_sigterm():
+  """SIGTERM (`kill`, a scheduler's preemption) then unwinds the run like Ctrl-C, so the grain
+  data workers of training are shut down with it instead of outliving it as orphans (the last
+  checkpoint stays; running the same command again resumes)."""
+  signal.signal(signal.SIGTERM, _unwind)
+
+
 def main(argv):
   del argv
+  exit_on_sigterm()
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   config, workdir = _CONFIG.value, _WORKDIR.value
   if config is None or workdir is None:
