@@ -132,13 +132,16 @@ def test_quickstart_reduced(tmp_path):
     assert os.path.exists(tmp_path / name)
 
 
-@pytest.mark.parametrize("name", ["sudoku_symbolic_cpu", "mnist_sudoku_cpu"])
+@pytest.mark.parametrize("name", ["sudoku_symbolic_cpu", "mnist_sudoku_cpu", "even_pixels"])
 def test_shipped_model_manifest_and_hash(name):
   if name not in pretrained.available():
     pytest.skip("shipped model not present")
   apply, params, manifest = pretrained.load(name)
-  for key in ("config", "command", "steps", "train_wall_s", "sha256", "num_params"):
+  for key in ("config", "command", "steps", "train_wall_s", "sha256", "num_params", "recommended"):
     assert key in manifest
+  rec, trained = pretrained.recommended(manifest), manifest["config"]
+  assert rec.initial.steps_per_patch == trained["sample"]["steps_per_patch"]
+  assert rec.ipr.steps_per_patch == trained["refine"]["steps_per_patch"]
   assert manifest["num_params"] == sum(np.size(x) for x in jax.tree.leaves(params))
 
 
@@ -202,3 +205,24 @@ def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
   small.eval.pretrained = "sudoku_symbolic_huge"
   with pytest.raises(ValueError, match="eval.pretrained names no shipped model"):
     translate.translate(small)
+
+
+def test_image_diagnostics_oracle():
+  """An oracle denoiser (the true velocity of known data) denoises with zero error at every
+  level, and Euler over its velocity field lands on the data; contrast reads the channels."""
+  from experiments import image_diagnostics as diag
+  from ipr_jax import regions
+  from ipr_jax.denoisers.common import DenoiserOutput
+  grid = regions.make_grid(8, 8, 4)
+  x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 3), minval=-1.0, maxval=1.0)
+
+  def oracle(params, z, t_region):  # u = eps - x, eps = (z - (1 - t) x) / t
+    t = regions.to_pixels(t_region, grid)
+    eps = (z - (1.0 - t) * x) / t
+    return DenoiserOutput(eps - x, jnp.zeros_like(z), jnp.zeros(t_region.shape))
+
+  for t in diag.LEVELS:
+    assert diag.denoising_error(oracle, None, x, grid, t, jax.random.key(1)) < 1e-5
+  z0 = jax.random.normal(jax.random.key(2), x.shape)
+  np.testing.assert_allclose(diag.euler(oracle, None, z0, grid, steps=10), x, atol=1e-4)
+  assert diag.contrast(jnp.asarray([[[[0.4, -1.0, 0.0]]]])) == "largest channel +0.400, smallest -1.000"
