@@ -31,18 +31,19 @@ def denoising_error(apply, params, x, grid, t: float, key) -> float:
   """Mean |x_hat - x| with every region of `x` noised to level t."""
   eps = jax.random.normal(key, x.shape)
   t_region = jnp.full((x.shape[0], grid.num_regions), t, jnp.float32)
-  z = flow.interpolate(x, eps, regions.to_pixels(t_region, grid))
-  x_hat = flow.x_hat(z, regions.to_pixels(t_region, grid), apply(params, z, t_region).velocity)
+  t_pixel = regions.to_pixels(t_region, grid)
+  z = flow.interpolate(x, eps, t_pixel)
+  x_hat = flow.x_hat(z, t_pixel, apply(params, z, t_region).velocity)
   return float(jnp.abs(x_hat - x).mean())
 
 
 def euler(apply, params, z, grid, steps: int = 100):
   """All regions together from t = 1 to 0 in `steps` Euler steps of the velocity."""
   ts = np.linspace(1.0, 0.0, steps + 1)
-  step = jax.jit(lambda z, t, dt: z - dt * apply(
+  step = jax.jit(lambda params, z, t, dt: z - dt * apply(
       params, z, jnp.full((z.shape[0], grid.num_regions), t, jnp.float32)).velocity)
   for i in range(steps):
-    z = step(z, ts[i], ts[i] - ts[i + 1])
+    z = step(params, z, ts[i], ts[i] - ts[i + 1])
   return z
 
 

@@ -55,8 +55,9 @@ def main(argv=None):
   # the model's recommended sampler and refine settings (its manifest), for --rounds rounds
   cfg = dataclasses.replace(pretrained.recommended(manifest), rounds=args.rounds, keep_history=True)
   print(f"model {MODEL}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
-        f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, ratio "
-        f"{cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell) on {common.device_name()}")
+        f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, "
+        f"ratio {cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell) on "
+        f"{common.device_name()}")
   with tqdm(total=1, desc=f"refine ({args.num} puzzles as one batch)", leave=False) as bar:
     res = refine.refine(apply, params, jax.random.key(args.seed), jnp.asarray(x),
                         jnp.asarray(eligible), cfg, run.task.metric_fn)

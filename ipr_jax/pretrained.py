@@ -111,7 +111,8 @@ def recommended(manifest: dict) -> refine.RefineConfig:
     raise ValueError(f"shipped model {name!r}: its manifest carries no recommended settings")
   try:
     rec = dict(rec)
-    initial, ipr = sampling.SamplerConfig(**rec.pop("initial")), sampling.SamplerConfig(**rec.pop("ipr"))
+    initial = sampling.SamplerConfig(**rec.pop("initial"))
+    ipr = sampling.SamplerConfig(**rec.pop("ipr"))
     return refine.RefineConfig(**rec, initial=initial, ipr=ipr)
   except (KeyError, TypeError, ValueError) as e:
     raise ValueError(f"shipped model {name!r}: bad recommended settings in its manifest: "
