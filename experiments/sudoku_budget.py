@@ -8,6 +8,8 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_uniform` / `ipr_uncertainty`: 30 IPR rounds with the paper's settings (initial pass 3
   steps per cell, IPR 10 steps per cell, overlap 0.8, ratio 0.25), a curve over rounds;
 - `ipr_decay`: the ratio decaying linearly 0.4 -> 0.1 over the 30 rounds (`final_ratio`);
+- `ipr_fixed_small` / `ipr_deterministic`: the paper's rounds with the reverse step's std fixed
+  to sigma_small (no learned v), or with alpha = 0 (deterministic steps), in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
@@ -37,7 +39,7 @@ from ipr_jax import chains, pretrained, refine, sharding
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 METHODS = ("sequential", "ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-           "chains2_lowest_sigma", "chains3_vote")
+           "chains2_lowest_sigma", "chains3_vote", "ipr_fixed_small", "ipr_deterministic")
 
 
 def _valid(task, x) -> np.ndarray:
@@ -56,6 +58,12 @@ def curve(nfe_per_round, valid_per_round) -> dict:
           "valid": [round(float(v), 4) for v in valid_per_round]}
 
 
+def every_pass(cfg, **changes):
+  """The refine config with `changes` made to its initial pass and its rounds alike."""
+  return dataclasses.replace(cfg, initial=dataclasses.replace(cfg.initial, **changes),
+                             ipr=dataclasses.replace(cfg.ipr, **changes))
+
+
 def run_method(name, apply, params, items, run, key) -> list:
   """[(label, curve)] of one method (sequential gives one point per steps setting)."""
   task, base = run.task, dataclasses.replace(run.refine, rounds=30, selector="uniform")
@@ -67,8 +75,11 @@ def run_method(name, apply, params, items, run, key) -> list:
                                     desc=f"sequential {s}")
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
-  if name in ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11"):
+  if name in ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11", "ipr_fixed_small",
+              "ipr_deterministic"):
     cfg = {"ipr_uniform": base,
+           "ipr_fixed_small": every_pass(base, variance="fixed_small"),
+           "ipr_deterministic": every_pass(base, alpha=0.0),
            "ipr_uncertainty": dataclasses.replace(base, selector="uncertainty"),
            "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
            "hybrid_first11": dataclasses.replace(

@@ -37,10 +37,23 @@ class OptimConfig:
   final_factor: float = 0.05
 
 
+REDUCTIONS = ("all", "unknown")
+
+
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
+  """reduction: how a masked batch's terms are averaged. "all" (spec 1.5): over every pixel,
+  givens (weight 0) included in the denominator, so a board weighs in proportion to its unknown
+  cells. "unknown" (not in the spec; docs/sudoku_recipe.md): each board's weights are scaled by
+  R / (its unknown regions), i.e. every board's loss is the mean over its own unknown cells and
+  boards weigh equally however many givens they have. Without a mask both are the same."""
   vlb_weight: float = 1.0
   sigma_weight: float = 0.01
+  reduction: str = "all"
+
+  def __post_init__(self):
+    if self.reduction not in REDUCTIONS:
+      raise ValueError(f"loss reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
 
 
 @flax.struct.dataclass
@@ -88,6 +101,16 @@ def ema_update(ema, params, step, decay: float):
 data_mesh, shard_batch, replicate = sharding.data_mesh, sharding.shard_batch, sharding.replicate
 
 
+def apply_mask(t, w, mask, reduction: str):
+  """Givens (mask 0) get t = 0 and weight 0 (spec 1.4); with reduction "unknown" each board's
+  weights are also scaled by R / (its unknown regions). t, w, mask f32[B, R]."""
+  chex.assert_equal_shape([t, w, mask])
+  t, w = t * mask, w * mask
+  if reduction == "unknown":
+    w = w / jnp.maximum(jnp.mean(mask, axis=1, keepdims=True), 1.0 / mask.shape[1])
+  return t, w
+
+
 def _loss_fn(params, apply_fn, batch, key, step, pdf, grid, sampler_cfg, loss_cfg):
   x = batch["x"]
   b = x.shape[0]
@@ -99,7 +122,7 @@ def _loss_fn(params, apply_fn, batch, key, step, pdf, grid, sampler_cfg, loss_cf
   t, w = time_sampling.sample_times(k_t, b, grid.num_regions, sampler_cfg,
                                     pdf if sampler_cfg.kind == "mean_beta" else None)
   if "mask" in batch:
-    t, w = t * batch["mask"], w * batch["mask"]
+    t, w = apply_mask(t, w, batch["mask"], loss_cfg.reduction)
   eps = jax.random.normal(k_eps, x.shape, x.dtype)
   out = apply_fn(params, flow.interpolate(x, eps, regions.to_pixels(t, grid)), t, key=k_drop)
   return losses.srm_loss(out, x, eps, t, w, grid, step=step, vlb_weight=loss_cfg.vlb_weight,

@@ -207,6 +207,31 @@ def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
     translate.translate(small)
 
 
+def test_sudoku_diagnostics_oracle_and_chance():
+  """The one-step diagnostic: an oracle velocity decodes every unknown cell; a zero velocity
+  (x_hat = the noise) scores chance, 1/9, with nothing known; the log-variance is read out."""
+  from experiments import sudoku_diagnostics as diag
+  from ipr_jax import regions
+  from ipr_jax.data import sudoku
+  from ipr_jax.denoisers.common import DenoiserOutput
+  grid = regions.make_grid(9, 9, 1)
+  boards, givens = sudoku.validation_set((20, 20), 64)
+  x = jnp.asarray(sudoku.to_symbolic(boards))
+
+  def oracle(params, z, t_region):
+    t = regions.to_pixels(t_region, grid)
+    eps = jnp.where(t > 0, (z - (1.0 - t) * x) / jnp.maximum(t, 1e-6), 0.0)
+    return DenoiserOutput(eps - x, jnp.zeros_like(z), jnp.full(t_region.shape, 0.5))
+
+  def zero(params, z, t_region):
+    return DenoiserOutput(jnp.zeros_like(z), jnp.zeros_like(z), jnp.ones(t_region.shape))
+
+  acc, logvar = diag.one_step(oracle, None, x, jnp.asarray(givens), jax.random.key(0), grid)
+  assert float(acc) == 1.0 and abs(float(logvar) - 2 * np.log(0.5)) < 1e-5
+  acc, _ = diag.one_step(zero, None, x, jnp.zeros((64, 81), bool), jax.random.key(1), grid)
+  assert abs(float(acc) - 1 / 9) < 0.02
+
+
 def test_image_diagnostics_oracle():
   """An oracle denoiser (the true velocity of known data) denoises with zero error at every
   level, and Euler over its velocity field lands on the data; contrast reads the channels."""

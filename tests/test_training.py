@@ -39,6 +39,26 @@ def test_loss_falls_on_tiny_task():
   assert last < 0.25 * first, (first, last)
 
 
+def test_mask_reduction_weights_boards():
+  """Givens get t = 0 and weight 0 either way; "all" (spec) lets a board weigh by its unknown
+  fraction; "unknown" scales a board's unknown cells by R / (their count), so that every board's
+  mean weight over all R regions (what the loss averages) is 1."""
+  t = jnp.full((3, 4), 0.5)
+  w = jnp.ones((3, 4))
+  mask = jnp.asarray([[1, 1, 1, 1], [1, 0, 0, 0], [0, 1, 1, 0]], jnp.float32)
+  for reduction in training.REDUCTIONS:
+    tm, wm = training.apply_mask(t, w, mask, reduction)
+    np.testing.assert_array_equal(tm, 0.5 * mask)
+    np.testing.assert_array_equal(wm == 0, mask == 0)
+  _, w_all = training.apply_mask(t, w, mask, "all")
+  _, w_unknown = training.apply_mask(t, w, mask, "unknown")
+  np.testing.assert_allclose(w_all.mean(axis=1), [1.0, 0.25, 0.5])
+  np.testing.assert_allclose(w_unknown.sum(axis=1) / mask.sum(axis=1), [1.0, 4.0, 2.0])
+  np.testing.assert_allclose(w_unknown.mean(axis=1), 1.0)
+  with pytest.raises(ValueError, match="loss reduction must be one of"):
+    training.LossConfig(reduction="pixels")
+
+
 def test_ema_first_update_copies_then_decays():
   p = {"w": jnp.ones(3)}
   e = training.ema_update({"w": jnp.zeros(3)}, p, jnp.array(0), 0.9)

@@ -35,7 +35,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                         concentration=20.0)  # concentration: board_beta only
   c.train = dict(steps=20_000, batch_size=64, learning_rate=8e-4, warmup_steps=1000,
                  lr_schedule="constant", ema_decay=0.999, weight_decay=1e-6, b1=0.95,
-                 vlb_weight=1.0, sigma_weight=0.01, checkpoint_every=1000, log_every=50, eval_every=2000,
+                 vlb_weight=1.0, sigma_weight=0.01,
+                 loss_reduction="all", checkpoint_every=1000, log_every=50, eval_every=2000,
                  eval_samples=32, eval_split="test", max_to_keep=2,
                  data_workers=0)  # > 0: batches built ahead in that many processes
   c.sample = dict(steps_per_patch=30, overlap=0.9, order="greedy", alpha=0.5, temperature=1.0)

@@ -31,9 +31,12 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0))
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
                         concentration=20.0)  # concentration: board_beta only
+  # loss_reduction: "all" (spec 1.5: givens count in each term's mean) or "unknown" (each board
+  # is the mean over its own unknown cells; docs/sudoku_recipe.md)
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
                  lr_schedule="cosine", ema_decay=0.995, weight_decay=1e-6, b1=0.95,
-                 vlb_weight=1.0, sigma_weight=0.01, checkpoint_every=500, log_every=50,
+                 vlb_weight=1.0, sigma_weight=0.01,
+                 loss_reduction="all", checkpoint_every=500, log_every=50,
                  eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2,
                  data_workers=0)  # > 0: batches built ahead in that many processes
   c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0)
