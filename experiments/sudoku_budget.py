@@ -8,8 +8,9 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_uniform` / `ipr_uncertainty`: 30 IPR rounds with the paper's settings (initial pass 3
   steps per cell, IPR 10 steps per cell, overlap 0.8, ratio 0.25), a curve over rounds;
 - `ipr_decay`: the ratio decaying linearly 0.4 -> 0.1 over the 30 rounds (`final_ratio`);
-- `ipr_fixed_small` / `ipr_deterministic`: the paper's rounds with the reverse step's std fixed
-  to sigma_small (no learned v), or with alpha = 0 (deterministic steps), in every pass;
+- `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass.
+`--variance fixed_small` (or fixed_large) runs every method with that reverse-step std in every
+pass instead of the spec's learned_range; its curves are labelled `<method>@<variance>`.
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
@@ -39,7 +40,7 @@ from ipr_jax import chains, pretrained, refine, sharding
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 METHODS = ("sequential", "ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-           "chains2_lowest_sigma", "chains3_vote", "ipr_fixed_small", "ipr_deterministic")
+           "chains2_lowest_sigma", "chains3_vote", "ipr_deterministic")
 
 
 def _valid(task, x) -> np.ndarray:
@@ -75,10 +76,9 @@ def run_method(name, apply, params, items, run, key) -> list:
                                     desc=f"sequential {s}")
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
-  if name in ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11", "ipr_fixed_small",
+  if name in ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
               "ipr_deterministic"):
     cfg = {"ipr_uniform": base,
-           "ipr_fixed_small": every_pass(base, variance="fixed_small"),
            "ipr_deterministic": every_pass(base, alpha=0.0),
            "ipr_uncertainty": dataclasses.replace(base, selector="uncertainty"),
            "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
@@ -152,6 +152,8 @@ def main(argv=None):
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--methods", default="all",
                   help=f"comma list of {METHODS}, all, or '' (only the summary and plot)")
+  ap.add_argument("--variance", default="learned_range",
+                  help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large")
   ap.add_argument("--out", default="docs/sudoku_budget")
   args = ap.parse_args(argv)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
@@ -162,7 +164,9 @@ def main(argv=None):
   apply, params, manifest = pretrained.load(args.model)
   config = sudoku_symbolic.get_config("cpu")
   config.seed = args.seed
+  config.sample.variance = args.variance
   run = translate.translate(config)
+  suffix = "" if args.variance == "learned_range" else f"@{args.variance}"
   items = run.task.test_items(args.split, args.num)
   path = f"{args.out}_{args.split}.json"
   results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}
@@ -170,11 +174,14 @@ def main(argv=None):
                  commit=common.git_commit(), device=common.device_name(),
                  command=f"python -m experiments.sudoku_budget --model {args.model} "
                          f"--split {args.split} --num {args.num} --seed {args.seed}")
+  results.setdefault("commands", {})
   key = jax.random.key(args.seed)
   for name in tqdm(methods, desc="methods"):
     t = time.time()
     for label, c in run_method(name, apply, params, items, run, key):
+      label += suffix
       results["curves"][label] = c
+      results["commands"][label] = results["command"] + f" --methods {name} --variance {args.variance}"
       print(f"{label}: valid {c['valid'][-1]:.3f} at {c['nfe'][-1]} NFE per puzzle", flush=True)
     results["seconds"][name] = round(time.time() - t, 1)
     common.write_json(path, results)  # resumable record after every method

@@ -24,7 +24,7 @@ SECTIONS = {
               "weight_decay", "b1", "vlb_weight", "sigma_weight", "loss_reduction",
               "checkpoint_every", "log_every", "eval_every", "eval_samples", "eval_split",
               "max_to_keep", "data_workers"),
-    "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature"),
+    "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature", "variance"),
     "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
                "selectors"),
     "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint", "rounds",
@@ -135,7 +135,7 @@ def translate(config) -> Run:
       decay_steps=t.steps if t.lr_schedule == "cosine" else 0, weight_decay=t.weight_decay,
       b1=t.b1)
   sampler = sampling.SamplerConfig(s.steps_per_patch, s.overlap, s.order, alpha=s.alpha,
-                                   temperature=s.temperature)
+                                   temperature=s.temperature, variance=s.variance)
   ipr = dataclasses.replace(sampler, steps_per_patch=r.steps_per_patch, overlap=r.overlap)
   selectors = tuple(r.selectors)
   return Run(

@@ -131,6 +131,14 @@ def test_translate_rejects_unread_missing_and_foreign_keys():
   with pytest.raises(ValueError, match="selector must be one of"):
     translate.translate(config)
   config = sudoku_symbolic.get_config("smoke")
+  config.sample.variance = "learned"
+  with pytest.raises(ValueError, match="variance must be one of"):
+    translate.translate(config)
+  config = sudoku_symbolic.get_config("smoke")
+  config.train.loss_reduction = "pixels"
+  with pytest.raises(ValueError, match="loss reduction must be one of"):
+    translate.translate(config)
+  config = sudoku_symbolic.get_config("smoke")
   config.benchmark = "no_such_benchmark"
   with pytest.raises(ValueError, match="benchmark must be one of"):
     translate.translate(config)
@@ -139,15 +147,17 @@ def test_translate_rejects_unread_missing_and_foreign_keys():
 def test_translate_reads_every_key_into_the_library_configs():
   config = sudoku_symbolic.get_config("smoke")
   config.train.update(ema_decay=0.97, weight_decay=0.02, b1=0.8, vlb_weight=0.5,
-                      sigma_weight=0.2, lr_schedule="constant")
-  config.sample.update(temperature=0.9, alpha=0.3)
+                      sigma_weight=0.2, lr_schedule="constant", loss_reduction="unknown")
+  config.sample.update(temperature=0.9, alpha=0.3, variance="fixed_small")
   config.refine.update(resampling_ratio=0.5, noise_type="fixed", steps_per_patch=4, overlap=0.5)
   config.time_sampler.update(kind="board_beta", concentration=7.0)
   run = translate.translate(config)
   assert (run.optim.ema_decay, run.optim.weight_decay, run.optim.b1, run.optim.decay_steps) == (
       0.97, 0.02, 0.8, 0)
-  assert (run.loss.vlb_weight, run.loss.sigma_weight) == (0.5, 0.2)
-  assert (run.sampler.temperature, run.sampler.alpha) == (0.9, 0.3)
+  assert (run.loss.vlb_weight, run.loss.sigma_weight, run.loss.reduction) == (0.5, 0.2, "unknown")
+  assert (run.sampler.temperature, run.sampler.alpha, run.sampler.variance) == (
+      0.9, 0.3, "fixed_small")
+  assert run.refine.initial.variance == run.refine.ipr.variance == "fixed_small"
   assert (run.refine.resampling_ratio, run.refine.noise_type) == (0.5, "fixed")
   assert (run.refine.ipr.steps_per_patch, run.refine.ipr.overlap, run.refine.ipr.alpha) == (
       4, 0.5, 0.3)

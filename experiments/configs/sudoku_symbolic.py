@@ -39,7 +39,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  loss_reduction="all", checkpoint_every=500, log_every=50,
                  eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2,
                  data_workers=0)  # > 0: batches built ahead in that many processes
-  c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0)
+  # variance: the reverse step's std, learned_range (spec 3.4), fixed_small or fixed_large
+  c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0,
+                  variance="learned_range")
   # rounds: hard puzzles get the paper's hard budget (30); eval.rounds sets medium's 15
   c.refine = dict(rounds=30, resampling_ratio=0.25, steps_per_patch=10, overlap=0.8,
                   noise_type="random", selectors=("uniform", "uncertainty"))
