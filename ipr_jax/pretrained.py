@@ -1,5 +1,7 @@
 """Shipped models: EMA params as package data (npz) with a manifest (config, command, steps,
-wall time, commit, sha256, and optionally the `recommended` sampling/refine settings).
+wall time, commit, sha256, and optionally the `recommended` sampling/refine settings). A
+manifest with `params_from: OTHER` ships no npz of its own: it reads asset OTHER's (same root,
+same sha256 check), so one set of weights can ship under two names with different settings.
 `load(name)` rebuilds the denoiser, checks the hash and the recommended settings;
 `recommended(manifest)` returns those settings as a RefineConfig."""
 from __future__ import annotations
@@ -126,7 +128,12 @@ def load_raw(name: str, like, root: str = ASSETS):
   if not os.path.exists(mpath):
     raise ValueError(f"no shipped model {name!r} in {root} (available: {available()})")
   manifest = json.load(open(mpath))
-  path = os.path.join(folder, "params.npz")
+  source = manifest.get("params_from", name)
+  if (not isinstance(source, str) or not source or os.path.basename(source) != source
+      or source in (".", "..") or not os.path.exists(os.path.join(root, source, "params.npz"))):
+    raise ValueError(f"shipped model {name!r}: params_from must name another asset with a "
+                     f"params.npz in {root}, got {source!r}")
+  path = os.path.join(root, source, "params.npz")
   if sha256(path) != manifest["sha256"]:
     raise ValueError(f"{path} does not match the sha256 in its manifest")
   try:

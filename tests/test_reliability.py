@@ -190,3 +190,32 @@ def test_manifest_recommended_settings_are_checked_when_loaded(tmp_path):
       pretrained.load("tiny", root=str(tmp_path))
   with pytest.raises(ValueError, match="carries no recommended settings"):
     pretrained.recommended({"name": "tiny"})
+
+
+def test_params_from_ships_one_set_of_weights_under_two_names(tmp_path):
+  """A manifest with params_from reads the other asset's npz (same hash check), keeps its own
+  recommended settings; a params_from that names no asset, or a path, is rejected by name."""
+  model = denoisers.TransformerConfig(height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2)
+  _, params = denoisers.build(model, jax.random.key(0))
+  root = str(tmp_path)
+  pretrained.save("base", params, denoisers.to_dict(model), {"name": "base"}, root=root)
+  man = json.load(open(tmp_path / "base" / "manifest.json"))
+  cfg = ipr.RefineConfig(rounds=7, selector="uncertainty")
+  os.makedirs(tmp_path / "alias")
+  for source, ok in (("base", True), ("nowhere", False), ("../base", False), ("", False)):
+    json.dump(dict(man, name="alias", params_from=source,
+                   recommended=pretrained.settings_dict(cfg)),
+              open(tmp_path / "alias" / "manifest.json", "w"))
+    if ok:
+      _, got, alias = pretrained.load("alias", root)
+      assert pretrained.recommended(alias) == cfg
+      _, want, _ = pretrained.load("base", root)
+      assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+      assert not os.path.exists(tmp_path / "alias" / "params.npz")
+    else:
+      with pytest.raises(ValueError, match="shipped model 'alias': params_from must name another"):
+        pretrained.load("alias", root)
+  json.dump(dict(man, name="alias", params_from="base", sha256="0" * 64),
+            open(tmp_path / "alias" / "manifest.json", "w"))
+  with pytest.raises(ValueError, match="does not match the sha256"):
+    pretrained.load("alias", root)
