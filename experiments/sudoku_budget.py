@@ -13,6 +13,7 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 pass instead of the spec's learned_range; its curves are labelled `<method>@<variance>`.
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
+  `chains2_uncertainty`: the same with the uncertainty selector in each chain;
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
   in correction mode.
 Every non-sequential method is sized to the NFE of 30 paper rounds within 2% (the chains pay
@@ -40,7 +41,7 @@ from ipr_jax import chains, pretrained, refine, sharding
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 METHODS = ("sequential", "ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-           "chains2_lowest_sigma", "chains3_vote", "ipr_deterministic")
+           "chains2_lowest_sigma", "chains2_uncertainty", "chains3_vote", "ipr_deterministic")
 
 
 def _valid(task, x) -> np.ndarray:
@@ -86,8 +87,10 @@ def run_method(name, apply, params, items, run, key) -> list:
                base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11))}[name]
     res = _refine(apply, params, items, cfg, task, key)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
-  if name == "chains2_lowest_sigma":
-    res = _refine(apply, params, items, dataclasses.replace(base, rounds=12, chains=2), task, key)
+  if name in ("chains2_lowest_sigma", "chains2_uncertainty"):
+    selector = "uncertainty" if name == "chains2_uncertainty" else "uniform"
+    res = _refine(apply, params, items,
+                  dataclasses.replace(base, rounds=12, chains=2, selector=selector), task, key)
     x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
     total = int(np.sum(res.nfe))  # both chains' rounds, NFE per puzzle
     per_chain = np.asarray(res.metrics["valid"]).mean(axis=-1)  # [K, rounds+1]

@@ -120,19 +120,20 @@ def test_refine_without_checkpoint_is_clear_error(tmp_path):
     evaluate.run(config, str(tmp_path), "refine")
 
 
-@pytest.mark.skipif("sudoku_symbolic_cpu" not in pretrained.available(),
+@pytest.mark.skipif("sudoku_symbolic" not in pretrained.available(),
                     reason="shipped model not present")
 def test_quickstart_reduced(tmp_path):
   from experiments import quickstart
   results = quickstart.main(["--num", "4", "--rounds", "2", "--out", str(tmp_path)])
   check_schema(json.load(open(tmp_path / "results.json")), 2)
   assert results["num_samples"] == 2 and len(results["per_sample"]["valid"]) == 4
-  assert len(results["metrics"]["hard"]["ipr_uniform"]["valid"]) == 3
+  assert len(results["metrics"]["hard"]["ipr_uncertainty"]["valid"]) == 3  # the manifest's selector
   for name in ("results.json", "valid_hard.png", "valid_medium.png", "strip.png"):
     assert os.path.exists(tmp_path / name)
 
 
-@pytest.mark.parametrize("name", ["sudoku_symbolic_cpu", "mnist_sudoku_cpu", "even_pixels"])
+@pytest.mark.parametrize("name", ["sudoku_symbolic", "sudoku_symbolic_cpu", "mnist_sudoku_cpu",
+                                  "even_pixels"])
 def test_shipped_model_manifest_and_hash(name):
   if name not in pretrained.available():
     pytest.skip("shipped model not present")
