@@ -8,10 +8,10 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
   then refine 300 held-out puzzles per split with the last step's EMA params (hard: 30 rounds,
   the paper's hard budget; medium: 15; about 15-30 min per split):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode refine
-  Measured at 15 rounds for both splits (README results table): hard 24% -> 53% (uniform) /
-  59% (uncertainty) against 34% for the compute-matched baseline; medium 91% -> 93% / 94%
-  against 88%. On 100 hard puzzles, 30 rounds reach 55% (uniform) / 65% (uncertainty)
-  (docs/sudoku_budget_hard.json).
+  The weights ship twice: `sudoku_symbolic_cpu` (this config's spec sampler) and `sudoku_symbolic`
+  (recommended: `--config.sample.variance=fixed_small`, uncertainty selector). Measured on 300
+  puzzles with fixed_small (README): hard 31.0% -> 62.7% (uniform) / 70.7% (uncertainty) after 30
+  rounds vs 34.7% compute-matched; medium 92.3% -> 94.0% / 95.0% after 15 vs 88.3%.
 - paper: IPR settings of spec 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
 import ml_collections
