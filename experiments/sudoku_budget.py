@@ -8,16 +8,16 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_uniform` / `ipr_uncertainty`: 30 IPR rounds with the paper's settings (initial pass 3
   steps per cell, IPR 10 steps per cell, overlap 0.8, ratio 0.25), a curve over rounds;
 - `ipr_decay`: the ratio decaying linearly 0.4 -> 0.1 over the 30 rounds (`final_ratio`);
-- `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass.
-`--variance fixed_small` (or fixed_large) runs every method with that reverse-step std in every
-pass instead of the spec's learned_range; its curves are labelled `<method>@<variance>`.
+- `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
   `chains2_uncertainty`: the same with the uncertainty selector in each chain;
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
   in correction mode.
 Every non-sequential method is sized to the NFE of 30 paper rounds within 2% (the chains pay
-their own initial passes).
+their own initial passes). `--variance fixed_small` (or fixed_large) runs every method with that
+reverse-step std in every pass instead of the spec's learned_range; its curves are labelled
+`<method>@<variance>`, each with its command under "commands".
 No Sudoku rule is consulted while sampling; the rules only score. Writes OUT.json (every curve
 with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png, and prints each
 method's valid rate at the NFE of 30 paper rounds (interpolated on its curve where it has one).
