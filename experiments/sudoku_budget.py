@@ -1,7 +1,7 @@
 """Where IPR pays on Sudoku: valid rate against NFE per puzzle, and verifier-free methods.
 
     python -m experiments.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
-        [--num 100] [--methods all] [--out docs/sudoku_budget]
+        [--num 100] [--methods all] [--variance learned_range] [--out docs/sudoku_budget]
 
 On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
