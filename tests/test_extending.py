@@ -101,46 +101,33 @@ def test_toy_benchmark_trains_and_refines_through_the_experiment_modes(tmp_path)
   assert os.path.exists(tmp_path / "strip_test.png")  # the default image strip
 
 
+# (config module, dotted key, bad value, what the ValueError must say)
+BAD_SETTINGS = [
+    (sudoku_symbolic, "train.learning_rat", 1e-3, r"config.train has key\(s\) \['learning_rat'\]"),
+    (sudoku_symbolic, "data.source", "sklearn", "config.data .sudoku_symbolic. has key"),
+    (even_pixels, "model.graph", "full", "graph"),                # Sudoku's attention graph
+    (even_pixels, "model.transformer.height", 16, "height"),      # geometry is the benchmark's
+    (sudoku_symbolic, "model.kind", "unet", "config.model.unet"),
+    (sudoku_symbolic, "refine.selectors", ("uniform", "no_such_selector"), "selector must be one of"),
+    (sudoku_symbolic, "sample.variance", "learned", "variance must be one of"),
+    (sudoku_symbolic, "train.loss_reduction", "pixels", "loss reduction must be one of"),
+    (sudoku_symbolic, "benchmark", "no_such_benchmark", "benchmark must be one of"),
+]
+
+
 def test_translate_rejects_unread_missing_and_foreign_keys():
-  config = sudoku_symbolic.get_config("smoke")
-  config.train.learning_rat = 1e-3                       # a typo
-  with pytest.raises(ValueError, match=r"config.train has key\(s\) \['learning_rat'\]"):
-    translate.translate(config)
+  for module, dotted, value, match in BAD_SETTINGS:
+    config = module.get_config("smoke")
+    *path, key = dotted.split(".")
+    section = config
+    for name in path:
+      section = section[name]
+    section[key] = value
+    with pytest.raises(ValueError, match=match):
+      translate.translate(config)
   config = sudoku_symbolic.get_config("smoke")
   del config.refine["overlap"]
   with pytest.raises(ValueError, match=r"config.refine lacks key\(s\) \['overlap'\]"):
-    translate.translate(config)
-  config = sudoku_symbolic.get_config("smoke")
-  config.data.source = "sklearn"                         # a key of mnist_sudoku, not read here
-  with pytest.raises(ValueError, match="config.data .sudoku_symbolic. has key"):
-    translate.translate(config)
-  config = even_pixels.get_config("smoke")
-  config.model.graph = "full"                            # Sudoku's attention graph
-  with pytest.raises(ValueError, match="graph"):
-    translate.translate(config)
-  config = even_pixels.get_config("smoke")
-  config.model.transformer.height = 16                   # geometry is the benchmark's
-  with pytest.raises(ValueError, match="height"):
-    translate.translate(config)
-  config = sudoku_symbolic.get_config("smoke")
-  config.model.kind = "unet"
-  with pytest.raises(ValueError, match="config.model.unet"):
-    translate.translate(config)
-  config = sudoku_symbolic.get_config("smoke")
-  config.refine.selectors = ("uniform", "no_such_selector")
-  with pytest.raises(ValueError, match="selector must be one of"):
-    translate.translate(config)
-  config = sudoku_symbolic.get_config("smoke")
-  config.sample.variance = "learned"
-  with pytest.raises(ValueError, match="variance must be one of"):
-    translate.translate(config)
-  config = sudoku_symbolic.get_config("smoke")
-  config.train.loss_reduction = "pixels"
-  with pytest.raises(ValueError, match="loss reduction must be one of"):
-    translate.translate(config)
-  config = sudoku_symbolic.get_config("smoke")
-  config.benchmark = "no_such_benchmark"
-  with pytest.raises(ValueError, match="benchmark must be one of"):
     translate.translate(config)
 
 
