@@ -22,10 +22,17 @@ from experiments import evaluate, translate
 from ipr_jax import flow, regions
 from ipr_jax.data import sudoku
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "training run directory")
-_NUM = flags.DEFINE_integer("num", 256, "validation boards per row")
-_KNOWN = flags.DEFINE_list("known", ["80", "60", "40", "20", "0"], "known cells of each row")
+FLAGS = {}
+
+
+def define_flags():
+  """The command line's flags, defined when run as a script (not at import, so that tests can
+  import this module beside others that define --config)."""
+  FLAGS.update(
+      config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
+      workdir=flags.DEFINE_string("workdir", None, "training run directory"),
+      num=flags.DEFINE_integer("num", 256, "validation boards per row"),
+      known=flags.DEFINE_list("known", ["80", "60", "40", "20", "0"], "known cells of each row"))
 
 
 def one_step(apply, params, x, known, key, grid):
@@ -45,25 +52,27 @@ def one_step(apply, params, x, known, key, grid):
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = FLAGS["config"].value
   if config is None or config.benchmark != "sudoku_symbolic":
     raise app.UsageError("--config must be a sudoku_symbolic config (and --workdir unless "
                          "eval.pretrained is set)")
-  known_counts = [int(k) for k in _KNOWN.value]
+  known_counts = [int(k) for k in FLAGS["known"].value]
   if any(not 0 <= k <= 80 for k in known_counts):
     raise app.UsageError(f"--known counts must lie in 0..80, got {known_counts}")
   run = translate.translate(config)
-  apply, params, source = evaluate.load_params(config, run, _WORKDIR.value or "")
+  apply, params, source = evaluate.load_params(config, run, FLAGS["workdir"].value or "")
   step = jax.jit(lambda params, x, known, key: one_step(apply, params, x, known, key,
                                                         run.task.grid))
-  print(f"{source}: one-step prediction on {_NUM.value} validation boards per row")
+  num = FLAGS["num"].value
+  print(f"{source}: one-step prediction on {num} validation boards per row")
   print("known cells | unknown cells right | mean predicted log-variance")
   for i, k in enumerate(known_counts):
-    boards, givens = sudoku.validation_set((k, k), _NUM.value)
+    boards, givens = sudoku.validation_set((k, k), num)
     acc, logvar = step(params, jnp.asarray(sudoku.to_symbolic(boards)), jnp.asarray(givens),
                        jax.random.key(config.seed + i))
     print(f"{k:>11} | {float(acc):>19.3f} | {float(logvar):+.2f}")
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
