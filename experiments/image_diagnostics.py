@@ -21,9 +21,16 @@ from ml_collections import config_flags
 from experiments import evaluate, translate
 from ipr_jax import flow, regions, sampling
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "training run directory")
-_NUM = flags.DEFINE_integer("num", 16, "held-out items")
+FLAGS = {}
+
+
+def define_flags():
+  """The command line's flags, defined when run as a script (not at import, so that tests can
+  import this module beside others that define --config, e.g. experiments.main)."""
+  FLAGS.update(
+      config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
+      workdir=flags.DEFINE_string("workdir", None, "training run directory"),
+      num=flags.DEFINE_integer("num", 16, "held-out items"))
 LEVELS = (0.02, 0.1, 0.3, 0.6, 0.9)
 
 
@@ -54,14 +61,15 @@ def contrast(x) -> str:
 
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = FLAGS["config"].value
+  num = FLAGS["num"].value
   if config is None:
     raise app.UsageError("--config is required (and --workdir unless eval.pretrained is set)")
   run = translate.translate(config)
-  apply, params, source = evaluate.load_params(config, run, _WORKDIR.value or "")
+  apply, params, source = evaluate.load_params(config, run, FLAGS["workdir"].value or "")
   grid = run.task.grid
-  x = jnp.asarray(run.task.test_items(config.eval.splits[0], _NUM.value).x)
-  print(f"{source}: {_NUM.value} held-out {config.benchmark} items")
+  x = jnp.asarray(run.task.test_items(config.eval.splits[0], num).x)
+  print(f"{source}: {num} held-out {config.benchmark} items")
   for i, t in enumerate(LEVELS):
     err = denoising_error(apply, params, x, grid, t, jax.random.key(100 + i))
     print(f"  one-shot denoising at t = {t:.2f}: mean |x_hat - x| = {err:.3f}")
@@ -76,4 +84,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
