@@ -31,6 +31,8 @@ def define_flags():
       config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
       workdir=flags.DEFINE_string("workdir", None, "training run directory"),
       num=flags.DEFINE_integer("num", 16, "held-out items"))
+
+
 LEVELS = (0.02, 0.1, 0.3, 0.6, 0.9)
 
 

@@ -28,6 +28,8 @@ from experiments.configs import sudoku_symbolic
 # rows; a row's overrides are written out in full so that it reads on its own.
 _BOARD = {"time_sampler.kind": "board_beta"}
 _NOVLB = {**_BOARD, "train.vlb_weight": 0.0}
+_FEASIBILITY = {**_NOVLB, "train.ema_decay": 0.998, "train.weight_decay": 0.01, "train.b1": 0.9,
+                "train.lr_schedule": "constant"}
 ROWS = {
     "baseline": ("cpu config as shipped (mean_beta, VLB 1, sigma 0.01, EMA 0.995, cosine)", {}),
     "ts_independent": ("time sampler independent", {"time_sampler.kind": "independent"}),
@@ -47,15 +49,12 @@ ROWS = {
     "reduce_unknown": ("loss averaged per board over its unknown cells (boards weigh equally)",
                        {"train.loss_reduction": "unknown"}),
     "feasibility_unknown": ("the feasibility row + loss averaged per board over its unknown cells",
-                            {**_NOVLB, "train.ema_decay": 0.998, "train.weight_decay": 0.01,
-                             "train.b1": 0.9, "train.lr_schedule": "constant",
-                             "train.loss_reduction": "unknown"}),
+                            {**_FEASIBILITY, "train.loss_reduction": "unknown"}),
     "pool20k": ("a pool of 20,000 training boards (5,000 shipped), still re-drawn through symmetries",
                 {"data.pool_size": 20000}),
     "feasibility": ("all of the feasibility run's differences at once: board_beta, VLB 0, EMA "
                     "0.998, weight decay 0.01, b1 0.9, constant lr",
-                    {**_NOVLB, "train.ema_decay": 0.998, "train.weight_decay": 0.01,
-                     "train.b1": 0.9, "train.lr_schedule": "constant"}),
+                    _FEASIBILITY),
 }
 
 _ROWS = flags.DEFINE_list("rows", list(ROWS), "rows to run, in order")

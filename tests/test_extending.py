@@ -103,6 +103,7 @@ def test_toy_benchmark_trains_and_refines_through_the_experiment_modes(tmp_path)
 
 # (config module, dotted key, bad value, what the ValueError must say)
 BAD_SETTINGS = [
+    # a typo, then a key of mnist_sudoku that sudoku_symbolic does not read
     (sudoku_symbolic, "train.learning_rat", 1e-3, r"config.train has key\(s\) \['learning_rat'\]"),
     (sudoku_symbolic, "data.source", "sklearn", "config.data .sudoku_symbolic. has key"),
     (even_pixels, "model.graph", "full", "graph"),                # Sudoku's attention graph
