@@ -6,8 +6,11 @@ the same held-out puzzles, one JSON line per row.
 Every row is the `sudoku_symbolic.py:cpu` config plus the row's overrides (dotted keys), trained
 for `--steps` (unless the row sets `train.steps`) into OUT/<row>/ (resumable: rerun the same
 command), then scored with the last step's EMA params: round 0 and `--hard_rounds` uniform IPR
-rounds on `--puzzles` hard test puzzles, round 0 and `--medium_rounds` on medium ones. Rows that
-already have a result line are skipped. `--table` prints the markdown table of OUT/results.jsonl.
+rounds on `--puzzles` hard test puzzles, round 0 and `--medium_rounds` on medium ones, with the
+reverse std `--variance` (default the config's: learned_range, the spec's; fixed_small scores a
+trained row again without retraining, e.g. rows that train with VLB weight 0 and leave `v`
+untrained). Rows that already have a result line for that variance are skipped. `--table` prints
+the markdown table of OUT/results.jsonl.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from absl import app, flags, logging
 
 from experiments import common, evaluate, train, translate
 from experiments.configs import sudoku_symbolic
+from ipr_jax import flow
 
 # each row: (what changed, overrides on the cpu config). Rows build on the winners of earlier
 # rows; a row's overrides are written out in full so that it reads on its own.
@@ -57,13 +61,24 @@ ROWS = {
                     _FEASIBILITY),
 }
 
-_ROWS = flags.DEFINE_list("rows", list(ROWS), "rows to run, in order")
-_OUT = flags.DEFINE_string("out", "runs/recipe", "study directory")
-_STEPS = flags.DEFINE_integer("steps", 2400, "training steps of a row that does not set them")
-_PUZZLES = flags.DEFINE_integer("puzzles", 100, "held-out puzzles per split")
-_HARD = flags.DEFINE_integer("hard_rounds", 30, "uniform IPR rounds on hard puzzles")
-_MEDIUM = flags.DEFINE_integer("medium_rounds", 15, "uniform IPR rounds on medium puzzles")
-_TABLE = flags.DEFINE_bool("table", False, "print the markdown table of OUT/results.jsonl and stop")
+FLAGS = {}
+
+
+def define_flags():
+  """The command line's flags, defined when run as a script (not at import, so that tests can
+  import this module beside others that define flags)."""
+  FLAGS.update(
+      rows=flags.DEFINE_list("rows", list(ROWS), "rows to run, in order"),
+      out=flags.DEFINE_string("out", "runs/recipe", "study directory"),
+      steps=flags.DEFINE_integer("steps", 2400, "training steps of a row that does not set them"),
+      puzzles=flags.DEFINE_integer("puzzles", 100, "held-out puzzles per split"),
+      hard_rounds=flags.DEFINE_integer("hard_rounds", 30, "uniform IPR rounds on hard puzzles"),
+      medium_rounds=flags.DEFINE_integer("medium_rounds", 15, "uniform IPR rounds on medium puzzles"),
+      variance=flags.DEFINE_enum("variance", sudoku_symbolic.get_config("cpu").sample.variance,
+                                 list(flow.VARIANCE_MODES), "reverse std used to score the rows"),
+      table=flags.DEFINE_bool("table", False, "print the markdown table of OUT/results.jsonl and stop"))
+
+
 SHOWN = (0, 5, 10, 15, 20, 30)
 
 
@@ -104,28 +119,37 @@ def score(config, workdir: str, split: str, rounds: int, num: int) -> dict:
           "nfe": int(np.sum(nfe)), "seconds": round(time.time() - t0, 1), "checkpoint": source}
 
 
-def run_row(name: str, out: str) -> dict:
-  config = row_config(name, _STEPS.value)
+def run_row(name: str, out: str, variance: str) -> dict:
+  steps, puzzles = FLAGS["steps"].value, FLAGS["puzzles"].value
+  config = row_config(name, steps)
   workdir = os.path.join(out, name)
   command = shlex.join(["python", "-m", "experiments.sudoku_recipe", f"--rows={name}",
-                        f"--out={out}", f"--steps={_STEPS.value}", f"--puzzles={_PUZZLES.value}"])
-  train.train(config, workdir, command=command)
-  res = {"row": name, "change": ROWS[name][0], "overrides": ROWS[name][1],
+                        f"--out={out}", f"--steps={steps}", f"--puzzles={puzzles}",
+                        f"--variance={variance}"])
+  train.train(config, workdir, command=command)  # resumes / returns at once when trained
+  config.sample.variance = variance              # scoring only: training never samples with it
+  res = {"row": name, "change": ROWS[name][0], "overrides": ROWS[name][1], "variance": variance,
          "steps": config.train.steps, "cpu_minutes": round(cpu_minutes(workdir), 1),
-         "puzzles": _PUZZLES.value, "command": command, "commit": common.git_commit(),
-         "hard": score(config, workdir, "hard", _HARD.value, _PUZZLES.value),
-         "medium": score(config, workdir, "medium", _MEDIUM.value, _PUZZLES.value)}
+         "puzzles": puzzles, "command": command, "commit": common.git_commit(),
+         "hard": score(config, workdir, "hard", FLAGS["hard_rounds"].value, puzzles),
+         "medium": score(config, workdir, "medium", FLAGS["medium_rounds"].value, puzzles)}
   return res
+
+
+def variance_of(result: dict) -> str:
+  """The reverse std a result line was scored with (lines before the flag: the spec's)."""
+  return result.get("variance", "learned_range")
 
 
 def table(path: str) -> str:
   rows = [json.loads(l) for l in open(path)]
-  lines = ["| row | change | steps | CPU min | hard r0 | hard r15 | hard r30 | medium r0 | medium r15 |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| row | change | reverse std | steps | CPU min | hard r0 | hard r15 | hard r30 | "
+           "medium r0 | medium r15 |", "|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     h, m = r["hard"]["valid"], r["medium"]["valid"]
     cell = lambda d, k: f"{100 * d[k]:.0f}%" if k in d else "-"
-    lines.append(f"| {r['row']} | {r['change']} | {r['steps']} | {r['cpu_minutes']} | "
+    lines.append(f"| {r['row']} | {r['change']} | {variance_of(r)} | {r['steps']} | "
+                 f"{r['cpu_minutes']} | "
                  f"{cell(h, '0')} | {cell(h, '15')} | {cell(h, '30')} | {cell(m, '0')} | "
                  f"{cell(m, '15')} |")
   return "\n".join(lines)
@@ -134,19 +158,20 @@ def table(path: str) -> str:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  path = os.path.join(_OUT.value, "results.jsonl")
-  if _TABLE.value:
+  path = os.path.join(FLAGS["out"].value, "results.jsonl")
+  if FLAGS["table"].value:
     print(table(path))
     return
-  for name in _ROWS.value:
-    row_config(name, _STEPS.value)  # unknown rows and keys fail before any training
-  done = {json.loads(l)["row"] for l in open(path)} if os.path.exists(path) else set()
-  for name in _ROWS.value:
-    if name in done:
-      print(f"{name}: already scored, skipped")
+  for name in FLAGS["rows"].value:
+    row_config(name, FLAGS["steps"].value)  # unknown rows and keys fail before any training
+  lines = [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+  done = {(r["row"], variance_of(r)) for r in lines}
+  for name in FLAGS["rows"].value:
+    if (name, FLAGS["variance"].value) in done:
+      print(f"{name}: already scored with {FLAGS['variance'].value}, skipped")
       continue
-    res = run_row(name, _OUT.value)
-    os.makedirs(_OUT.value, exist_ok=True)
+    res = run_row(name, FLAGS["out"].value, FLAGS["variance"].value)
+    os.makedirs(FLAGS["out"].value, exist_ok=True)
     with open(path, "a") as f:
       f.write(json.dumps(res) + "\n")
     print(json.dumps(res), flush=True)
@@ -154,4 +179,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -233,12 +233,16 @@ class _CountingPolygonsStream:
     return {"x": counting_polygons.to_model(imgs)}
 
 
-@register("counting_polygons", data_keys=("background_dir", "classifier", "tfds_dir"))
+@register("counting_polygons", data_keys=("background_dir", "classifier", "tfds_dir"),
+          model_keys=("patch",))
 def _counting_polygons(config) -> Task:
   d = config.data
+  size, patch = counting_polygons.SIZE, config.model.patch
+  if not isinstance(patch, int) or patch < 1 or size % patch:
+    raise ValueError(f"model.patch must be a positive integer dividing {size} (regions are "
+                     f"patch x patch squares; the spec's is 8), got {patch!r}")
   backgrounds = counting_polygons.Backgrounds(d.background_dir) if d.background_dir else None
   cls_apply, cls_params, _ = cp_eval.load(d.classifier)
-  size, patch = counting_polygons.SIZE, 8
   regions_per_side = size // patch
 
   def test_items(split, num, validation=False):

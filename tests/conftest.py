@@ -13,3 +13,18 @@ if os.environ.get("TFDS_DATA_DIR") in (None, os.environ.get("IPR_JAX_TEST_TFDS_D
   folder = tempfile.mkdtemp(prefix="ipr_jax_tfds_")
   os.environ["TFDS_DATA_DIR"] = os.environ["IPR_JAX_TEST_TFDS_DIR"] = folder
   atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+# one persistent XLA compilation cache for the whole test run: the controller makes the folder
+# and xdist workers and the subprocess tests (kill drill, README, SIGTERM) inherit it, so a
+# smoke config compiled in one process is loaded, not recompiled, in the next (the cache key is
+# the HLO, the flags and the jax version: results are unchanged). An unreadable entry (a process
+# SIGKILLed mid-write) is a warning and a recompile in jax. Set JAX_COMPILATION_CACHE_DIR to keep
+# the cache between runs.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  import atexit
+  import shutil
+  import tempfile
+  cache = tempfile.mkdtemp(prefix="ipr_jax_xla_cache_")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+  atexit.register(shutil.rmtree, cache, ignore_errors=True)

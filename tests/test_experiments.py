@@ -252,3 +252,16 @@ def test_image_diagnostics_oracle():
   z0 = jax.random.normal(jax.random.key(2), x.shape)
   np.testing.assert_allclose(diag.euler(oracle, None, z0, grid, steps=10), x, atol=1e-4)
   assert diag.contrast(jnp.asarray([[[[0.4, -1.0, 0.0]]]])) == "largest channel +0.400, smallest -1.000"
+
+
+def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
+  from experiments import sudoku_recipe
+  line = {"row": "baseline", "change": "as shipped", "steps": 2400, "cpu_minutes": 12.0,
+          "hard": {"valid": {"0": 0.2, "15": 0.5, "30": 0.56}}, "medium": {"valid": {"0": 0.8}}}
+  path = tmp_path / "results.jsonl"
+  path.write_text(json.dumps(line) + "\n" + json.dumps({**line, "variance": "fixed_small"}) + "\n")
+  rows = sudoku_recipe.table(str(path)).splitlines()[2:]
+  assert [r.split(" | ")[2] for r in rows] == ["learned_range", "fixed_small"]  # old lines: spec's
+  assert rows[0].endswith("| 20% | 50% | 56% | 80% | - |")
+  with pytest.raises(ValueError, match="unknown row"):
+    sudoku_recipe.row_config("no_such_row", 10)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments import evaluate, tasks, train, translate
-from experiments.configs import even_pixels, sudoku_symbolic
+from experiments.configs import counting_polygons, even_pixels, sudoku_symbolic
 from ipr_jax import refine, regions, selectors
 from tests.tiny import make_tiny
 
@@ -113,6 +113,8 @@ BAD_SETTINGS = [
     (sudoku_symbolic, "sample.variance", "learned", "variance must be one of"),
     (sudoku_symbolic, "train.loss_reduction", "pixels", "loss reduction must be one of"),
     (sudoku_symbolic, "benchmark", "no_such_benchmark", "benchmark must be one of"),
+    (counting_polygons, "model.patch", 12, "model.patch must be a positive integer dividing 128"),
+    (even_pixels, "model.patch", 8, r"config.model .even_pixels. has key"),  # fixed at 4 there
 ]
 
 
