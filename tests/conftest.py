@@ -1,4 +1,7 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
@@ -7,9 +10,6 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # controller's environment, so a folder made here is marked and each worker makes its own
 # (two workers preparing the same dataset in one folder would race).
 if os.environ.get("TFDS_DATA_DIR") in (None, os.environ.get("IPR_JAX_TEST_TFDS_DIR")):
-  import atexit
-  import shutil
-  import tempfile
   folder = tempfile.mkdtemp(prefix="ipr_jax_tfds_")
   os.environ["TFDS_DATA_DIR"] = os.environ["IPR_JAX_TEST_TFDS_DIR"] = folder
   atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -21,9 +21,6 @@ if os.environ.get("TFDS_DATA_DIR") in (None, os.environ.get("IPR_JAX_TEST_TFDS_D
 # SIGKILLed mid-write) is a warning and a recompile in jax. Set JAX_COMPILATION_CACHE_DIR to keep
 # the cache between runs.
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-  import atexit
-  import shutil
-  import tempfile
   cache = tempfile.mkdtemp(prefix="ipr_jax_xla_cache_")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = cache
   os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
