@@ -237,13 +237,13 @@ class _CountingPolygonsStream:
           model_keys=("patch",))
 def _counting_polygons(config) -> Task:
   d = config.data
-  size, patch = counting_polygons.SIZE, config.model.patch
-  if not isinstance(patch, int) or patch < 1 or size % patch:
-    raise ValueError(f"model.patch must be a positive integer dividing {size} (regions are "
-                     f"patch x patch squares; the spec's is 8), got {patch!r}")
+  size = counting_polygons.SIZE
+  try:  # regions are patch x patch squares (the spec's 8); the grid checks the patch
+    grid = regions.make_grid(size, size, config.model.patch)
+  except ValueError as e:
+    raise ValueError(f"model.patch: {e}") from None
   backgrounds = counting_polygons.Backgrounds(d.background_dir) if d.background_dir else None
   cls_apply, cls_params, _ = cp_eval.load(d.classifier)
-  regions_per_side = size // patch
 
   def test_items(split, num, validation=False):
     if split != "test":
@@ -256,11 +256,10 @@ def _counting_polygons(config) -> Task:
       rows = tfds_test(tfds_builders.CountingPolygons, "folder" if d.background_dir else "blank",
                        num, d.tfds_dir, background_dir=d.background_dir)
       imgs, counts = np.stack([r["image"] for r in rows]), [r["num_polygons"] for r in rows]
-    return TestItems(counting_polygons.to_model(imgs), np.ones((num, regions_per_side ** 2), bool),
+    return TestItems(counting_polygons.to_model(imgs), np.ones((num, grid.num_regions), bool),
                      {"num_polygons": np.asarray(counts)})
 
-  return Task("counting_polygons", regions.make_grid(size, size, patch),
-              dict(height=size, width=size, channels=3, patch=patch),
+  return Task("counting_polygons", grid, dict(height=size, width=size, channels=3, patch=grid.patch),
               lambda seed, batch: _CountingPolygonsStream(seed, batch, backgrounds), test_items,
               functools.partial(cp_eval.metrics, cls_apply), "numbers_match_objects",
               metric_params=cls_params)

@@ -113,7 +113,8 @@ BAD_SETTINGS = [
     (sudoku_symbolic, "sample.variance", "learned", "variance must be one of"),
     (sudoku_symbolic, "train.loss_reduction", "pixels", "loss reduction must be one of"),
     (sudoku_symbolic, "benchmark", "no_such_benchmark", "benchmark must be one of"),
-    (counting_polygons, "model.patch", 12, "model.patch must be a positive integer dividing 128"),
+    (counting_polygons, "model.patch", 12, r"model.patch: patch=12 must divide the image size 128x128"),
+    (counting_polygons, "model.patch", 0, "model.patch: patch must be a positive integer, got 0"),
     (even_pixels, "model.patch", 8, r"config.model .even_pixels. has key"),  # fixed at 4 there
 ]
 
