@@ -16,11 +16,13 @@ def _configs():
                                     attention_graph=tuple(map(tuple, graphs.sudoku_peers())),
                                     **TINY_T)
   yield denoisers.TransformerConfig(8, 12, 3, 4, **TINY_T)
+  yield denoisers.TransformerConfig(8, 12, 3, 4, skip=True, **TINY_T)  # 16 < 48 values: skip
   yield denoisers.UNetConfig(16, 16, 3, 4, **TINY_U)
   yield denoisers.UNetConfig(18, 18, 1, 2, **TINY_U)  # odd sizes: 18 -> 9 (pad 1, stride 2)
 
 
-@pytest.mark.parametrize("cfg", list(_configs()), ids=lambda c: f"{type(c).__name__}-{c.height}-{c.patch}")
+@pytest.mark.parametrize("cfg", list(_configs()),
+                         ids=lambda c: f"{type(c).__name__}-{c.height}-{c.patch}-{getattr(c, 'skip', '')}")
 def test_shapes_and_zero_init(cfg):
   apply, params = denoisers.build(cfg, jax.random.key(0))
   b, r = 3, (cfg.height // cfg.patch) * (cfg.width // cfg.patch)
@@ -34,7 +36,8 @@ def test_shapes_and_zero_init(cfg):
   np.testing.assert_allclose(out.sigma_region, 1.0, atol=1e-7)
 
 
-@pytest.mark.parametrize("cfg", list(_configs())[1:3], ids=["transformer", "unet"])
+@pytest.mark.parametrize("cfg", [list(_configs())[i] for i in (1, 2, 3)],
+                         ids=["transformer", "transformer-skip", "unet"])
 def test_traces_once_for_new_inputs(cfg):
   chex.clear_trace_counter()  # counters are keyed by code object, shared by all `apply`s
   apply, params = denoisers.build(cfg, jax.random.key(0))
@@ -63,6 +66,44 @@ def test_outputs_depend_on_time_and_attention_graph():
   t2 = t.at[0, 3].set(0.9)
   moved_t = jnp.abs(apply(params, z, t2).velocity.reshape(4, 2) - base).sum(-1)
   assert moved_t[3] > 1e-4 and moved_t[2] == 0
+
+
+def _region0_velocities(skip):
+  """Region 0's velocity (4x4x3 = 48 values) for 96 random z_t, from a 16-wide transformer with
+  perturbed weights: f32[96, 48]."""
+  cfg = denoisers.TransformerConfig(8, 8, 3, 4, skip=skip, **TINY_T)
+  apply, params = denoisers.build(cfg, jax.random.key(0))
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(5), len(leaves))
+  params = jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
+                                        for p, k in zip(leaves, keys)])
+  z = jax.random.normal(jax.random.key(1), (96, 8, 8, 3))
+  v = jax.jit(apply)(params, z, jnp.full((96, 4), 0.5)).velocity
+  return params, apply, z, np.asarray(v[:, :4, :4, :].reshape(96, 48))
+
+
+def test_skip_lets_a_narrow_transformer_span_its_whole_region():
+  """Without the skip a region's velocity is affine in a 16-dim token: rank <= 17 of 48 values,
+  so noise outside that span can never be removed. The z_t skip spans all 48."""
+  def rank(m):
+    s = np.linalg.svd(m - m.mean(0), compute_uv=False)
+    return int((s > 1e-4 * s[0]).sum())
+  assert rank(_region0_velocities(False)[3]) <= 16
+  assert rank(_region0_velocities(True)[3]) == 48
+
+
+def test_skip_adds_gain_times_z_per_channel():
+  """The skip's gain is per region and per channel: with its kernel zeroed and bias g, velocity
+  moves by exactly g[c] * z_t[..., c] against bias 0."""
+  params, apply, z, _ = _region0_velocities(True)
+  gain = jnp.asarray([0.5, -1.0, 2.0])
+  def with_bias(b):
+    p = jax.tree.map(lambda x: x, params)
+    p["skip"]["kernel"] = jnp.zeros_like(p["skip"]["kernel"])
+    p["skip"]["bias"] = b
+    return apply(p, z[:4], jnp.full((4, 4), 0.3)).velocity
+  moved = with_bias(gain) - with_bias(jnp.zeros(3))
+  np.testing.assert_allclose(moved, gain * z[:4], rtol=1e-5, atol=1e-5)
 
 
 def test_bad_input():

@@ -27,7 +27,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # model.kind picks the section: transformer (cpu) or unet (spec 6.2's UNet, attention at 8^2
   # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
   c.model = dict(kind="transformer", dtype="float32",
-                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0),
+                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False),
                  unet=dict(widths=(64, 128, 128, 256), attention=(False, False, True, True),
                            num_blocks=2, groups=32, time_dim=512, time_freq_dim=256,
                            head_channels=64, dropout=0.1))
@@ -47,7 +47,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                 checkpoint="best", rounds=dict(),  # rounds: per-split overrides of refine.rounds
                 pretrained="")  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
   if variant == "smoke":
-    c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
+    c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2, skip=True)  # 16 < 48
     c.time_sampler.density_images = 4096
     c.train.update(steps=4, batch_size=4, warmup_steps=2, checkpoint_every=2, log_every=2,
                    eval_every=4, eval_samples=2)

@@ -2,7 +2,8 @@
 Sudoku peer graph; scored by our shipped digit classifier.
 
 Digit source `sklearn` (offline default, 8x8 digits -> 72x72 boards) or `idx_dir` (MNIST IDX
-files, 252x252 boards; set config.data.idx_dir).
+files, 252x252 boards; set config.data.idx_dir, and with the transformer
+config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 values).
 - smoke (seconds, tests):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:smoke --workdir /tmp/ms --mode train
 - cpu: the shipped offline model (ipr_jax/assets/mnist_sudoku_cpu). Train (7k steps, cosine lr,
@@ -35,6 +36,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
   if variant == "smoke":
+    c.model.transformer.skip = True  # dim 16 < an 8x8 cell's 64 values
     c.refine.selectors = ("uniform",)  # one refine compile in the smoke tests
   elif variant == "cpu":
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)

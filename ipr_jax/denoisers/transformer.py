@@ -7,6 +7,13 @@ graph) and MLP, with zero-initialised gates. The head maps each token back to it
 velocity (p p C), raw v (p p C) and one log-variance, zero-initialised so that at init
 velocity = 0, v_interp = 0.5, sigma = 1 (spec 1.3).
 
+The head is linear in the token, so without help a region's velocity lies in a fixed
+dim-dimensional subspace of its p p C values: a transformer narrower than its patch cannot remove
+the noise outside that subspace (docs/image_benchmarks.md measured it). `skip=True` adds a
+z_t skip: the token also yields one gain per channel, g (zero at init), and velocity += g * z_t
+over the region's pixels. Outside the head's span the best velocity given z_t is such a gain
+times z_t (for data with little energy there, about 1/t), so a narrow head then suffices.
+
 Mixed precision: with `dtype="bfloat16"` the matmuls and activations run in bf16 while params
 stay float32; LayerNorm, softmax and the outputs (velocity, v, sigma) are float32.
 """
@@ -41,6 +48,7 @@ class TransformerConfig:
   position_ids: Optional[tuple] = None
   attention_graph: Optional[tuple] = None
   dtype: str = "float32"     # compute dtype: float32 or bfloat16 (params stay float32)
+  skip: bool = False         # velocity += per-region, per-channel gain (from the token) * z_t
 
 
 def _zeros_linear(din, dout, rngs, dtype):
@@ -113,6 +121,8 @@ class RegionTransformer(nnx.Module):
     self.norm = _layer_norm(cfg.dim, rngs)
     self.ada = _zeros_linear(cfg.dim, 2 * cfg.dim, rngs, dt)
     self.head = _zeros_linear(cfg.dim, 2 * token + 1, rngs, dt)
+    if cfg.skip:
+      self.skip = _zeros_linear(cfg.dim, cfg.channels, rngs, dt)
 
   def __call__(self, z_t, t_region, *, key=None):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
@@ -126,8 +136,12 @@ class RegionTransformer(nnx.Module):
     for i, block in enumerate(self.blocks):
       x = block(x, cond, mask, None if key is None else jax.random.fold_in(key, i))
     shift, scale = jnp.split(self.ada(cond), 2, axis=-1)
-    out = self.head(_modulate(self.norm(x).astype(self.dtype), shift, scale)).astype(jnp.float32)
+    h = _modulate(self.norm(x).astype(self.dtype), shift, scale)
+    out = self.head(h).astype(jnp.float32)
     token = cfg.patch * cfg.patch * cfg.channels
     velocity = regions.unpatchify(out[..., :token], grid)
+    if cfg.skip:  # gain [B, R, C] spread over each region's pixels
+      gain = jnp.tile(self.skip(h).astype(jnp.float32), (1, 1, cfg.patch * cfg.patch))
+      velocity = velocity + regions.unpatchify(gain, grid) * z_t
     v_interp = (regions.unpatchify(out[..., token:2 * token], grid) + 1.0) / 2.0
     return DenoiserOutput(velocity, v_interp, sigma_from_logvar(out[..., -1]))
