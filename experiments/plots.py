@@ -169,8 +169,8 @@ def image_strip(history: np.ndarray, path: str, rounds, row_labels=None,
       img = np.clip((history[r, s] + 1.0) / 2.0, 0.0, 1.0)
       axes[s, k].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
       axes[s, k].set_xticks([]), axes[s, k].set_yticks([])
-      extra = "".join(f"\n{metric_label(n)}: {'yes' if v[r, s] >= 0.5 else 'no'}"
-                      for n, v in (metrics or {}).items())
+      extra = "".join(f"\n{n.replace('_', ' ')}: {'yes' if v[r, s] >= 0.5 else 'no'}"
+                      for n, v in (metrics or {}).items())  # one image: its raw name (short)
       axes[s, k].set_title(f"round {r}{extra}", fontsize=6)
   labels = row_labels or [f"sample {s}" for s in range(n_samples)]
   return _finish_strip(fig, axes, path, labels, [])

@@ -7,12 +7,10 @@ Blank (white) backgrounds by default; set `config.data.background_dir` to a loca
 (e.g. FFHQ at 128) for the paper's setting (the classifier was trained on blank backgrounds only).
 - smoke (seconds, tests):
     python -m experiments.main --config experiments/configs/counting_polygons.py:smoke --workdir /tmp/cp --mode train
-- cpu (not trained in this release): a region transformer over the spec's 8x8 patches. A trial
-  over 16x16 patches (docs/image_benchmarks.md) showed that a transformer narrower than a
-  patch's values (dim 128 < 16*16*3 = 768) cannot remove the noise: its velocity head is linear
-  in the token, so each patch's velocity lies in a fixed dim-dimensional subspace and the rest of
-  the initial noise survives sampling. A cpu recipe needs dim >= patch^2 * 3 or an output path
-  that carries z (next work):
+- cpu (trained here, not shipped: at the evaluator's floor): 16x16 patches (64 regions), a
+  128-wide 4-layer region transformer with the z_t skip (128 < a patch's 768 values: without the
+  skip its linear velocity head cannot remove the noise outside a 128-dim subspace), 3k steps,
+  51 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the cause, the figures):
     python -m experiments.main --config experiments/configs/counting_polygons.py:cpu --workdir runs/cp_cpu --mode train
 - paper: the UNet of spec 6.2 (widths 128-512, attention at 16^2 and 8^2), mean_beta 0.5 with
   add_zeros, lr 1e-4, 250k steps at batch 56; IPR 30 rounds, ratio 0.25, 10 steps per
