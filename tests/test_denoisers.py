@@ -83,8 +83,8 @@ def _region0_velocities(skip):
 
 
 def test_skip_lets_a_narrow_transformer_span_its_whole_region():
-  """Without the skip a region's velocity is affine in a 16-dim token: rank <= 17 of 48 values,
-  so noise outside that span can never be removed. The z_t skip spans all 48."""
+  """Without the skip a region's velocity is affine in a 16-dim token: centred, rank <= 16 of its
+  48 values, so noise outside that span can never be removed. The z_t skip spans all 48."""
   def rank(m):
     s = np.linalg.svd(m - m.mean(0), compute_uv=False)
     return int((s > 1e-4 * s[0]).sum())
