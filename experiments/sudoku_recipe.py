@@ -56,6 +56,12 @@ ROWS = {
                             {**_FEASIBILITY, "train.loss_reduction": "unknown"}),
     "pool20k": ("a pool of 20,000 training boards (5,000 shipped), still re-drawn through symmetries",
                 {"data.pool_size": 20000}),
+    # width / depth at about the baseline's CPU time: steps scaled by the measured step rate
+    # (batch 64, 2 idle cores: 64x4 2.7-3.2 steps/s, 128x4 1.4, 96x4 2.0, 64x6 1.9)
+    "wide128": ("transformer width 128 (4 heads), 1,200 steps: about the baseline's CPU time",
+                {"model.transformer.dim": 128, "train.steps": 1200}),
+    "deep6": ("transformer depth 6, 1,650 steps: about the baseline's CPU time",
+              {"model.transformer.depth": 6, "train.steps": 1650}),
     "feasibility": ("all of the feasibility run's differences at once: board_beta, VLB 0, EMA "
                     "0.998, weight decay 0.01, b1 0.9, constant lr",
                     _FEASIBILITY),
@@ -89,10 +95,18 @@ def row_config(name: str, steps: int):
   config.train.update(steps=steps, warmup_steps=min(200, steps // 4), eval_every=steps,
                       checkpoint_every=600)
   for key, value in ROWS[name][1].items():
-    section, field = key.split(".")
-    if field not in config[section]:
+    *path, field = key.split(".")
+    node = config
+    for part in path:
+      node = node[part] if part in node else None
+      if node is None:
+        break
+    if node is None or field not in node:
       raise ValueError(f"row {name}: {key} is not a key of the cpu config")
-    config[section][field] = value
+    node[field] = value
+  if "train.steps" in ROWS[name][1]:  # a row that sets its own length keeps the same shape
+    t = config.train
+    t.update(warmup_steps=min(200, t.steps // 4), eval_every=t.steps)
   return config
 
 
