@@ -1,9 +1,20 @@
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+# tests compile far more than they run (tiny models, many shapes and configs): XLA's cheap
+# compile mode (no LLVM backend optimisation) halves most of them on 2 CPU cores. Set in the
+# environment so that the subprocess tests (kill drill, SIGTERM, fresh-process resume) compile
+# the same way; JAX_DISABLE_MOST_OPTIMIZATIONS=0 restores XLA's defaults. The README test runs its
+# blocks with the defaults, as a user would. Benchmarks and timings are never taken from tests.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+if "jax" in sys.modules:  # imported before this file (a plugin): jax read the variable already
+  sys.modules["jax"].config.update("jax_disable_most_optimizations",
+                                   os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", ""))
 
 # the held-out test sets are prepared by their TFDS builders on first use: into a fresh folder
 # per test process (never the user's ~/tensorflow_datasets). pytest-xdist workers inherit the

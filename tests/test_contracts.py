@@ -131,11 +131,14 @@ def test_debug_refine_stops_at_the_first_nan_and_names_it():
   assert np.isnan(np.asarray(silent.x)).any()  # without the switch NaN flows through silently
   with pytest.raises(AssertionError, match="denoiser output.*velocity.*NaN or Inf"):
     refine.refine(_nan_apply, params, jax.random.key(0), x, eligible, cfg, debug=True)
-  # a finite model passes the checked path with the same result as the normal one
+  # a finite model passes the checked path with the same result as the normal one: the same
+  # regions and keys, values equal up to float rounding (two separately compiled programs; XLA
+  # may fuse them differently, e.g. under the tests' cheap compile mode)
   fine = dict(PARAMS, nan_below=jnp.float32(-1.0))
   a = refine.refine(_nan_apply, fine, jax.random.key(0), x, eligible, cfg)
   b = refine.refine(_nan_apply, fine, jax.random.key(0), x, eligible, cfg, debug=True)
-  np.testing.assert_array_equal(np.asarray(a.x), np.asarray(b.x))
+  np.testing.assert_array_equal(np.asarray(a.selected), np.asarray(b.selected))
+  np.testing.assert_allclose(np.asarray(a.x), np.asarray(b.x), rtol=1e-5, atol=1e-6)
 
 
 def test_debug_environment_switch_for_sample(monkeypatch):
