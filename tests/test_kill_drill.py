@@ -31,10 +31,11 @@ def _final_state(workdir):
   return state
 
 
-def _killed_run(workdir, where, n, delay):
-  proc = subprocess.run([sys.executable, "-m", "tests.kill_driver", str(workdir), where, str(n),
-                         str(delay)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-  assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+def _start_killed_run(workdir, where, n, delay, log):
+  """The driver in its own process; its output goes to `log` (a file: a full pipe would stall
+  a process that is not being read)."""
+  return subprocess.Popen([sys.executable, "-m", "tests.kill_driver", str(workdir), where, str(n),
+                           str(delay)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
@@ -44,9 +45,16 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
   rnd = random.Random(0)
   drills = {"mid_write": ("save", 3, 0.005),  # 3rd save = the step-4 checkpoint, mid write
             "random": ("step", rnd.randint(2, 8), rnd.uniform(0.0, 0.3))}
-  for name, (where, n, delay) in drills.items():
+  # the killed runs are independent processes: started together, their start-ups overlap
+  logs = {name: open(tmp_path / f"{name}.log", "w") for name in drills}
+  procs = {name: _start_killed_run(tmp_path / name, *drill, logs[name])
+           for name, drill in drills.items()}
+  for name, proc in procs.items():
+    proc.wait(timeout=600)
+    logs[name].close()
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()[-2000:]
+  for name in drills:
     workdir = tmp_path / name
-    _killed_run(workdir, where, n, delay)
     out = train.train(drill_config(), str(workdir))  # resume to the end
     assert out["step"] == 8
     got = _final_state(workdir)
