@@ -40,6 +40,8 @@ ROWS = {
     "ts_board_beta": ("time sampler board_beta (c = 20)", _BOARD),
     "ts_mean_beta_sharp4": ("mean_beta, sharpness 0.25 (wider per-board spread)",
                             {"time_sampler.sharpness": 0.25}),
+    "add_zeros": ("mean_beta + add_zeros (the spec's sampler with some regions at t = 0)",
+                  {"time_sampler.add_zeros": True}),
     "board_add_zeros": ("board_beta + add_zeros", {**_BOARD, "time_sampler.add_zeros": True}),
     "board_c5": ("board_beta, c = 5", {**_BOARD, "time_sampler.concentration": 5.0}),
     "board_novlb": ("board_beta, VLB weight 0", _NOVLB),
