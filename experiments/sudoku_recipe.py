@@ -15,12 +15,15 @@ the markdown table of OUT/results.jsonl.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
 import os
 import shlex
 import time
 
 import jax
+import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
@@ -94,21 +97,18 @@ def row_config(name: str, steps: int):
   if name not in ROWS:
     raise ValueError(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
   config = sudoku_symbolic.get_config("cpu")
-  config.train.update(steps=steps, warmup_steps=min(200, steps // 4), eval_every=steps,
-                      checkpoint_every=600)
+  config.train.update(steps=steps, checkpoint_every=600)
   for key, value in ROWS[name][1].items():
     *path, field = key.split(".")
-    node = config
-    for part in path:
-      node = node[part] if part in node else None
-      if node is None:
-        break
-    if node is None or field not in node:
+    try:
+      node = functools.reduce(operator.getitem, path, config)
+    except KeyError:
+      node = None
+    if not isinstance(node, ml_collections.ConfigDict) or field not in node:
       raise ValueError(f"row {name}: {key} is not a key of the cpu config")
     node[field] = value
-  if "train.steps" in ROWS[name][1]:  # a row that sets its own length keeps the same shape
-    t = config.train
-    t.update(warmup_steps=min(200, t.steps // 4), eval_every=t.steps)
+  t = config.train  # warm-up and validation follow the row's length (its own, if it sets one)
+  t.update(warmup_steps=min(200, t.steps // 4), eval_every=t.steps)
   return config
 
 

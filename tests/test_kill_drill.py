@@ -31,11 +31,12 @@ def _final_state(workdir):
   return state
 
 
-def _start_killed_run(workdir, where, n, delay, log):
-  """The driver in its own process; its output goes to `log` (a file: a full pipe would stall
-  a process that is not being read)."""
-  return subprocess.Popen([sys.executable, "-m", "tests.kill_driver", str(workdir), where, str(n),
-                           str(delay)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+def _start_killed_run(workdir, where, n, delay, log_path):
+  """The driver in its own process; its output goes to the file `log_path` (a full pipe would
+  stall a process that is not being read)."""
+  with open(log_path, "w") as log:  # the child keeps its own handle
+    return subprocess.Popen([sys.executable, "-m", "tests.kill_driver", str(workdir), where,
+                             str(n), str(delay)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
@@ -46,12 +47,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_result(tmp_path):
   drills = {"mid_write": ("save", 3, 0.005),  # 3rd save = the step-4 checkpoint, mid write
             "random": ("step", rnd.randint(2, 8), rnd.uniform(0.0, 0.3))}
   # the killed runs are independent processes: started together, their start-ups overlap
-  logs = {name: open(tmp_path / f"{name}.log", "w") for name in drills}
-  procs = {name: _start_killed_run(tmp_path / name, *drill, logs[name])
+  procs = {name: _start_killed_run(tmp_path / name, *drill, tmp_path / f"{name}.log")
            for name, drill in drills.items()}
   for name, proc in procs.items():
     proc.wait(timeout=600)
-    logs[name].close()
     assert proc.returncode == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()[-2000:]
   for name in drills:
     workdir = tmp_path / name
