@@ -67,6 +67,9 @@ ROWS = {
                 {"model.transformer.dim": 128, "train.steps": 1200}),
     "deep6": ("transformer depth 6, 1,650 steps: about the baseline's CPU time",
               {"model.transformer.depth": 6, "train.steps": 1650}),
+    # the training seed alone (init, batches): how far apart two runs of one recipe land
+    "seed1": ("baseline, training seed 1 (init and batches; scored with the same key)", {"seed": 1}),
+    "seed2": ("baseline, training seed 2 (init and batches; scored with the same key)", {"seed": 2}),
     "feasibility": ("all of the feasibility run's differences at once: board_beta, VLB 0, EMA "
                     "0.998, weight decay 0.01, b1 0.9, constant lr",
                     _FEASIBILITY),
@@ -91,6 +94,7 @@ def define_flags():
 
 
 SHOWN = (0, 5, 10, 15, 20, 30)
+SCORE_SEED = 0  # every row is scored with the same sampling key: rows differ only by training
 
 
 def row_config(name: str, steps: int):
@@ -129,7 +133,7 @@ def score(config, workdir: str, split: str, rounds: int, num: int) -> dict:
   cfg = dataclasses.replace(run.refine, selector="uniform", rounds=rounds)
   t0 = time.time()
   metrics, nfe, _ = evaluate.run_refine(apply, params, items, cfg, run.task,
-                                        jax.random.key(config.seed), num, desc=f"{split} IPR")
+                                        jax.random.key(SCORE_SEED), num, desc=f"{split} IPR")
   valid = metrics["valid"].mean(axis=1)
   return {"valid": {r: round(float(valid[r]), 4) for r in SHOWN if r <= rounds},
           "nfe": int(np.sum(nfe)), "seconds": round(time.time() - t0, 1), "checkpoint": source}

@@ -268,6 +268,7 @@ def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
   wide = sudoku_recipe.row_config("wide128", 10)  # a nested key; a row's own length wins
   assert wide.model.transformer.dim == 128 and wide.train.steps == wide.train.eval_every == 1200
   assert sudoku_recipe.row_config("baseline", 10).model.transformer.dim == 64
+  assert (sudoku_recipe.row_config("seed1", 10).seed, sudoku_recipe.row_config("baseline", 10).seed) == (1, 0)
   sudoku_recipe.ROWS["_bad"] = ("typo", {"model.transformer.width": 96})
   try:
     with pytest.raises(ValueError, match="model.transformer.width is not a key"):
