@@ -130,14 +130,14 @@ def translate(config) -> Run:
                      f"fix only {GEOMETRY}")
   model = denoisers.make_config(m.kind, **task.model_fields, **m[m.kind].to_dict(),
                                 dtype=compute_dtype(m.dtype))
-  if m.kind == "transformer" and not model.skip:
+  if m.kind == "transformer" and not (model.skip or model.pixel_head):
     values = model.patch * model.patch * model.channels
     if model.dim < values:
       raise ValueError(
           f"model.transformer.dim={model.dim} is below the {values} values of a region "
           f"({model.patch}x{model.patch}x{model.channels}): its linear velocity head cannot "
           f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
-          f"model.transformer.skip=True (a z_t skip) or dim >= {values}")
+          f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}")
   optim = training.OptimConfig(
       learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, ema_decay=t.ema_decay,
       decay_steps=t.steps if t.lr_schedule == "cosine" else 0, weight_decay=t.weight_decay,

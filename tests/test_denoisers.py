@@ -17,12 +17,14 @@ def _configs():
                                     **TINY_T)
   yield denoisers.TransformerConfig(8, 12, 3, 4, **TINY_T)
   yield denoisers.TransformerConfig(8, 12, 3, 4, skip=True, **TINY_T)  # 16 < 48 values: skip
+  yield denoisers.TransformerConfig(8, 12, 3, 4, pixel_head=8, **TINY_T)
   yield denoisers.UNetConfig(16, 16, 3, 4, **TINY_U)
   yield denoisers.UNetConfig(18, 18, 1, 2, **TINY_U)  # odd sizes: 18 -> 9 (pad 1, stride 2)
 
 
 @pytest.mark.parametrize("cfg", list(_configs()),
-                         ids=lambda c: f"{type(c).__name__}-{c.height}-{c.patch}-{getattr(c, 'skip', '')}")
+                         ids=lambda c: (f"{type(c).__name__}-{c.height}-{c.patch}-{getattr(c, 'skip', '')}"
+                                              f"-{getattr(c, 'pixel_head', '')}"))
 def test_shapes_and_zero_init(cfg):
   apply, params = denoisers.build(cfg, jax.random.key(0))
   b, r = 3, (cfg.height // cfg.patch) * (cfg.width // cfg.patch)
@@ -36,8 +38,8 @@ def test_shapes_and_zero_init(cfg):
   np.testing.assert_allclose(out.sigma_region, 1.0, atol=1e-7)
 
 
-@pytest.mark.parametrize("cfg", [list(_configs())[i] for i in (1, 2, 3)],
-                         ids=["transformer", "transformer-skip", "unet"])
+@pytest.mark.parametrize("cfg", [list(_configs())[i] for i in (1, 2, 3, 4)],
+                         ids=["transformer", "transformer-skip", "transformer-pixel-head", "unet"])
 def test_traces_once_for_new_inputs(cfg):
   chex.clear_trace_counter()  # counters are keyed by code object, shared by all `apply`s
   apply, params = denoisers.build(cfg, jax.random.key(0))
@@ -104,6 +106,36 @@ def test_skip_adds_gain_times_z_per_channel():
     return apply(p, z[:4], jnp.full((4, 4), 0.3)).velocity
   moved = with_bias(gain) - with_bias(jnp.zeros(3))
   np.testing.assert_allclose(moved, gain * z[:4], rtol=1e-5, atol=1e-5)
+
+
+def test_pixel_head_is_one_function_of_a_pixel_and_its_context():
+  """The per-pixel MLP has one set of weights for every pixel: two pixels of a region with the
+  same z_t get the same output when the place embedding is zero, different ones when it is not
+  (its zero output layer at init is in test_shapes_and_zero_init)."""
+  cfg = denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=8, **TINY_T)
+  apply, params = denoisers.build(cfg, jax.random.key(0))
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(5), len(leaves))
+  params = jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
+                                        for p, k in zip(leaves, keys)])
+  z = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
+  z = z.at[0, 1, 2].set(z[0, 0, 0])  # two pixels of region 0 with the same values
+  t = jnp.full((1, 4), 0.4)
+
+  def head(p, zz):  # the pixel head's share of the velocity
+    off = jax.tree.map(lambda x: x, p)
+    off["pixel_out"] = jax.tree.map(jnp.zeros_like, p["pixel_out"])
+    return np.asarray(apply(p, zz, t).velocity - apply(off, zz, t).velocity)[0]
+
+  flat = jax.tree.map(lambda x: x, params)
+  flat["pixel_place"] = jnp.zeros_like(params["pixel_place"])
+  v = head(flat, z)
+  assert np.abs(v[0, 0]).max() > 1e-3
+  np.testing.assert_allclose(v[0, 0], v[1, 2], rtol=1e-5, atol=1e-6)
+  assert np.abs(head(params, z)[0, 0] - head(params, z)[1, 2]).max() > 1e-4
+  with pytest.raises(ValueError, match="pixel_head must be >= 0"):
+    denoisers.build(denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=-1, **TINY_T),
+                    jax.random.key(0))
 
 
 def test_bad_input():

@@ -132,6 +132,9 @@ def test_translate_rejects_unread_missing_and_foreign_keys():
     section[key] = value
     with pytest.raises(ValueError, match=match):
       translate.translate(config)
+  config = even_pixels.get_config("smoke")  # a pixel head is the other way past the narrow check
+  config.model.transformer.update(skip=False, pixel_head=8)
+  assert translate.translate(config).model.pixel_head == 8
   config = sudoku_symbolic.get_config("smoke")
   del config.refine["overlap"]
   with pytest.raises(ValueError, match=r"config.refine lacks key\(s\) \['overlap'\]"):

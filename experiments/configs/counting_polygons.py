@@ -30,7 +30,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
   # patch: regions are patch x patch squares (the spec's 8: 256 regions; 16: 64 regions)
   c.model = dict(kind="transformer", dtype="float32", patch=8,
-                 transformer=dict(dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0, skip=True),
+                 transformer=dict(dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0, skip=True,
+                                  pixel_head=0),
                  unet=dict(widths=(128, 128, 256, 256, 512),
                            attention=(False, False, False, True, True), num_blocks=2, groups=32,
                            time_dim=512, time_freq_dim=256, head_channels=64, dropout=0.1))

@@ -27,7 +27,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # model.kind picks the section: transformer (cpu) or unet (spec 6.2's UNet, attention at 8^2
   # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
   c.model = dict(kind="transformer", dtype="float32",
-                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False),
+                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
+                                  pixel_head=0),
                  unet=dict(widths=(64, 128, 128, 256), attention=(False, False, True, True),
                            num_blocks=2, groups=32, time_dim=512, time_freq_dim=256,
                            head_channels=64, dropout=0.1))

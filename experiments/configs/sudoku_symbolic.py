@@ -28,7 +28,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # model.kind picks the denoiser section; dtype: float32, bfloat16, auto (bf16 on GPU/TPU);
   # graph: attention over Sudoku peers (sudoku_peers) or all cells (full)
   c.model = dict(kind="transformer", dtype="float32", graph="sudoku_peers",
-                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False))
+                 transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
+                                  pixel_head=0))
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
                         concentration=20.0)  # concentration: board_beta only
   # loss_reduction: "all" (spec 1.5: givens count in each term's mean) or "unknown" (each board

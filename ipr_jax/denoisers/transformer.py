@@ -14,6 +14,13 @@ z_t skip: the token also yields one gain per channel, g (zero at init), and velo
 over the region's pixels. Outside the head's span the best velocity given z_t is such a gain
 times z_t (for data with little energy there, about 1/t), so a narrow head then suffices.
 
+`pixel_head=n > 0` adds a per-pixel MLP with n hidden units, one set of weights shared by every
+pixel of every region: its input is the token's final state, the pixel's own z_t and a learned
+embedding of the pixel's place in its patch; its output (zero at init) adds to the pixel's
+velocity. The linear head has to learn one map per pixel position and can only act linearly on
+z_t; per-pixel decisions (which of two hues a noisy pixel is, docs/image_benchmarks.md) need a
+nonlinear function of the pixel and its context, learnt once for all pixels here.
+
 Mixed precision: with `dtype="bfloat16"` the matmuls and activations run in bf16 while params
 stay float32; LayerNorm, softmax and the outputs (velocity, v, sigma) are float32.
 """
@@ -49,6 +56,7 @@ class TransformerConfig:
   attention_graph: Optional[tuple] = None
   dtype: str = "float32"     # compute dtype: float32 or bfloat16 (params stay float32)
   skip: bool = False         # velocity += per-region, per-channel gain (from the token) * z_t
+  pixel_head: int = 0        # > 0: hidden units of a per-pixel MLP adding to the velocity
 
 
 def _zeros_linear(din, dout, rngs, dtype):
@@ -123,6 +131,15 @@ class RegionTransformer(nnx.Module):
     self.head = _zeros_linear(cfg.dim, 2 * token + 1, rngs, dt)
     if cfg.skip:
       self.skip = _zeros_linear(cfg.dim, cfg.channels, rngs, dt)
+    if cfg.pixel_head < 0:
+      raise ValueError(f"pixel_head must be >= 0 (0: none), got {cfg.pixel_head}")
+    if cfg.pixel_head:
+      n = cfg.pixel_head
+      self.pixel_token = nnx.Linear(cfg.dim, n, dtype=dt, rngs=rngs)
+      self.pixel_value = nnx.Linear(cfg.channels, n, use_bias=False, dtype=dt, rngs=rngs)
+      self.pixel_place = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(),
+                                                                 (cfg.patch * cfg.patch, n)))
+      self.pixel_out = _zeros_linear(n, cfg.channels, rngs, dt)
 
   def __call__(self, z_t, t_region, *, key=None):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
@@ -143,5 +160,11 @@ class RegionTransformer(nnx.Module):
     if cfg.skip:  # gain [B, R, C] spread over each region's pixels
       gain = jnp.tile(self.skip(h).astype(jnp.float32), (1, 1, cfg.patch * cfg.patch))
       velocity = velocity + regions.unpatchify(gain, grid) * z_t
+    if cfg.pixel_head:  # [B, R, p p, n]: token state + the pixel's z_t + its place, per pixel
+      pixels = regions.patchify(z_t, grid).reshape(*h.shape[:2], -1, cfg.channels)
+      a = (self.pixel_token(h)[:, :, None] + self.pixel_value(pixels.astype(self.dtype))
+           + self.pixel_place[...].astype(self.dtype))
+      pv = self.pixel_out(nnx.gelu(a)).astype(jnp.float32).reshape(*h.shape[:2], token)
+      velocity = velocity + regions.unpatchify(pv, grid)
     v_interp = (regions.unpatchify(out[..., token:2 * token], grid) + 1.0) / 2.0
     return DenoiserOutput(velocity, v_interp, sigma_from_logvar(out[..., -1]))
