@@ -17,9 +17,10 @@ times z_t (for data with little energy there, about 1/t), so a narrow head then 
 `pixel_head=n > 0` adds a per-pixel MLP with n hidden units, one set of weights shared by every
 pixel of every region: its input is the token's final state, the pixel's own z_t and a learned
 embedding of the pixel's place in its patch; its output (zero at init) adds to the pixel's
-velocity. The linear head has to learn one map per pixel position and can only act linearly on
-z_t; per-pixel decisions (which of two hues a noisy pixel is, docs/image_benchmarks.md) need a
-nonlinear function of the pixel and its context, learnt once for all pixels here.
+velocity. The linear head learns a separate map from the token for every pixel position, and
+the skip only scales z_t; a per-pixel decision (which of two hues a noisy pixel is,
+docs/image_benchmarks.md) is one nonlinear function of the pixel and its context, learnt once
+for all pixels here.
 
 Mixed precision: with `dtype="bfloat16"` the matmuls and activations run in bf16 while params
 stay float32; LayerNorm, softmax and the outputs (velocity, v, sigma) are float32.
