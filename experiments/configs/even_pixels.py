@@ -25,7 +25,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # prepared by its TFDS builder in tfds_dir (None = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data = dict(tfds_dir=None)
   # model.kind picks the section: transformer (cpu) or unet (spec 6.2's UNet, attention at 8^2
-  # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
+  # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU); transformer.skip /
+  # pixel_head: a z_t skip / a per-pixel MLP head of that many units (0: none; trials of both in
+  # docs/image_benchmarks.md)
   c.model = dict(kind="transformer", dtype="float32",
                  transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
                                   pixel_head=0),
