@@ -70,15 +70,19 @@ def test_outputs_depend_on_time_and_attention_graph():
   assert moved_t[3] > 1e-4 and moved_t[2] == 0
 
 
-def _region0_velocities(skip):
-  """Region 0's velocity (4x4x3 = 48 values) for 96 random z_t, from a 16-wide transformer with
-  perturbed weights: f32[96, 48]."""
-  cfg = denoisers.TransformerConfig(8, 8, 3, 4, skip=skip, **TINY_T)
+def _perturbed(cfg):
+  """(apply, params) of `cfg` with every weight moved off its init (zero heads included)."""
   apply, params = denoisers.build(cfg, jax.random.key(0))
   leaves, treedef = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(5), len(leaves))
-  params = jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
-                                        for p, k in zip(leaves, keys)])
+  return apply, jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
+                                             for p, k in zip(leaves, keys)])
+
+
+def _region0_velocities(skip):
+  """Region 0's velocity (4x4x3 = 48 values) for 96 random z_t, from a 16-wide transformer with
+  perturbed weights: f32[96, 48]."""
+  apply, params = _perturbed(denoisers.TransformerConfig(8, 8, 3, 4, skip=skip, **TINY_T))
   z = jax.random.normal(jax.random.key(1), (96, 8, 8, 3))
   v = jax.jit(apply)(params, z, jnp.full((96, 4), 0.5)).velocity
   return params, apply, z, np.asarray(v[:, :4, :4, :].reshape(96, 48))
@@ -112,12 +116,7 @@ def test_pixel_head_is_one_function_of_a_pixel_and_its_context():
   """The per-pixel MLP has one set of weights for every pixel: two pixels of a region with the
   same z_t get the same output when the place embedding is zero, different ones when it is not
   (its zero output layer at init is in test_shapes_and_zero_init)."""
-  cfg = denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=8, **TINY_T)
-  apply, params = denoisers.build(cfg, jax.random.key(0))
-  leaves, treedef = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(5), len(leaves))
-  params = jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
-                                        for p, k in zip(leaves, keys)])
+  apply, params = _perturbed(denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=8, **TINY_T))
   z = jax.random.normal(jax.random.key(1), (1, 8, 8, 3))
   z = z.at[0, 1, 2].set(z[0, 0, 0])  # two pixels of region 0 with the same values
   t = jnp.full((1, 4), 0.4)
