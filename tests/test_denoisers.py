@@ -131,7 +131,8 @@ def test_pixel_head_is_one_function_of_a_pixel_and_its_context():
   v = head(flat, z)
   assert np.abs(v[0, 0]).max() > 1e-3
   np.testing.assert_allclose(v[0, 0], v[1, 2], rtol=1e-5, atol=1e-6)
-  assert np.abs(head(params, z)[0, 0] - head(params, z)[1, 2]).max() > 1e-4
+  placed = head(params, z)
+  assert np.abs(placed[0, 0] - placed[1, 2]).max() > 1e-4
   with pytest.raises(ValueError, match="pixel_head must be >= 0"):
     denoisers.build(denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=-1, **TINY_T),
                     jax.random.key(0))

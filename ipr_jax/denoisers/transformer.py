@@ -146,7 +146,8 @@ class RegionTransformer(nnx.Module):
     """z_t f32[B, H, W, C], t_region f32[B, R] -> DenoiserOutput."""
     cfg, grid = self.cfg, self.grid
     regions.check_time_map(t_region, z_t, grid, channels=cfg.channels)
-    x = self.embed(regions.patchify(z_t, grid))
+    patches = regions.patchify(z_t, grid)  # [B, R, p p C]
+    x = self.embed(patches)
     for table, ids in zip(self.pos, self.pos_ids):
       x = x + table(jnp.asarray(ids, jnp.int32))[None]
     cond = nnx.silu(self.time(t_region))
@@ -162,7 +163,7 @@ class RegionTransformer(nnx.Module):
       gain = jnp.tile(self.skip(h).astype(jnp.float32), (1, 1, cfg.patch * cfg.patch))
       velocity = velocity + regions.unpatchify(gain, grid) * z_t
     if cfg.pixel_head:  # [B, R, p p, n]: token state + the pixel's z_t + its place, per pixel
-      pixels = regions.patchify(z_t, grid).reshape(*h.shape[:2], -1, cfg.channels)
+      pixels = patches.reshape(*h.shape[:2], -1, cfg.channels)
       a = (self.pixel_token(h)[:, :, None] + self.pixel_value(pixels.astype(self.dtype))
            + self.pixel_place[...].astype(self.dtype))
       pv = self.pixel_out(nnx.gelu(a)).astype(jnp.float32).reshape(*h.shape[:2], token)
