@@ -1,7 +1,8 @@
 """Where IPR pays on Sudoku: valid rate against NFE per puzzle, and verifier-free methods.
 
     python -m experiments.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
-        [--num 100] [--methods all] [--variance learned_range] [--out docs/sudoku_budget]
+        [--num 100] [--methods all] [--variance learned_range] [--alpha A] [--temperature T]
+        [--out docs/sudoku_budget]
 
 On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
@@ -10,14 +11,20 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_decay`: the ratio decaying linearly 0.4 -> 0.1 over the 30 rounds (`final_ratio`);
 - `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
+- `ipr_steps20`: 15 uniform rounds with 20 steps per cell each (twice the paper's);
+- `ipr_ratio0.5`: 15 rounds re-noising half of the cells (7% fewer NFE than the paper's 30
+  rounds: a round's plan grows by 2 steps per extra cell at overlap 0.8, not in proportion);
+  `ipr_ratio0.125`: 60 rounds re-noising an eighth, a curve read at the paper's NFE;
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
   `chains2_uncertainty`: the same with the uncertainty selector in each chain;
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
   in correction mode.
-Every non-sequential method is sized to the NFE of 30 paper rounds within 2% (the chains pay
+Every other method is sized to the NFE of 30 paper rounds, at most 10% below it (the chains pay
 their own initial passes). `--variance fixed_small` (or fixed_large) runs every method with that
 reverse-step std in every pass instead of the spec's learned_range; its curves are labelled
-`<method>@<variance>`, each with its command under "commands".
+`<method>@<variance>`, each with its command under "commands"; `--alpha` (every pass's
+stochasticity, spec 0.5) and `--temperature` (a factor on every stochastic step's std) add
+`,alpha<a>` / `,T<t>` to the label.
 No Sudoku rule is consulted while sampling; the rules only score. Writes OUT.json (every curve
 with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png, and prints each
 method's valid rate at the NFE of 30 paper rounds (interpolated on its curve where it has one).
@@ -37,11 +44,14 @@ from tqdm import tqdm
 
 from experiments import common, evaluate, plots, translate
 from experiments.configs import sudoku_symbolic
-from ipr_jax import chains, pretrained, refine, sharding
+from ipr_jax import chains, pretrained, refine, sampling, sharding
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 METHODS = ("sequential", "ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-           "chains2_lowest_sigma", "chains2_uncertainty", "chains3_vote", "ipr_deterministic")
+           "chains2_lowest_sigma", "chains2_uncertainty", "chains3_vote", "ipr_deterministic",
+           "ipr_steps20", "ipr_ratio0.5", "ipr_ratio0.125")
+ROUND_METHODS = ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
+                 "ipr_deterministic", "ipr_steps20", "ipr_ratio0.5", "ipr_ratio0.125")
 
 
 def _valid(task, x) -> np.ndarray:
@@ -66,6 +76,29 @@ def every_pass(cfg, **changes):
                              ipr=dataclasses.replace(cfg.ipr, **changes))
 
 
+def round_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
+  """The refine config of a one-chain method (`ROUND_METHODS`) from the paper's 30 rounds."""
+  def rounds_at(rounds, **ipr):
+    return dataclasses.replace(base, rounds=rounds, ipr=dataclasses.replace(base.ipr, **ipr))
+  return {"ipr_uniform": base,
+          "ipr_deterministic": every_pass(base, alpha=0.0),
+          "ipr_uncertainty": dataclasses.replace(base, selector="uncertainty"),
+          "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
+          "hybrid_first11": dataclasses.replace(
+              base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11)),
+          "ipr_steps20": rounds_at(15, steps_per_patch=20),
+          "ipr_ratio0.5": dataclasses.replace(base, rounds=15, resampling_ratio=0.5),
+          "ipr_ratio0.125": dataclasses.replace(base, rounds=60, resampling_ratio=0.125)}[name]
+
+
+def planned_nfe(cfg: refine.RefineConfig, eligible: int) -> int:
+  """NFE per puzzle of round 0 and every round for `eligible` unknown cells (the batch's
+largest): the scan lengths of the passes' plans, known before anything runs."""
+  rounds = refine.m_tables(cfg, eligible)[:, eligible]
+  return (sampling.max_steps(eligible, cfg.initial)
+          + sum(sampling.max_steps(int(m), cfg.ipr) for m in rounds))
+
+
 def run_method(name, apply, params, items, run, key) -> list:
   """[(label, curve)] of one method (sequential gives one point per steps setting)."""
   task, base = run.task, dataclasses.replace(run.refine, rounds=30, selector="uniform")
@@ -77,14 +110,8 @@ def run_method(name, apply, params, items, run, key) -> list:
                                     desc=f"sequential {s}")
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
-  if name in ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-              "ipr_deterministic"):
-    cfg = {"ipr_uniform": base,
-           "ipr_deterministic": every_pass(base, alpha=0.0),
-           "ipr_uncertainty": dataclasses.replace(base, selector="uncertainty"),
-           "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
-           "hybrid_first11": dataclasses.replace(
-               base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11))}[name]
+  if name in ROUND_METHODS:
+    cfg = round_config(name, base)
     res = _refine(apply, params, items, cfg, task, key)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
   if name in ("chains2_lowest_sigma", "chains2_uncertainty"):
@@ -108,6 +135,25 @@ def run_method(name, apply, params, items, run, key) -> list:
   raise ValueError(f"method must be one of {METHODS}, got {name!r}")
 
 
+def sampler_suffix(variance: str, alpha, temperature: float) -> str:
+  """The label suffix of a curve drawn with other sampler settings than the spec's:
+'' for learned_range, alpha 0.5 and temperature 1; else '@fixed_small,alpha0.25,T0.7' style."""
+  parts = [] if variance == "learned_range" else [variance]
+  if alpha is not None:
+    parts.append(f"alpha{alpha:g}")
+  if temperature != 1.0:
+    parts.append(f"T{temperature:g}")
+  if parts and variance == "learned_range":
+    parts.insert(0, variance)
+  return "@" + ",".join(parts) if parts else ""
+
+
+def sampler_flags(alpha, temperature: float) -> str:
+  """The command-line flags that reproduce `sampler_suffix`'s alpha and temperature."""
+  return ((f" --alpha {alpha:g}" if alpha is not None else "")
+          + (f" --temperature {temperature:g}" if temperature != 1.0 else ""))
+
+
 def at_nfe(c: dict, nfe: float) -> float | None:
   """The curve's valid rate at `nfe` (linear between rounds); a curve or point that ends within
 10% below `nfe` gives its last value (a method that spends a little less is not extrapolated);
@@ -125,11 +171,14 @@ None when it is further off."""
 def plot(results: dict, path: str) -> str:
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(8, 4.6))
-  seq = [(c["nfe"][0], c["valid"][0]) for k, c in results["curves"].items()
-         if k.startswith("sequential_")]
-  if seq:
-    ax.plot(*zip(*sorted(seq)), "s--", color="gray", label="sequential pass alone (3, 6, 11, 16 "
-            "steps per cell)")
+  seq = {}  # sampler suffix -> [(nfe, valid)] of the sequential points drawn with it
+  for k, c in results["curves"].items():
+    if k.startswith("sequential_"):
+      seq.setdefault(k.partition("@")[2], []).append((c["nfe"][0], c["valid"][0]))
+  for i, (suffix, points) in enumerate(sorted(seq.items())):
+    ax.plot(*zip(*sorted(points)), "s--", color=("gray", "black", "silver")[i % 3],
+            label="sequential pass alone (3, 6, 11, 16 steps per cell)"
+                  + (f" @{suffix}" if suffix else ""))
   for k, c in results["curves"].items():
     if k.startswith("sequential_"):
       continue
@@ -157,6 +206,10 @@ def main(argv=None):
                   help=f"comma list of {METHODS}, all, or '' (only the summary and plot)")
   ap.add_argument("--variance", default="learned_range",
                   help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large")
+  ap.add_argument("--alpha", type=float, default=None,
+                  help="stochasticity of every pass (spec: 0.5); labels get ',alpha<a>'")
+  ap.add_argument("--temperature", type=float, default=1.0,
+                  help="multiplies every stochastic step's std; labels get ',T<t>' unless 1")
   ap.add_argument("--out", default="docs/sudoku_budget")
   args = ap.parse_args(argv)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
@@ -168,8 +221,11 @@ def main(argv=None):
   config = sudoku_symbolic.get_config("cpu")
   config.seed = args.seed
   config.sample.variance = args.variance
+  config.sample.temperature = args.temperature
+  if args.alpha is not None:
+    config.sample.alpha = args.alpha
   run = translate.translate(config)
-  suffix = "" if args.variance == "learned_range" else f"@{args.variance}"
+  suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
   items = run.task.test_items(args.split, args.num)
   path = f"{args.out}_{args.split}.json"
   results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}
@@ -184,7 +240,8 @@ def main(argv=None):
     for label, c in run_method(name, apply, params, items, run, key):
       label += suffix
       results["curves"][label] = c
-      results["commands"][label] = results["command"] + f" --methods {name} --variance {args.variance}"
+      results["commands"][label] = (results["command"] + f" --methods {name} --variance "
+                                    f"{args.variance}" + sampler_flags(args.alpha, args.temperature))
       print(f"{label}: valid {c['valid'][-1]:.3f} at {c['nfe'][-1]} NFE per puzzle", flush=True)
     results["seconds"][name] = round(time.time() - t, 1)
     common.write_json(path, results)  # resumable record after every method

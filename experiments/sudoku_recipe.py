@@ -10,7 +10,8 @@ rounds on `--puzzles` hard test puzzles, round 0 and `--medium_rounds` on medium
 reverse std `--variance` (default the config's: learned_range, the spec's; fixed_small scores a
 trained row again without retraining, e.g. rows that train with VLB weight 0 and leave `v`
 untrained). Rows that already have a result line for that variance are skipped. `--table` prints
-the markdown table of OUT/results.jsonl.
+the markdown table of OUT/results.jsonl. A row that sets `eval.pretrained` scores those shipped
+weights as they are (no training; CPU minutes: their manifest's training wall time).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from absl import app, flags, logging
 
 from experiments import common, evaluate, train, translate
 from experiments.configs import sudoku_symbolic
-from ipr_jax import flow
+from ipr_jax import flow, pretrained
 
 # each row: (what changed, overrides on the cpu config). Rows build on the winners of earlier
 # rows; a row's overrides are written out in full so that it reads on its own.
@@ -67,6 +68,17 @@ ROWS = {
                 {"model.transformer.dim": 128, "train.steps": 1200}),
     "deep6": ("transformer depth 6, 1,650 steps: about the baseline's CPU time",
               {"model.transformer.depth": 6, "train.steps": 1650}),
+    # training length, and single changes of the optimiser on the shipped recipe (mean_beta)
+    "steps1200": ("training length: half the baseline's 2,400 steps", {"train.steps": 1200}),
+    "steps4800": ("training length: twice the baseline's 2,400 steps", {"train.steps": 4800}),
+    "shipped_cpu": ("training length: the shipped sudoku_symbolic_cpu weights (the cpu config's "
+                    "8,000 steps, 500 warm-up), scored as they are",
+                    {"eval.pretrained": "sudoku_symbolic_cpu", "train.steps": 8000}),
+    "ema0.99": ("EMA decay 0.99 (0.995 shipped): less lag at 2,400 steps", {"train.ema_decay": 0.99}),
+    "lr1e-3": ("learning rate 1e-3 (2e-3 shipped)", {"train.learning_rate": 1e-3}),
+    "const_lr": ("constant learning rate after the warm-up (cosine shipped)",
+                 {"train.lr_schedule": "constant"}),
+    "sigma0.1": ("sigma-NLL weight 0.1 (0.01 shipped)", {"train.sigma_weight": 0.1}),
     # the training seed alone (init, batches): how far apart two runs of one recipe land
     "seed1": ("baseline, training seed 1 (init and batches; scored with the same key)", {"seed": 1}),
     "seed2": ("baseline, training seed 2 (init and batches; scored with the same key)", {"seed": 2}),
@@ -146,10 +158,18 @@ def run_row(name: str, out: str, variance: str) -> dict:
   command = shlex.join(["python", "-m", "experiments.sudoku_recipe", f"--rows={name}",
                         f"--out={out}", f"--steps={steps}", f"--puzzles={puzzles}",
                         f"--variance={variance}"])
-  train.train(config, workdir, command=command)  # resumes / returns at once when trained
+  if config.eval.pretrained:  # shipped weights: nothing to train, their manifest's wall time
+    manifest = pretrained.manifest(config.eval.pretrained)
+    if manifest["steps"] != config.train.steps:
+      raise ValueError(f"row {name}: {config.eval.pretrained} was trained for {manifest['steps']} "
+                       f"steps, the row says {config.train.steps}")
+    minutes = manifest["train_wall_s"] / 60.0
+  else:
+    train.train(config, workdir, command=command)  # resumes / returns at once when trained
+    minutes = cpu_minutes(workdir)
   config.sample.variance = variance              # scoring only: training never samples with it
   res = {"row": name, "change": ROWS[name][0], "overrides": ROWS[name][1], "variance": variance,
-         "steps": config.train.steps, "cpu_minutes": round(cpu_minutes(workdir), 1),
+         "steps": config.train.steps, "cpu_minutes": round(minutes, 1),
          "puzzles": puzzles, "command": command, "commit": common.git_commit(),
          "hard": score(config, workdir, "hard", FLAGS["hard_rounds"].value, puzzles),
          "medium": score(config, workdir, "medium", FLAGS["medium_rounds"].value, puzzles)}

@@ -269,9 +269,41 @@ def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
   assert wide.model.transformer.dim == 128 and wide.train.steps == wide.train.eval_every == 1200
   assert sudoku_recipe.row_config("baseline", 10).model.transformer.dim == 64
   assert (sudoku_recipe.row_config("seed1", 10).seed, sudoku_recipe.row_config("baseline", 10).seed) == (1, 0)
+  shipped = sudoku_recipe.row_config("shipped_cpu", 10)  # scored without training: its length
+  assert shipped.train.steps == pretrained.manifest(shipped.eval.pretrained)["steps"]
+  assert sudoku_recipe.row_config("steps4800", 10).train.steps == 4800
   sudoku_recipe.ROWS["_bad"] = ("typo", {"model.transformer.width": 96})
   try:
     with pytest.raises(ValueError, match="model.transformer.width is not a key"):
       sudoku_recipe.row_config("_bad", 10)
   finally:
     del sudoku_recipe.ROWS["_bad"]
+
+
+def test_budget_methods_are_planned_to_the_paper_budget():
+  import dataclasses
+  from experiments import sudoku_budget
+  from ipr_jax import refine, regions, sampling
+  from tests.tiny import make_tiny
+  # planned_nfe is what the refine then spends (tiny model, every region eligible)
+  grid = regions.make_grid(6, 6, 2)
+  params = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.1, 2.0, 9)}
+  cfg = refine.RefineConfig(rounds=3, resampling_ratio=0.5, final_ratio=0.2,
+                            initial=sampling.SamplerConfig(2, 0.0),
+                            ipr=sampling.SamplerConfig(3, 0.5))
+  res = refine.refine(make_tiny(grid), params, jax.random.key(0), jnp.zeros((2, 6, 6, 2)),
+                      jnp.ones((2, 9), bool), cfg)
+  assert sudoku_budget.planned_nfe(cfg, 9) == int(np.sum(res.nfe))
+  run = translate.translate(sudoku_symbolic.get_config("cpu"))
+  base = dataclasses.replace(run.refine, rounds=30, selector="uniform")
+  paper = sudoku_budget.planned_nfe(base, 81)
+  assert paper == 3 * 81 + 30 * (10 + 19 * 2)  # 20 cells a round at 10 steps, overlap 0.8
+  for name in sudoku_budget.ROUND_METHODS:
+    nfe = sudoku_budget.planned_nfe(sudoku_budget.round_config(name, base), 81)
+    # within 10% below the budget; only the 60-round curve runs past it (read at the budget)
+    assert 0.9 * paper <= nfe <= (1.2 if name == "ipr_ratio0.125" else 1.0) * paper, name
+  assert sudoku_budget.round_config("ipr_steps20", base).ipr.steps_per_patch == 20
+  assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
+  assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
+  assert sudoku_budget.sampler_suffix("learned_range", None, 0.5) == "@learned_range,T0.5"
+  assert sudoku_budget.sampler_flags(0.25, 0.7) == " --alpha 0.25 --temperature 0.7"
