@@ -12,9 +12,9 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `ipr_steps20`: 15 uniform rounds with 20 steps per cell each (twice the paper's);
-- `ipr_ratio0.5`: 15 rounds re-noising half of the cells (7% fewer NFE than the paper's 30
-  rounds: a round's plan grows by 2 steps per extra cell at overlap 0.8, not in proportion);
-  `ipr_ratio0.125`: 60 rounds re-noising an eighth, a curve read at the paper's NFE;
+- `ipr_<selector>_ratio<r>` (any r in (0, 1], selector uniform or uncertainty): the paper's
+  rounds re-noising a fraction r of the cells, as many rounds as fit in the NFE of 30 paper
+  rounds (a round's plan grows by 2 steps per extra cell at overlap 0.8, so r = 0.5 fits 16);
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
   `chains2_uncertainty`: the same with the uncertainty selector in each chain;
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
@@ -35,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import time
 
 import jax
@@ -47,11 +48,18 @@ from experiments.configs import sudoku_symbolic
 from ipr_jax import chains, pretrained, refine, sampling, sharding
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
-METHODS = ("sequential", "ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-           "chains2_lowest_sigma", "chains2_uncertainty", "chains3_vote", "ipr_deterministic",
-           "ipr_steps20", "ipr_ratio0.5", "ipr_ratio0.125")
+RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
 ROUND_METHODS = ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-                 "ipr_deterministic", "ipr_steps20", "ipr_ratio0.5", "ipr_ratio0.125")
+                 "ipr_deterministic", "ipr_steps20",
+                 *(f"ipr_{sel}_ratio{r:g}" for sel in ("uniform", "uncertainty") for r in RATIOS))
+METHODS = ("sequential", *ROUND_METHODS, "chains2_lowest_sigma", "chains2_uncertainty",
+           "chains3_vote")
+_RATIO_METHOD = re.compile(r"ipr_(uniform|uncertainty)_ratio([0-9.]+)")
+NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
+
+
+def is_method(name: str) -> bool:
+  return name in METHODS or _RATIO_METHOD.fullmatch(name) is not None
 
 
 def _valid(task, x) -> np.ndarray:
@@ -76,8 +84,22 @@ def every_pass(cfg, **changes):
                              ipr=dataclasses.replace(cfg.ipr, **changes))
 
 
+def at_ratio(base: refine.RefineConfig, ratio: float, selector: str) -> refine.RefineConfig:
+  """The paper's rounds re-noising `ratio` of the cells: as many as fit in `base`'s NFE."""
+  budget = planned_nfe(base, NUM_CELLS)
+  cfg = dataclasses.replace(base, resampling_ratio=ratio, selector=selector, rounds=0)
+  first = planned_nfe(cfg, NUM_CELLS)
+  per_round = planned_nfe(dataclasses.replace(cfg, rounds=1), NUM_CELLS) - first
+  return dataclasses.replace(cfg, rounds=max(1, (budget - first) // per_round))
+
+
 def round_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
-  """The refine config of a one-chain method (`ROUND_METHODS`) from the paper's 30 rounds."""
+  """The refine config of a one-chain method (`ROUND_METHODS`, `ipr_<selector>_ratio<r>`) from
+the paper's 30 rounds."""
+  match = _RATIO_METHOD.fullmatch(name)
+  if match:
+    return at_ratio(base, float(match.group(2)), match.group(1))
+
   def rounds_at(rounds, **ipr):
     return dataclasses.replace(base, rounds=rounds, ipr=dataclasses.replace(base.ipr, **ipr))
   return {"ipr_uniform": base,
@@ -86,9 +108,7 @@ def round_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
           "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
           "hybrid_first11": dataclasses.replace(
               base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11)),
-          "ipr_steps20": rounds_at(15, steps_per_patch=20),
-          "ipr_ratio0.5": dataclasses.replace(base, rounds=15, resampling_ratio=0.5),
-          "ipr_ratio0.125": dataclasses.replace(base, rounds=60, resampling_ratio=0.125)}[name]
+          "ipr_steps20": rounds_at(15, steps_per_patch=20)}[name]
 
 
 def planned_nfe(cfg: refine.RefineConfig, eligible: int) -> int:
@@ -110,7 +130,7 @@ def run_method(name, apply, params, items, run, key) -> list:
                                     desc=f"sequential {s}")
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
-  if name in ROUND_METHODS:
+  if name in ROUND_METHODS or _RATIO_METHOD.fullmatch(name):
     cfg = round_config(name, base)
     res = _refine(apply, params, items, cfg, task, key)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
@@ -203,7 +223,8 @@ def main(argv=None):
   ap.add_argument("--num", type=int, default=100)
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--methods", default="all",
-                  help=f"comma list of {METHODS}, all, or '' (only the summary and plot)")
+                  help=f"comma list of {METHODS} (any ipr_<selector>_ratio<r>), all, or '' (only the "
+                       "summary and plot)")
   ap.add_argument("--variance", default="learned_range",
                   help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large")
   ap.add_argument("--alpha", type=float, default=None,
@@ -214,7 +235,7 @@ def main(argv=None):
   args = ap.parse_args(argv)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
   for m in methods:
-    if m not in METHODS:
+    if not is_method(m):
       raise SystemExit(f"unknown method {m!r}; methods: {', '.join(METHODS)}")
   t0 = time.time()
   apply, params, manifest = pretrained.load(args.model)

@@ -300,8 +300,11 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert paper == 3 * 81 + 30 * (10 + 19 * 2)  # 20 cells a round at 10 steps, overlap 0.8
   for name in sudoku_budget.ROUND_METHODS:
     nfe = sudoku_budget.planned_nfe(sudoku_budget.round_config(name, base), 81)
-    # within 10% below the budget; only the 60-round curve runs past it (read at the budget)
-    assert 0.9 * paper <= nfe <= (1.2 if name == "ipr_ratio0.125" else 1.0) * paper, name
+    assert 0.9 * paper <= nfe <= paper, name  # never more, at most 10% less
+  half = sudoku_budget.round_config("ipr_uncertainty_ratio0.5", base)
+  assert (half.rounds, half.resampling_ratio, half.selector) == (16, 0.5, "uncertainty")
+  assert sudoku_budget.round_config("ipr_uniform_ratio0.25", base) == base  # the paper's own
+  assert sudoku_budget.is_method("ipr_uniform_ratio0.6") and not sudoku_budget.is_method("ipr_ratio0.5")
   assert sudoku_budget.round_config("ipr_steps20", base).ipr.steps_per_patch == 20
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
