@@ -17,6 +17,8 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
   rounds (a round's plan grows by 2 steps per extra cell at overlap 0.8, so r = 0.5 fits 16);
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
   `chains2_uncertainty`: the same with the uncertainty selector in each chain;
+- `chains<k>_<selector>_ratio<r>`: k chains (2-9) of the rounds above at ratio r, as many rounds
+  as fit, then the lowest-sigma choice (`chains2_lowest_sigma` is chains2_uniform_ratio0.25);
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
   in correction mode.
 Every other method is sized to the NFE of 30 paper rounds, at most 10% below it (the chains pay
@@ -55,11 +57,12 @@ ROUND_METHODS = ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11"
 METHODS = ("sequential", *ROUND_METHODS, "chains2_lowest_sigma", "chains2_uncertainty",
            "chains3_vote")
 _RATIO_METHOD = re.compile(r"ipr_(uniform|uncertainty)_ratio([0-9.]+)")
+_CHAIN_METHOD = re.compile(r"chains([2-9])_(uniform|uncertainty)_ratio([0-9.]+)")
 NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
 
 
 def is_method(name: str) -> bool:
-  return name in METHODS or _RATIO_METHOD.fullmatch(name) is not None
+  return name in METHODS or any(p.fullmatch(name) for p in (_RATIO_METHOD, _CHAIN_METHOD))
 
 
 def _valid(task, x) -> np.ndarray:
@@ -84,13 +87,26 @@ def every_pass(cfg, **changes):
                              ipr=dataclasses.replace(cfg.ipr, **changes))
 
 
-def at_ratio(base: refine.RefineConfig, ratio: float, selector: str) -> refine.RefineConfig:
-  """The paper's rounds re-noising `ratio` of the cells: as many as fit in `base`'s NFE."""
+def at_ratio(base: refine.RefineConfig, ratio: float, selector: str,
+             num_chains: int = 1) -> refine.RefineConfig:
+  """The paper's rounds re-noising `ratio` of the cells in `num_chains` chains (each paying its
+own round 0): as many rounds as fit in `base`'s NFE."""
   budget = planned_nfe(base, NUM_CELLS)
-  cfg = dataclasses.replace(base, resampling_ratio=ratio, selector=selector, rounds=0)
+  cfg = dataclasses.replace(base, resampling_ratio=ratio, selector=selector, rounds=0,
+                            chains=None if num_chains == 1 else num_chains)
   first = planned_nfe(cfg, NUM_CELLS)
   per_round = planned_nfe(dataclasses.replace(cfg, rounds=1), NUM_CELLS) - first
-  return dataclasses.replace(cfg, rounds=max(1, (budget - first) // per_round))
+  return dataclasses.replace(
+      cfg, rounds=max(1, (budget - num_chains * first) // (num_chains * per_round)))
+
+
+def chain_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
+  """The refine config of `chains<k>_<selector>_ratio<r>` (and the first two chain methods,
+`chains2_lowest_sigma` = chains2_uniform_ratio0.25, `chains2_uncertainty`)."""
+  name = {"chains2_lowest_sigma": "chains2_uniform_ratio0.25",
+          "chains2_uncertainty": "chains2_uncertainty_ratio0.25"}.get(name, name)
+  k, selector, ratio = _CHAIN_METHOD.fullmatch(name).groups()
+  return at_ratio(base, float(ratio), selector, int(k))
 
 
 def round_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
@@ -134,10 +150,8 @@ def run_method(name, apply, params, items, run, key) -> list:
     cfg = round_config(name, base)
     res = _refine(apply, params, items, cfg, task, key)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
-  if name in ("chains2_lowest_sigma", "chains2_uncertainty"):
-    selector = "uncertainty" if name == "chains2_uncertainty" else "uniform"
-    res = _refine(apply, params, items,
-                  dataclasses.replace(base, rounds=12, chains=2, selector=selector), task, key)
+  if name in ("chains2_lowest_sigma", "chains2_uncertainty") or _CHAIN_METHOD.fullmatch(name):
+    res = _refine(apply, params, items, chain_config(name, base), task, key)
     x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
     total = int(np.sum(res.nfe))  # both chains' rounds, NFE per puzzle
     per_chain = np.asarray(res.metrics["valid"]).mean(axis=-1)  # [K, rounds+1]
@@ -223,7 +237,8 @@ def main(argv=None):
   ap.add_argument("--num", type=int, default=100)
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--methods", default="all",
-                  help=f"comma list of {METHODS} (any ipr_<selector>_ratio<r>), all, or '' (only the "
+                  help=f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, "
+                       "chains<k>_<selector>_ratio<r>), all, or '' (only the "
                        "summary and plot)")
   ap.add_argument("--variance", default="learned_range",
                   help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large")

@@ -305,6 +305,14 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert (half.rounds, half.resampling_ratio, half.selector) == (16, 0.5, "uncertainty")
   assert sudoku_budget.round_config("ipr_uniform_ratio0.25", base) == base  # the paper's own
   assert sudoku_budget.is_method("ipr_uniform_ratio0.6") and not sudoku_budget.is_method("ipr_ratio0.5")
+  # the first chain methods are the general ones at the paper's ratio (12 rounds in each of 2)
+  assert sudoku_budget.chain_config("chains2_uncertainty", base) == dataclasses.replace(
+      base, rounds=12, chains=2, selector="uncertainty")
+  for name in ("chains2_lowest_sigma", "chains3_uncertainty_ratio0.5", "chains4_uniform_ratio0.25"):
+    cfg = sudoku_budget.chain_config(name, base)
+    nfe = cfg.chains * sudoku_budget.planned_nfe(cfg, 81)  # every chain pays its own round 0
+    assert 0.9 * paper <= nfe <= paper and cfg.rounds >= 1, name
+  assert sudoku_budget.is_method("chains3_uniform_ratio0.5") and not sudoku_budget.is_method("chains1_uniform_ratio0.5")
   assert sudoku_budget.round_config("ipr_steps20", base).ipr.steps_per_patch == 20
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
