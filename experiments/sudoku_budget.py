@@ -202,28 +202,42 @@ None when it is further off."""
   return float(np.interp(nfe, xs, ys))
 
 
+PANELS = ("", "fixed_small")  # sampler suffixes drawn, one panel each; other settings: JSON only
+
+
 def plot(results: dict, path: str) -> str:
+  """One panel per reverse std (the spec's learned_range, fixed_small) with every curve drawn
+with it at the spec's alpha and temperature; the sequential points as one dashed line."""
   import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(8, 4.6))
-  seq = {}  # sampler suffix -> [(nfe, valid)] of the sequential points drawn with it
+  by_panel = {p: {} for p in PANELS}
   for k, c in results["curves"].items():
-    if k.startswith("sequential_"):
-      seq.setdefault(k.partition("@")[2], []).append((c["nfe"][0], c["valid"][0]))
-  for i, (suffix, points) in enumerate(sorted(seq.items())):
-    ax.plot(*zip(*sorted(points)), "s--", color=("gray", "black", "silver")[i % 3],
-            label="sequential pass alone (3, 6, 11, 16 steps per cell)"
-                  + (f" @{suffix}" if suffix else ""))
-  for k, c in results["curves"].items():
-    if k.startswith("sequential_"):
-      continue
-    style = "o-" if len(c["nfe"]) > 1 else "*"
-    ax.plot(c["nfe"], c["valid"], style, ms=3 if len(c["nfe"]) > 1 else 12, label=k)
-  ax.axvline(results["paper_nfe"], color="k", lw=0.6, ls=":", label="NFE of 30 paper rounds")
-  ax.set_xlabel("denoiser evaluations (NFE) per puzzle")
-  ax.set_ylabel(plots.metric_label("valid"))
-  ax.set_title(f"{results['model']}: {results['num']} held-out {results['split']} puzzles")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=7)
+    name, _, suffix = k.partition("@")
+    if suffix in by_panel:
+      by_panel[suffix][name] = c
+  panels = [p for p in PANELS if by_panel[p]]
+  fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 5), sharey=True,
+                           squeeze=False)
+  for ax, panel in zip(axes[0], panels):
+    curves = by_panel[panel]
+    seq = sorted((c["nfe"][0], c["valid"][0]) for k, c in curves.items()
+                 if k.startswith("sequential_"))
+    if seq:
+      ax.plot(*zip(*seq), "s--", color="gray", label="sequential pass alone (3-16 steps per cell)")
+    others = [k for k in curves if not k.startswith("sequential_")]
+    colours = plt.get_cmap("tab20")
+    for i, k in enumerate(others):
+      c = curves[k]
+      one = len(c["nfe"]) == 1
+      ax.plot(c["nfe"], c["valid"], "*" if one else "o-", ms=11 if one else 2.5, lw=1.2,
+              color=colours(i % 20), label=k)
+    ax.axvline(results["paper_nfe"], color="k", lw=0.6, ls=":", label="NFE of 30 paper rounds")
+    ax.set_xlabel("denoiser evaluations (NFE) per puzzle")
+    ax.set_title(f"reverse std {panel or 'learned_range (spec)'}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower right", ncol=2 if len(others) > 9 else 1)
+  axes[0][0].set_ylabel(plots.metric_label("valid"))
+  fig.suptitle(f"{results['model']}: {results['num']} held-out {results['split']} puzzles",
+               fontsize=11)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
