@@ -1,6 +1,6 @@
 """Quickstart: refine held-out Sudoku puzzles with the shipped offline model, on CPU, offline.
 
-    python -m experiments.quickstart [--num 100] [--rounds 15] [--out DIR]
+    python -m experiments.quickstart [--num 100] [--rounds R] [--out DIR]
 
 Loads the shipped symbolic-Sudoku region transformer (package data), draws `num` held-out
 puzzles (half hard, half medium) and runs the SRM sampler then `rounds` IPR rounds as one
@@ -32,20 +32,24 @@ MODEL = "sudoku_symbolic"
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--num", type=int, default=100, help="puzzles, half hard and half medium (even)")
-  ap.add_argument("--rounds", type=int, default=15,
-                  help="IPR rounds (the manifest recommends 30, the paper's hard budget; 15 keeps "
-                       "the quickstart under 3 minutes)")
+  ap.add_argument("--rounds", type=int, default=None,
+                  help="IPR rounds (default: half the manifest's recommended rounds, which spend "
+                       "the NFE of the paper's 30-round hard budget; half keeps the quickstart "
+                       "under 3 minutes)")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--out", default=None, help="output folder (default runs/quickstart-<time>)")
   args = ap.parse_args(argv)
   if args.num < 2 or args.num % 2:
     raise SystemExit(f"--num must be an even number >= 2 (half hard, half medium), got {args.num}")
-  if args.rounds < 0:
+  if args.rounds is not None and args.rounds < 0:
     raise SystemExit(f"--rounds must be >= 0, got {args.rounds}")
   t0 = time.time()
   out = args.out or os.path.join("runs", time.strftime("quickstart-%Y%m%d-%H%M%S"))
   os.makedirs(out, exist_ok=True)
   apply, params, manifest = pretrained.load(MODEL)
+  recommended = pretrained.recommended(manifest)
+  if args.rounds is None:
+    args.rounds = max(1, recommended.rounds // 2)
   config = sudoku_symbolic.get_config("cpu")
   config.seed = args.seed
   run = translate.translate(config)
@@ -55,7 +59,7 @@ def main(argv=None):
   eligible = np.concatenate([it.eligible for it in items])
   names = np.repeat(splits, per_split)
   # the model's recommended sampler and refine settings (its manifest), for --rounds rounds
-  cfg = dataclasses.replace(pretrained.recommended(manifest), rounds=args.rounds, keep_history=True)
+  cfg = dataclasses.replace(recommended, rounds=args.rounds, keep_history=True)
   print(f"model {MODEL}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
         f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, "
         f"ratio {cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell, "
