@@ -276,6 +276,15 @@ def main(argv=None):
     config.sample.alpha = args.alpha
   run = translate.translate(config)
   suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
+  base = dataclasses.replace(run.refine, rounds=30, selector="uniform")
+  for m in methods:  # a bad ratio or chain count fails here, named, before anything runs
+    try:
+      if _RATIO_METHOD.fullmatch(m):
+        round_config(m, base)
+      elif _CHAIN_METHOD.fullmatch(m):
+        chain_config(m, base)
+    except ValueError as e:
+      raise SystemExit(f"method {m!r}: {e}") from e
   items = run.task.test_items(args.split, args.num)
   path = f"{args.out}_{args.split}.json"
   results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}

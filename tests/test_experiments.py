@@ -313,6 +313,8 @@ def test_budget_methods_are_planned_to_the_paper_budget():
     nfe = cfg.chains * sudoku_budget.planned_nfe(cfg, 81)  # every chain pays its own round 0
     assert 0.9 * paper <= nfe <= paper and cfg.rounds >= 1, name
   assert sudoku_budget.is_method("chains3_uniform_ratio0.5") and not sudoku_budget.is_method("chains1_uniform_ratio0.5")
+  with pytest.raises(SystemExit, match="ipr_uniform_ratio1.5.*resampling_ratio must lie in"):
+    sudoku_budget.main(["--methods", "ipr_uniform_ratio1.5", "--num", "2", "--out", "/nonexistent/x"])
   assert sudoku_budget.round_config("ipr_steps20", base).ipr.steps_per_patch == 20
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
