@@ -100,11 +100,19 @@ own round 0): as many rounds as fit in `base`'s NFE."""
       cfg, rounds=max(1, (budget - num_chains * first) // (num_chains * per_round)))
 
 
+# the first two chain methods, by the names their curves were recorded under
+CHAIN_ALIASES = {"chains2_lowest_sigma": "chains2_uniform_ratio0.25",
+                 "chains2_uncertainty": "chains2_uncertainty_ratio0.25"}
+
+
+def paper_config(run) -> refine.RefineConfig:
+  """The paper's 30 uniform rounds with the run's steps, overlap, ratio and std."""
+  return dataclasses.replace(run.refine, rounds=30, selector="uniform")
+
+
 def chain_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
-  """The refine config of `chains<k>_<selector>_ratio<r>` (and the first two chain methods,
-`chains2_lowest_sigma` = chains2_uniform_ratio0.25, `chains2_uncertainty`)."""
-  name = {"chains2_lowest_sigma": "chains2_uniform_ratio0.25",
-          "chains2_uncertainty": "chains2_uncertainty_ratio0.25"}.get(name, name)
+  """The refine config of `chains<k>_<selector>_ratio<r>` (or of a `CHAIN_ALIASES` name)."""
+  name = CHAIN_ALIASES.get(name, name)
   k, selector, ratio = _CHAIN_METHOD.fullmatch(name).groups()
   return at_ratio(base, float(ratio), selector, int(k))
 
@@ -137,7 +145,7 @@ largest): the scan lengths of the passes' plans, known before anything runs."""
 
 def run_method(name, apply, params, items, run, key) -> list:
   """[(label, curve)] of one method (sequential gives one point per steps setting)."""
-  task, base = run.task, dataclasses.replace(run.refine, rounds=30, selector="uniform")
+  task, base = run.task, paper_config(run)
   if name == "sequential":
     out = []
     for s in SEQUENTIAL_STEPS:
@@ -150,7 +158,7 @@ def run_method(name, apply, params, items, run, key) -> list:
     cfg = round_config(name, base)
     res = _refine(apply, params, items, cfg, task, key)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
-  if name in ("chains2_lowest_sigma", "chains2_uncertainty") or _CHAIN_METHOD.fullmatch(name):
+  if name in CHAIN_ALIASES or _CHAIN_METHOD.fullmatch(name):
     res = _refine(apply, params, items, chain_config(name, base), task, key)
     x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
     total = int(np.sum(res.nfe))  # both chains' rounds, NFE per puzzle
@@ -276,7 +284,7 @@ def main(argv=None):
     config.sample.alpha = args.alpha
   run = translate.translate(config)
   suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
-  base = dataclasses.replace(run.refine, rounds=30, selector="uniform")
+  base = paper_config(run)
   for m in methods:  # a bad ratio or chain count fails here, named, before anything runs
     try:
       if _RATIO_METHOD.fullmatch(m):
