@@ -74,6 +74,9 @@ ROWS = {
     "shipped_cpu": ("training length: the shipped sudoku_symbolic_cpu weights (the cpu config's "
                     "8,000 steps, 500 warm-up), scored as they are",
                     {"eval.pretrained": "sudoku_symbolic_cpu", "train.steps": 8000}),
+    "shipped_long": ("training length: the sudoku_symbolic_long weights (the cpu_long config's "
+                     "18,000 steps, 500 warm-up), scored as they are",
+                     {"eval.pretrained": "sudoku_symbolic_long", "train.steps": 18000}),
     "ema0.99": ("EMA decay 0.99 (0.995 shipped): less lag at 2,400 steps", {"train.ema_decay": 0.99}),
     "lr1e-3": ("learning rate 1e-3 (2e-3 shipped)", {"train.learning_rate": 1e-3}),
     "const_lr": ("constant learning rate after the warm-up (cosine shipped)",

@@ -132,8 +132,8 @@ def test_quickstart_reduced(tmp_path):
     assert os.path.exists(tmp_path / name)
 
 
-@pytest.mark.parametrize("name", ["sudoku_symbolic", "sudoku_symbolic_cpu", "mnist_sudoku_cpu",
-                                  "even_pixels"])
+@pytest.mark.parametrize("name", ["sudoku_symbolic", "sudoku_symbolic_cpu", "sudoku_symbolic_long",
+                                  "mnist_sudoku_cpu", "even_pixels"])
 def test_shipped_model_manifest_and_hash(name):
   if name not in pretrained.available():
     pytest.skip("shipped model not present")
@@ -144,6 +144,39 @@ def test_shipped_model_manifest_and_hash(name):
   assert rec.initial.steps_per_patch == trained["sample"]["steps_per_patch"]
   assert rec.ipr.steps_per_patch == trained["refine"]["steps_per_patch"]
   assert manifest["num_params"] == sum(np.size(x) for x in jax.tree.leaves(params))
+
+
+def _config_mismatches(recorded: dict, current: dict, path: str = "") -> list:
+  """Keys present in both whose values differ (sequences compared as lists)."""
+  out = []
+  for key, value in recorded.items():
+    if key not in current:
+      continue  # a key added to the config file after the run: not part of its recipe
+    here, now = f"{path}.{key}", current[key]
+    if isinstance(value, dict) and isinstance(now, dict):
+      out += _config_mismatches(value, now, here)
+    elif (list(value) if isinstance(value, (list, tuple)) else value) != (
+        list(now) if isinstance(now, (list, tuple)) else now):
+      out.append((here, value, now))
+  return out
+
+
+@pytest.mark.parametrize("name", ["sudoku_symbolic", "sudoku_symbolic_cpu", "sudoku_symbolic_long",
+                                  "mnist_sudoku_cpu", "even_pixels"])
+def test_shipped_model_recipe_is_its_config_variant(name):
+  """Reproducibility: the training sections of a shipped model's manifest (seed, data, model,
+  time sampler, train) are what `get_config(variant)` of its config file gives today, so the
+  documented `--config experiments/configs/<benchmark>.py:<variant>` command retrains it."""
+  import importlib
+  if name not in pretrained.available():
+    pytest.skip("shipped model not present")
+  manifest = pretrained.manifest(name)
+  config = importlib.import_module(f"experiments.configs.{manifest['benchmark']}")
+  current = config.get_config(manifest["variant"]).to_dict()
+  recorded = {k: manifest["config"][k] for k in ("seed", "data", "model", "time_sampler", "train")
+              if k in manifest["config"]}  # older manifests predate the data section
+  assert {"model", "train"} <= set(recorded)
+  assert _config_mismatches(recorded, current) == []
 
 
 def test_shipped_image_sudoku_model_fills_a_missing_cell():
