@@ -3,21 +3,24 @@
 Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`):
 - smoke: seconds; used by the tests.
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:smoke --workdir /tmp/s --mode train
-- cpu: the shipped offline model. Train (8k steps, cosine lr, about 40 min on 2 idle CPU cores, resumable):
+- cpu: the offline recipe. Train (8k steps, cosine lr, about 40 min on 2 idle CPU cores, resumable):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode train
   then refine 300 held-out puzzles per split with the last step's EMA params (hard: 30 rounds,
   the paper's hard budget; medium: 15; about 15-30 min per split):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode refine
-  The weights ship twice: `sudoku_symbolic_cpu` (this config's spec sampler) and `sudoku_symbolic`
-  (recommended: `--config.sample.variance=fixed_small`, uncertainty selector, and
-  `--config.refine.resampling_ratio=0.5 --config.refine.rounds=16`). Measured on 300 puzzles
-  with fixed_small (README): hard 31.0% -> 62.7% (uniform) / 70.7% (uncertainty) after 30 rounds
-  at ratio 0.25 vs 34.7% compute-matched, 89.7% after 16 uncertainty rounds at ratio 0.5 (same
-  NFE); medium 92.3% -> 94.0% / 95.0% after 15 at ratio 0.25 vs 88.3%.
+  These weights ship as `sudoku_symbolic_cpu` (this config's spec sampler). Measured on 300
+  puzzles with fixed_small (README): hard 31.0% -> 62.7% after 30 uniform rounds at ratio 0.25
+  vs 34.7% compute-matched, 89.7% after 16 uncertainty rounds at ratio 0.5 (same NFE); medium
+  92.3% -> 94.0% after 15 rounds vs 88.3%.
 - cpu_long: the cpu recipe trained 2.25x as long (18k steps, the cosine over all of them;
   about 1.5 h on 2 idle CPU cores, resumable; validation every 2k steps):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_long --workdir runs/sudoku_cpu_long --mode train
-  Its weights ship as `sudoku_symbolic_long` (this config's spec sampler).
+  Its weights ship as `sudoku_symbolic_long` (this config's spec sampler) and as the default
+  `sudoku_symbolic` (recommended: `--config.sample.variance=fixed_small`, uncertainty selector,
+  `--config.refine.resampling_ratio=0.5 --config.refine.rounds=16`). Measured on 300 puzzles
+  with fixed_small (README): hard 21.0% -> 67.3% after 30 uniform rounds at ratio 0.25 vs 48.7%
+  compute-matched, 93.7% after 16 uncertainty rounds at ratio 0.5; medium 93.7% -> 96.7% after
+  15 rounds vs 93.0%.
 - paper: IPR settings of spec 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
 import ml_collections
