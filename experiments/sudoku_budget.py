@@ -61,10 +61,6 @@ _CHAIN_METHOD = re.compile(r"chains([2-9])_(uniform|uncertainty)_ratio([0-9.]+)"
 NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
 
 
-def is_method(name: str) -> bool:
-  return name in METHODS or any(p.fullmatch(name) for p in (_RATIO_METHOD, _CHAIN_METHOD))
-
-
 def _valid(task, x) -> np.ndarray:
   return np.asarray(task.metrics(x)["valid"])
 
@@ -110,29 +106,34 @@ def paper_config(run) -> refine.RefineConfig:
   return dataclasses.replace(run.refine, rounds=30, selector="uniform")
 
 
-def chain_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
-  """The refine config of `chains<k>_<selector>_ratio<r>` (or of a `CHAIN_ALIASES` name)."""
-  name = CHAIN_ALIASES.get(name, name)
-  k, selector, ratio = _CHAIN_METHOD.fullmatch(name).groups()
-  return at_ratio(base, float(ratio), selector, int(k))
-
-
-def round_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig:
-  """The refine config of a one-chain method (`ROUND_METHODS`, `ipr_<selector>_ratio<r>`) from
-the paper's 30 rounds."""
+def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig | None:
+  """The refine config of method `name`, built from the paper's 30 rounds `base` (None for
+`sequential`, which has no rounds); ValueError for an unknown name, a bad ratio or chain count."""
+  if name == "sequential":
+    return None
+  if name == "chains3_vote":  # 6 rounds in each of 3 chains, then a vote and one correction round
+    return dataclasses.replace(base, rounds=6, chains=3)
+  chain = _CHAIN_METHOD.fullmatch(CHAIN_ALIASES.get(name, name))
+  if chain:
+    k, selector, ratio = chain.groups()
+    return at_ratio(base, float(ratio), selector, int(k))
   match = _RATIO_METHOD.fullmatch(name)
   if match:
     return at_ratio(base, float(match.group(2)), match.group(1))
 
   def rounds_at(rounds, **ipr):
     return dataclasses.replace(base, rounds=rounds, ipr=dataclasses.replace(base.ipr, **ipr))
-  return {"ipr_uniform": base,
-          "ipr_deterministic": every_pass(base, alpha=0.0),
-          "ipr_uncertainty": dataclasses.replace(base, selector="uncertainty"),
-          "ipr_decay": dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
-          "hybrid_first11": dataclasses.replace(
-              base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11)),
-          "ipr_steps20": rounds_at(15, steps_per_patch=20)}[name]
+  named = {"ipr_uniform": lambda: base,
+           "ipr_deterministic": lambda: every_pass(base, alpha=0.0),
+           "ipr_uncertainty": lambda: dataclasses.replace(base, selector="uncertainty"),
+           "ipr_decay": lambda: dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
+           "hybrid_first11": lambda: dataclasses.replace(
+               base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11)),
+           "ipr_steps20": lambda: rounds_at(15, steps_per_patch=20)}
+  if name not in named:
+    raise ValueError(f"unknown method; methods: {', '.join(METHODS)} (and any "
+                     f"ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>)")
+  return named[name]()
 
 
 def planned_nfe(cfg: refine.RefineConfig, eligible: int) -> int:
@@ -145,36 +146,31 @@ largest): the scan lengths of the passes' plans, known before anything runs."""
 
 def run_method(name, apply, params, items, run, key) -> list:
   """[(label, curve)] of one method (sequential gives one point per steps setting)."""
-  task, base = run.task, paper_config(run)
-  if name == "sequential":
+  task, cfg = run.task, method_config(name, paper_config(run))
+  if cfg is None:  # sequential
     out = []
     for s in SEQUENTIAL_STEPS:
-      cfg = dataclasses.replace(run.sampler, steps_per_patch=s)
-      m, nfe = evaluate.run_matched(apply, params, items, cfg, task, key, len(items.x),
+      sampler = dataclasses.replace(run.sampler, steps_per_patch=s)
+      m, nfe = evaluate.run_matched(apply, params, items, sampler, task, key, len(items.x),
                                     desc=f"sequential {s}")
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
-  if name in ROUND_METHODS or _RATIO_METHOD.fullmatch(name):
-    cfg = round_config(name, base)
-    res = _refine(apply, params, items, cfg, task, key)
+  res = _refine(apply, params, items, cfg, task, key)
+  if cfg.chains is None:
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
-  if name in CHAIN_ALIASES or _CHAIN_METHOD.fullmatch(name):
-    res = _refine(apply, params, items, chain_config(name, base), task, key)
-    x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
-    total = int(np.sum(res.nfe))  # both chains' rounds, NFE per puzzle
-    per_chain = np.asarray(res.metrics["valid"]).mean(axis=-1)  # [K, rounds+1]
-    return [(name, {"nfe": [total], "valid": [round(float(_valid(task, x).mean()), 4)],
-                    "per_chain_final": per_chain[:, -1].round(4).tolist()})]
+  total = int(np.sum(res.nfe))  # every chain's rounds, NFE per puzzle
   if name == "chains3_vote":
-    res = _refine(apply, params, items, dataclasses.replace(base, rounds=6, chains=3), task, key)
     voted = chains.region_vote(res.x, task.grid)
     fix = _refine(apply, params, dataclasses.replace(items, x=np.asarray(voted)),
-                  dataclasses.replace(base, rounds=1, mode="correction"), task,
+                  dataclasses.replace(cfg, rounds=1, chains=None, mode="correction"), task,
                   jax.random.fold_in(key, 1))
-    total = int(np.sum(res.nfe)) + int(np.sum(fix.nfe))
-    return [(name, {"nfe": [total], "valid": [round(float(_valid(task, fix.x).mean()), 4)],
+    return [(name, {"nfe": [total + int(np.sum(fix.nfe))],
+                    "valid": [round(float(_valid(task, fix.x).mean()), 4)],
                     "after_vote": round(float(_valid(task, voted).mean()), 4)})]
-  raise ValueError(f"method must be one of {METHODS}, got {name!r}")
+  x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
+  per_chain = np.asarray(res.metrics["valid"]).mean(axis=-1)  # [K, rounds+1]
+  return [(name, {"nfe": [total], "valid": [round(float(_valid(task, x).mean()), 4)],
+                  "per_chain_final": per_chain[:, -1].round(4).tolist()})]
 
 
 def sampler_suffix(variance: str, alpha, temperature: float) -> str:
@@ -271,9 +267,6 @@ def main(argv=None):
   ap.add_argument("--out", default="docs/sudoku_budget")
   args = ap.parse_args(argv)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
-  for m in methods:
-    if not is_method(m):
-      raise SystemExit(f"unknown method {m!r}; methods: {', '.join(METHODS)}")
   t0 = time.time()
   apply, params, manifest = pretrained.load(args.model)
   config = sudoku_symbolic.get_config("cpu")
@@ -284,13 +277,9 @@ def main(argv=None):
     config.sample.alpha = args.alpha
   run = translate.translate(config)
   suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
-  base = paper_config(run)
-  for m in methods:  # a bad ratio or chain count fails here, named, before anything runs
+  for m in methods:  # an unknown name, bad ratio or chain count fails here, before anything runs
     try:
-      if _RATIO_METHOD.fullmatch(m):
-        round_config(m, base)
-      elif _CHAIN_METHOD.fullmatch(m):
-        chain_config(m, base)
+      method_config(m, paper_config(run))
     except ValueError as e:
       raise SystemExit(f"method {m!r}: {e}") from e
   items = run.task.test_items(args.split, args.num)

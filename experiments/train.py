@@ -1,7 +1,7 @@
 """Training mode: resumable, checkpointed, logged, with a validation valid-rate that keeps the
 best EMA params in DIR/best (the model that sampling uses).
 
-`train` = `restore` (fresh or resumed state) + `step_loop` (the jitted steps, logging and
+`train` = `restore` (fresh, warm-started from a shipped model, or resumed state) + `step_loop` (the jitted steps, logging and
 checkpoints) calling `Keeper.validate` (validation rate of the EMA and raw params, best step
 kept only above the evaluator's chance floor).
 """
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from experiments import chance_floor, common, loader, plots, translate
-from ipr_jax import checkpoints, denoisers, sampling, sharding, time_sampling, training
+from ipr_jax import checkpoints, denoisers, pretrained, sampling, sharding, time_sampling, training
 
 
 def build_state(config, run: translate.Run):
@@ -58,13 +58,26 @@ def restore(config, run: translate.Run, workdir: str):
     state, _ = checkpoints.restore(mgr, state)
     data_state = checkpoints.data_state(mgr)
     print(f"resumed from step {int(state.step)} in {workdir}")
-  elif run.time_sampler.kind == "mean_beta":
-    ts = config.time_sampler
-    pdf = time_sampling.mean_beta_density(jax.random.key(config.seed + 3),
-                                          run.task.grid.num_regions, ts.sharpness,
-                                          ts.density_images)
-    state = state.replace(time_pdf=jnp.asarray(pdf))
+  else:
+    if config.train.init_from:
+      state = warm_start(state, config.train.init_from)
+      print(f"warm start from the shipped model {config.train.init_from!r}")
+    if run.time_sampler.kind == "mean_beta":
+      ts = config.time_sampler
+      pdf = time_sampling.mean_beta_density(jax.random.key(config.seed + 3),
+                                            run.task.grid.num_regions, ts.sharpness,
+                                            ts.density_images)
+      state = state.replace(time_pdf=jnp.asarray(pdf))
   return apply, optimizer, state, data_state, mgr
+
+
+def warm_start(state, name: str):
+  """A step-0 state whose params and EMA params are shipped model `name`'s (fresh optimiser
+  moments, so the lr schedule starts a new cycle); `translate` has checked the architecture."""
+  _, params, _ = pretrained.load(name)
+  params = jax.tree.map(jnp.asarray, params)
+  return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))  # two buffers:
+  # the train step donates both
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ SECTIONS = {
     "train": ("steps", "batch_size", "learning_rate", "warmup_steps", "lr_schedule", "ema_decay",
               "weight_decay", "b1", "vlb_weight", "sigma_weight", "loss_reduction",
               "checkpoint_every", "log_every", "eval_every", "eval_samples", "eval_split",
-              "max_to_keep", "data_workers"),
+              "max_to_keep", "data_workers", "init_from"),
     "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature", "variance"),
     "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
                "selectors"),
@@ -93,6 +93,9 @@ def check(config) -> tasks.Benchmark:
     if config.eval.pretrained not in available:
       raise ValueError(f"eval.pretrained names no shipped model: {config.eval.pretrained!r} "
                        f"(shipped: {available})")
+  if config.train.init_from and config.train.init_from not in pretrained.available():
+    raise ValueError(f"train.init_from names no shipped model: {config.train.init_from!r} "
+                     f"(shipped: {pretrained.available()})")
   for split, rounds in config.eval.rounds.items():
     if split not in config.eval.splits:
       raise ValueError(f"eval.rounds names split {split!r}, which is not in eval.splits "
@@ -138,6 +141,17 @@ def translate(config) -> Run:
           f"({model.patch}x{model.patch}x{model.channels}): its linear velocity head cannot "
           f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
           f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}")
+  if t.init_from:
+    start = pretrained.model_config(pretrained.manifest(t.init_from)["model"])
+    differ = [f"{f.name} {getattr(start, f.name)} vs {getattr(model, f.name)}"
+              if f.name not in ("position_ids", "attention_graph") else f.name
+              for f in dataclasses.fields(model)
+              if f.name != "dtype" and getattr(start, f.name) != getattr(model, f.name)]
+    if type(start) is not type(model) or differ:
+      raise ValueError(f"train.init_from={t.init_from!r} is a {type(start).__name__} that "
+                       f"differs from the config's {type(model).__name__} in: "
+                       f"{', '.join(differ) or 'kind'} (shipped vs config); warm starts need "
+                       f"the same architecture")
   optim = training.OptimConfig(
       learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, ema_decay=t.ema_decay,
       decay_steps=t.steps if t.lr_schedule == "cosine" else 0, weight_decay=t.weight_decay,

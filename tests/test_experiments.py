@@ -243,6 +243,36 @@ def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
     translate.translate(small)
 
 
+def test_warm_start_from_a_shipped_model(tmp_path):
+  """train.init_from: a fresh run starts at step 0 from the shipped params (as raw and EMA
+  params, two buffers, zero optimiser moments); a run with a checkpoint resumes from it instead;
+  an unknown name or another architecture is a named error before any training."""
+  config = sudoku_symbolic.get_config("cpu_restart")
+  assert config.train.init_from == "sudoku_symbolic_long"
+  config.time_sampler.density_images = 256
+  run = translate.translate(config)
+  _, _, state, data_state, mgr = train.restore(config, run, str(tmp_path))
+  _, want, _ = pretrained.load("sudoku_symbolic_long")
+  assert int(state.step) == 0 and data_state is None
+  assert _same(state.params, want) and _same(state.ema_params, want)
+  assert state.params is not state.ema_params
+  moments = [x for x in jax.tree.leaves(state.opt_state) if jnp.issubdtype(x.dtype, jnp.floating)]
+  assert moments and not any(bool(jnp.any(x)) for x in moments)
+  assert float(jnp.sum(state.time_pdf)) > 0  # the mean_beta table is still built
+  moved = state.replace(step=7, params=jax.tree.map(lambda x: x + 1.0, state.params))
+  checkpoints.save(mgr, 7, moved)
+  mgr.wait_until_finished()
+  _, _, resumed, _, _ = train.restore(config, run, str(tmp_path))
+  assert int(resumed.step) == 7 and _same(resumed.params, moved.params)
+  config.train.init_from = "sudoku_symbolic_huge"
+  with pytest.raises(ValueError, match="train.init_from names no shipped model"):
+    translate.translate(config)
+  small = sudoku_symbolic.get_config("smoke")
+  small.train.init_from = "sudoku_symbolic_long"
+  with pytest.raises(ValueError, match="differs from the config's TransformerConfig in: dim 64 vs 16"):
+    translate.translate(small)
+
+
 def test_sudoku_diagnostics_oracle_and_chance():
   """The one-step diagnostic: an oracle velocity decodes every unknown cell; a zero velocity
   (x_hat = the noise) scores chance, 1/9, with nothing known; the log-variance is read out."""
@@ -315,6 +345,31 @@ def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
     del sudoku_recipe.ROWS["_bad"]
 
 
+def test_budget_run_method_of_each_kind():
+  """run_method's three shapes of result (one chain's curve, lowest-sigma chains, vote then a
+  correction round) on a tiny model: NFE within the plan (hard puzzles have < 81 unknowns)."""
+  import dataclasses
+  from experiments import sudoku_budget
+  from tests.tiny import make_tiny
+  run = translate.translate(sudoku_symbolic.get_config("cpu"))
+  items = run.task.test_items("hard", 2)
+  apply = make_tiny(run.task.grid)
+  params = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.1, 2.0, 81)}
+  base = sudoku_budget.paper_config(run)
+  key = jax.random.key(0)
+  got = {}
+  for name in ("ipr_uniform_ratio0.5", "chains2_lowest_sigma", "chains3_vote"):
+    [(label, c)] = sudoku_budget.run_method(name, apply, params, items, run, key)
+    cfg = got[name] = sudoku_budget.method_config(name, base), c
+    plan = (cfg[0].chains or 1) * sudoku_budget.planned_nfe(cfg[0], 81)
+    assert label == name and 0 < c["nfe"][-1] <= plan + 81 and 0 <= c["valid"][-1] <= 1, name
+  cfg, one = got["ipr_uniform_ratio0.5"]
+  assert len(one["nfe"]) == len(one["valid"]) == cfg.rounds + 1  # a curve over the rounds
+  assert len(got["chains2_lowest_sigma"][1]["per_chain_final"]) == 2
+  vote = got["chains3_vote"][1]
+  assert len(vote["nfe"]) == 1 and 0 <= vote["after_vote"] <= 1
+
+
 def test_budget_methods_are_planned_to_the_paper_budget():
   import dataclasses
   from experiments import sudoku_budget
@@ -334,23 +389,31 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   paper = sudoku_budget.planned_nfe(base, 81)
   assert paper == 3 * 81 + 30 * (10 + 19 * 2)  # 20 cells a round at 10 steps, overlap 0.8
   for name in sudoku_budget.ROUND_METHODS:
-    nfe = sudoku_budget.planned_nfe(sudoku_budget.round_config(name, base), 81)
+    nfe = sudoku_budget.planned_nfe(sudoku_budget.method_config(name, base), 81)
     assert 0.9 * paper <= nfe <= paper, name  # never more, at most 10% less
-  half = sudoku_budget.round_config("ipr_uncertainty_ratio0.5", base)
+  half = sudoku_budget.method_config("ipr_uncertainty_ratio0.5", base)
   assert (half.rounds, half.resampling_ratio, half.selector) == (16, 0.5, "uncertainty")
-  assert sudoku_budget.round_config("ipr_uniform_ratio0.25", base) == base  # the paper's own
-  assert sudoku_budget.is_method("ipr_uniform_ratio0.6") and not sudoku_budget.is_method("ipr_ratio0.5")
+  assert sudoku_budget.method_config("ipr_uniform_ratio0.25", base) == base  # the paper's own
+  assert sudoku_budget.method_config("ipr_uniform_ratio0.6", base).resampling_ratio == 0.6
+  assert sudoku_budget.method_config("sequential", base) is None
+  with pytest.raises(ValueError, match="unknown method"):
+    sudoku_budget.method_config("ipr_ratio0.5", base)
   # the first chain methods are the general ones at the paper's ratio (12 rounds in each of 2)
-  assert sudoku_budget.chain_config("chains2_uncertainty", base) == dataclasses.replace(
+  assert sudoku_budget.method_config("chains2_uncertainty", base) == dataclasses.replace(
       base, rounds=12, chains=2, selector="uncertainty")
   for name in ("chains2_lowest_sigma", "chains3_uncertainty_ratio0.5", "chains4_uniform_ratio0.25"):
-    cfg = sudoku_budget.chain_config(name, base)
+    cfg = sudoku_budget.method_config(name, base)
     nfe = cfg.chains * sudoku_budget.planned_nfe(cfg, 81)  # every chain pays its own round 0
     assert 0.9 * paper <= nfe <= paper and cfg.rounds >= 1, name
-  assert sudoku_budget.is_method("chains3_uniform_ratio0.5") and not sudoku_budget.is_method("chains1_uniform_ratio0.5")
+  assert sudoku_budget.method_config("chains3_vote", base) == dataclasses.replace(base, rounds=6,
+                                                                                chains=3)
+  with pytest.raises(ValueError, match="unknown method"):
+    sudoku_budget.method_config("chains1_uniform_ratio0.5", base)
   with pytest.raises(SystemExit, match="ipr_uniform_ratio1.5.*resampling_ratio must lie in"):
     sudoku_budget.main(["--methods", "ipr_uniform_ratio1.5", "--num", "2", "--out", "/nonexistent/x"])
-  assert sudoku_budget.round_config("ipr_steps20", base).ipr.steps_per_patch == 20
+  with pytest.raises(SystemExit, match="'ipr_ratio0.5': unknown method"):
+    sudoku_budget.main(["--methods", "sequential,ipr_ratio0.5", "--num", "2", "--out", "/nonexistent/x"])
+  assert sudoku_budget.method_config("ipr_steps20", base).ipr.steps_per_patch == 20
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
   assert sudoku_budget.sampler_suffix("learned_range", None, 0.5) == "@learned_range,T0.5"

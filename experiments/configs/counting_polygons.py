@@ -42,7 +42,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  vlb_weight=1.0, sigma_weight=0.01,
                  loss_reduction="all", checkpoint_every=1000, log_every=50,
                  eval_every=2000, eval_samples=32, eval_split="test", max_to_keep=2,
-                 data_workers=1)  # an item takes ~12 ms to draw: batches built ahead in a worker
+                 data_workers=1,  # an item takes ~12 ms to draw: batches built ahead in a worker
+                 init_from="")  # a shipped model (ipr_jax.pretrained) to warm-start from
   c.sample = dict(steps_per_patch=10, overlap=0.9, order="greedy", alpha=0.5, temperature=1.0,
                   variance="learned_range")
   c.refine = dict(rounds=30, resampling_ratio=0.25, steps_per_patch=10, overlap=0.9,

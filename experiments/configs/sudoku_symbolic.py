@@ -21,6 +21,9 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
   with fixed_small (README): hard 21.0% -> 67.3% after 30 uniform rounds at ratio 0.25 vs 48.7%
   compute-matched, 93.7% after 16 uncertainty rounds at ratio 0.5; medium 93.7% -> 96.7% after
   15 rounds vs 93.0%.
+- cpu_restart: a second 18k-step cosine cycle (warm-up 500, the cpu lr) that starts from the
+  shipped `sudoku_symbolic_long` weights (`train.init_from`), about 1.5 h more:
+    python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_restart --workdir runs/sudoku_cpu_restart --mode train
 - paper: IPR settings of spec 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
 import ml_collections
@@ -48,7 +51,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  vlb_weight=1.0, sigma_weight=0.01,
                  loss_reduction="all", checkpoint_every=500, log_every=50,
                  eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2,
-                 data_workers=0)  # > 0: batches built ahead in that many processes
+                 data_workers=0,  # > 0: batches built ahead in that many processes
+                 init_from="")  # a shipped model (ipr_jax.pretrained) to warm-start from
   # variance: the reverse step's std, learned_range (spec 3.4), fixed_small or fixed_large
   c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0,
                   variance="learned_range")
@@ -76,6 +80,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.eval.update(num_samples=500, batch_size=250, checkpoint="best")
   elif variant == "cpu_long":  # the cpu recipe, 2.25x as long (validation less often)
     c.train.update(steps=18_000, eval_every=2000)
+  elif variant == "cpu_restart":  # cpu_long's weights, then a second 18k-step cosine cycle
+    c.train.update(steps=18_000, eval_every=2000, init_from="sudoku_symbolic_long")
   elif variant != "cpu":
-    raise ValueError(f"variant must be smoke, cpu, cpu_long or paper, got {variant!r}")
+    raise ValueError(f"variant must be smoke, cpu, cpu_long, cpu_restart or paper, got {variant!r}")
   return c
