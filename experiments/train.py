@@ -1,9 +1,9 @@
 """Training mode: resumable, checkpointed, logged, with a validation valid-rate that keeps the
 best EMA params in DIR/best (the model that sampling uses).
 
-`train` = `restore` (fresh, warm-started from a shipped model, or resumed state) + `step_loop` (the jitted steps, logging and
-checkpoints) calling `Keeper.validate` (validation rate of the EMA and raw params, best step
-kept only above the evaluator's chance floor).
+`train` = `restore` (fresh, warm-started from a shipped model, or resumed state) + `step_loop`
+(the jitted steps, logging and checkpoints) calling `Keeper.validate` (validation rate of the EMA
+and raw params, best step kept only above the evaluator's chance floor).
 """
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def is_better(new: dict, best: dict) -> bool:
 
 def restore(config, run: translate.Run, workdir: str):
   """(apply, optimizer, state, data iterator state or None, checkpoint manager): the latest
-  checkpoint of `workdir`, or a fresh state (with the mean_beta density table) when none."""
+  checkpoint of `workdir`, or a fresh state (with the mean_beta density table) when none,
+  holding the params of shipped model `train.init_from` where that is set."""
   apply, optimizer, state = build_state(config, run)
   mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"), config.train.max_to_keep)
   data_state = None
