@@ -22,8 +22,10 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
   compute-matched, 93.7% after 16 uncertainty rounds at ratio 0.5; medium 93.7% -> 96.7% after
   15 rounds vs 93.0%.
 - cpu_restart: a second 18k-step cosine cycle (warm-up 500, the cpu lr) that starts from the
-  shipped `sudoku_symbolic_long` weights (`train.init_from`), about 1.5 h more:
+  shipped `sudoku_symbolic_long` weights (`train.init_from`), about 2 h more:
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_restart --workdir runs/sudoku_cpu_restart --mode train
+  Measured worse, not shipped (docs/sudoku_recipe.md): hard 59.3% after the paper's 30 uniform
+  rounds (cpu_long: 66.0% under the same key), 93.0% with the recommended rounds (93.7%).
 - paper: IPR settings of spec 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
 import ml_collections
