@@ -51,10 +51,7 @@ def _load_asset(name: str, root: str, run: translate.Run, where: str):
   this config's denoiser (ValueError naming both otherwise)."""
   dtype = run.model.dtype  # the compute dtype is the run's choice, not the weights'
   apply, params, manifest = pretrained.load(name, root=root, dtype=dtype)
-  stored = dataclasses.replace(pretrained.model_config(manifest["model"]), dtype=dtype)
-  if stored != run.model:
-    raise ValueError(f"{where} holds a {manifest['model']} denoiser, but the config asks for "
-                     f"{denoisers.to_dict(run.model)}")
+  translate.check_same_model(pretrained.model_config(manifest["model"]), run.model, where)
   return apply, params, f"{where} (from {manifest.get('source') or manifest.get('checkpoint')})"
 
 

@@ -71,15 +71,16 @@ class Benchmark(NamedTuple):
   build: Callable            # config -> Task
   data_keys: tuple           # keys of config.data it reads (all required)
   model_keys: tuple          # benchmark keys of config.model besides kind, dtype and the kinds
+  splits: tuple              # named held-out splits (() = not checked before the task is built)
 
 
 _BENCHMARKS = registry.Registry("benchmark")
 
 
-def register(name: str, *, data_keys=(), model_keys=()):
+def register(name: str, *, data_keys=(), model_keys=(), splits=()):
   """Decorator registering a builder `config -> Task` as benchmark `name` (once per name)."""
   def add(build):
-    _BENCHMARKS.add(name, Benchmark(build, tuple(data_keys), tuple(model_keys)))
+    _BENCHMARKS.add(name, Benchmark(build, tuple(data_keys), tuple(model_keys), tuple(splits)))
     return build
   return add
 
@@ -132,7 +133,8 @@ def _sudoku_items(config_name: str, data, to_x):
   return test_items
 
 
-@register("sudoku_symbolic", data_keys=("pool_size", "tfds_dir"), model_keys=("graph",))
+@register("sudoku_symbolic", data_keys=("pool_size", "tfds_dir"), model_keys=("graph",),
+          splits=tuple(sudoku.SPLITS))
 def _sudoku_symbolic(config) -> Task:
   strip = lambda hist, labels, path, shown: plots.sudoku_strip(hist, labels["givens"], path, shown)
   return Task("sudoku_symbolic", regions.make_grid(9, 9, 1),
@@ -159,7 +161,7 @@ class _ImageSudokuStream:
 
 
 @register("mnist_sudoku", data_keys=("source", "idx_dir", "pool_size", "tfds_dir"),
-          model_keys=("graph",))
+          model_keys=("graph",), splits=tuple(sudoku.SPLITS))
 def _mnist_sudoku(config) -> Task:
   d = config.data
   cls_apply, cls_params, man = digit_classifier.load("sklearn" if d.source == "sklearn" else "idx_dir")
@@ -200,7 +202,7 @@ class _EvenPixelsStream:
     return {"x": even_pixels.to_model(imgs)}
 
 
-@register("even_pixels", data_keys=("tfds_dir",))
+@register("even_pixels", data_keys=("tfds_dir",), splits=("test",))
 def _even_pixels(config) -> Task:
 
   def test_items(split, num, validation=False):
@@ -234,7 +236,7 @@ class _CountingPolygonsStream:
 
 
 @register("counting_polygons", data_keys=("background_dir", "classifier", "tfds_dir"),
-          model_keys=("patch",))
+          model_keys=("patch",), splits=("test",))
 def _counting_polygons(config) -> Task:
   d = config.data
   size = counting_polygons.SIZE

@@ -88,18 +88,18 @@ def check(config) -> tasks.Benchmark:
                               ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
     if value not in allowed:
       raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-  if config.eval.pretrained:
-    available = pretrained.available()
-    if config.eval.pretrained not in available:
-      raise ValueError(f"eval.pretrained names no shipped model: {config.eval.pretrained!r} "
-                       f"(shipped: {available})")
-  if config.train.init_from and config.train.init_from not in pretrained.available():
-    raise ValueError(f"train.init_from names no shipped model: {config.train.init_from!r} "
-                     f"(shipped: {pretrained.available()})")
-  for split, rounds in config.eval.rounds.items():
-    if split not in config.eval.splits:
-      raise ValueError(f"eval.rounds names split {split!r}, which is not in eval.splits "
-                       f"{tuple(config.eval.splits)}")
+  for key in ("eval.pretrained", "train.init_from"):
+    name = config[key.split(".")[0]][key.split(".")[1]]
+    if name and name not in pretrained.available():
+      raise ValueError(f"{key} names no shipped model: {name!r} "
+                       f"(shipped: {pretrained.available()})")
+  named = [s for s in config.eval.splits if isinstance(s, str)]  # Sudoku also takes (lo, hi)
+  for split in named + list(config.eval.rounds.keys()):
+    if bench.splits and split not in bench.splits:
+      where = "eval.rounds names" if split not in named else "eval.splits holds"
+      raise ValueError(f"{where} split {split!r}, which {config.benchmark} does not have; its "
+                       f"splits: {bench.splits}")
+  for split, rounds in config.eval.rounds.items():  # a split not evaluated now is unused
     if int(rounds) != rounds or rounds < 0:
       raise ValueError(f"eval.rounds[{split!r}] must be an integer >= 0, got {rounds}")
   if not config.refine.selectors:
@@ -113,6 +113,19 @@ def split_rounds(config, split: str) -> int:
   """IPR rounds of `split`: eval.rounds[split] where set (e.g. Sudoku medium 15 against hard's
   30, the paper's budgets), else refine.rounds."""
   return int(config.eval.rounds.get(split, config.refine.rounds))
+
+
+def check_same_model(stored, model, what: str) -> None:
+  """ValueError unless the denoiser config `stored` (a shipped or imported model's) is the
+  config's `model` up to the compute dtype (the run's choice), naming the fields that differ."""
+  differ = [f"{f.name} {getattr(stored, f.name)} vs {getattr(model, f.name)}"
+            if f.name not in ("position_ids", "attention_graph") else f.name
+            for f in dataclasses.fields(model)
+            if f.name != "dtype" and getattr(stored, f.name, None) != getattr(model, f.name)]
+  if type(stored) is not type(model) or differ:
+    raise ValueError(f"{what} is a {type(stored).__name__} that differs from the config's "
+                     f"{type(model).__name__} in: {', '.join(differ) or 'kind'} (stored vs "
+                     f"config); the weights need the config's architecture")
 
 
 def compute_dtype(name: str) -> str:
@@ -141,17 +154,10 @@ def translate(config) -> Run:
           f"({model.patch}x{model.patch}x{model.channels}): its linear velocity head cannot "
           f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
           f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}")
-  if t.init_from:
-    start = pretrained.model_config(pretrained.manifest(t.init_from)["model"])
-    differ = [f"{f.name} {getattr(start, f.name)} vs {getattr(model, f.name)}"
-              if f.name not in ("position_ids", "attention_graph") else f.name
-              for f in dataclasses.fields(model)
-              if f.name != "dtype" and getattr(start, f.name) != getattr(model, f.name)]
-    if type(start) is not type(model) or differ:
-      raise ValueError(f"train.init_from={t.init_from!r} is a {type(start).__name__} that "
-                       f"differs from the config's {type(model).__name__} in: "
-                       f"{', '.join(differ) or 'kind'} (shipped vs config); warm starts need "
-                       f"the same architecture")
+  for key, name in (("train.init_from", t.init_from), ("eval.pretrained", config.eval.pretrained)):
+    if name:
+      check_same_model(pretrained.model_config(pretrained.manifest(name)["model"]), model,
+                       f"{key}={name!r}")
   optim = training.OptimConfig(
       learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, ema_decay=t.ema_decay,
       decay_steps=t.steps if t.lr_schedule == "cosine" else 0, weight_decay=t.weight_decay,

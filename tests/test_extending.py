@@ -119,6 +119,10 @@ BAD_SETTINGS = [
     # a transformer narrower than its region's values needs the z_t skip (docs/image_benchmarks.md)
     (even_pixels, "model.transformer.skip", False, r"dim=16 is below the 48 values .*set model.transformer.skip=True"),
     (counting_polygons, "model.transformer.skip", False, r"dim=16 is below the 768 values"),
+    # split names are the benchmark's (a typo in eval.rounds, a Sudoku split on an image set)
+    (sudoku_symbolic, "eval.rounds", {"hrad": 3}, r"eval.rounds names split 'hrad', which "
+     r"sudoku_symbolic does not have; its splits: \('hard', 'medium', 'easy', 'full'\)"),
+    (even_pixels, "eval.splits", ("hard",), "eval.splits holds split 'hard', which even_pixels"),
 ]
 
 
@@ -135,6 +139,9 @@ def test_translate_rejects_unread_missing_and_foreign_keys():
   config = even_pixels.get_config("smoke")  # a pixel head is the other way past the narrow check
   config.model.transformer.update(skip=False, pixel_head=8)
   assert translate.translate(config).model.pixel_head == 8
+  config = sudoku_symbolic.get_config("cpu")  # one split only: medium's budget is then unused
+  config.eval.splits = ("hard",)
+  assert "medium" in config.eval.rounds and translate.translate(config).task.name == "sudoku_symbolic"
   config = sudoku_symbolic.get_config("smoke")
   del config.refine["overlap"]
   with pytest.raises(ValueError, match=r"config.refine lacks key\(s\) \['overlap'\]"):

@@ -327,6 +327,11 @@ def test_import_checkpoint_cli_feeds_the_experiment_modes(tmp_path):
   want = evaluate.run(config, str(tmp_path / "direct"), "sample",
                       params_source=(apply, ema_params, "direct"))
   assert got["metrics"] == want["metrics"]
+  other = config.copy_and_resolve_references()
+  other.model.unet.widths = (16, 32)  # the imported weights are not this architecture's
+  with pytest.raises(ValueError, match=r"imported is a UNetConfig that differs from the "
+                     r"config's UNetConfig in: widths \(16, 16\) vs \(16, 32\)"):
+    evaluate.run(other, str(tmp_path / "run"), "sample")
   with pytest.raises(ValueError, match="model.kind is 'transformer'"):
     import_checkpoint.run(even_pixels.get_config("smoke"), ckpt, str(tmp_path / "t"))
   yaml_path = tmp_path / "config.yaml"
