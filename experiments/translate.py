@@ -19,7 +19,8 @@ from ipr_jax import denoisers, pretrained, refine, sampling, selectors, time_sam
 TOP = ("benchmark", "variant", "seed", "data", "model", "time_sampler", "train", "sample",
        "refine", "eval")
 SECTIONS = {
-    "time_sampler": ("kind", "sharpness", "add_zeros", "density_images", "concentration"),
+    "time_sampler": ("kind", "sharpness", "add_zeros", "density_images", "concentration",
+                     "zeros_power"),
     "train": ("steps", "batch_size", "learning_rate", "warmup_steps", "lr_schedule", "ema_decay",
               "weight_decay", "b1", "vlb_weight", "sigma_weight", "loss_reduction",
               "checkpoint_every", "log_every", "eval_every", "eval_samples", "eval_split",
@@ -169,7 +170,7 @@ def translate(config) -> Run:
   return Run(
       task=task, model=model,
       time_sampler=time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros,
-                                                   ts.concentration),
+                                                   ts.concentration, ts.zeros_power),
       optim=optim,
       loss=training.LossConfig(vlb_weight=t.vlb_weight, sigma_weight=t.sigma_weight,
                               reduction=t.loss_reduction),

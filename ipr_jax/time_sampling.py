@@ -10,7 +10,10 @@
   `concentration`), w = 1. The mean is preserved only in expectation; regions of one image
   share a noise scale, as in sampling, without the recursive split.
 - `add_zeros` (spec 2.5): zero a random prefix of the shuffled vector (t = 0 and w = 0), then
-  reshuffle, to teach conditioning on clean regions.
+  reshuffle, to teach conditioning on clean regions. The prefix is a fraction u ~ U(0, 1) of the
+  regions (the spec); `zeros_power` a != 1 (not in the spec) draws it as u ** (1 / a) instead,
+  mean a / (a + 1): a > 1 trains more often with only a few regions left to generate, the regime
+  of IPR rounds and of the end of a sequential pass.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ class TimeSamplerConfig:
   sharpness: float = 1.0         # mean_beta's split concentration factor (spec 2.2)
   add_zeros: bool = False
   concentration: float = 20.0    # board_beta's c
+  zeros_power: float = 1.0       # add_zeros' cleaned fraction u ** (1 / zeros_power); 1 = spec
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -41,6 +45,11 @@ class TimeSamplerConfig:
       raise ValueError(f"sharpness must be > 0, got {self.sharpness}")
     if not self.concentration > 0:
       raise ValueError(f"concentration must be > 0, got {self.concentration}")
+    if not self.zeros_power > 0:
+      raise ValueError(f"zeros_power must be > 0, got {self.zeros_power}")
+    if self.zeros_power != 1.0 and not self.add_zeros:
+      raise ValueError(f"zeros_power={self.zeros_power} shapes add_zeros' draw, but add_zeros "
+                       "is off: set add_zeros=True or zeros_power=1")
 
 
 def beta_concentration(d: int, sharpness: float) -> float:
@@ -131,10 +140,10 @@ def density_weights(t, pdf):
   return (1.0 + 1e-6) / (pdf[bins] + 1e-6)
 
 
-def _add_zeros(key, t, w):
+def _add_zeros(key, t, w, power: float = 1.0):
   k_r, k_perm = jax.random.split(key)
   b, r = t.shape
-  cut = jax.random.uniform(k_r, (b, 1))
+  cut = jax.random.uniform(k_r, (b, 1)) ** (1.0 / power)
   zero = (jnp.arange(1, r + 1) / r)[None, :] < cut
   t, w = jnp.where(zero, 0.0, t), jnp.where(zero, 0.0, w)
   order = jnp.argsort(jax.random.uniform(k_perm, t.shape), axis=-1)
@@ -160,7 +169,7 @@ def sample_times(key, batch: int, num_regions: int, config: TimeSamplerConfig, p
     t, _ = mean_beta_raw(k_t, batch, num_regions, config.sharpness)
     w = jnp.ones_like(t) if pdf is None else density_weights(t, pdf)
   if config.add_zeros:
-    t, w = _add_zeros(k_z, t, w)
+    t, w = _add_zeros(k_z, t, w, config.zeros_power)
   chex.assert_shape([t, w], (batch, num_regions))
   chex.assert_type([t, w], float)
   return t, w

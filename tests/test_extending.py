@@ -154,7 +154,7 @@ def test_translate_reads_every_key_into_the_library_configs():
                       sigma_weight=0.2, lr_schedule="constant", loss_reduction="unknown")
   config.sample.update(temperature=0.9, alpha=0.3, variance="fixed_small")
   config.refine.update(resampling_ratio=0.5, noise_type="fixed", steps_per_patch=4, overlap=0.5)
-  config.time_sampler.update(kind="board_beta", concentration=7.0)
+  config.time_sampler.update(kind="board_beta", concentration=7.0, add_zeros=True, zeros_power=2.0)
   run = translate.translate(config)
   assert (run.optim.ema_decay, run.optim.weight_decay, run.optim.b1, run.optim.decay_steps) == (
       0.97, 0.02, 0.8, 0)
@@ -165,7 +165,8 @@ def test_translate_reads_every_key_into_the_library_configs():
   assert (run.refine.resampling_ratio, run.refine.noise_type) == (0.5, "fixed")
   assert (run.refine.ipr.steps_per_patch, run.refine.ipr.overlap, run.refine.ipr.alpha) == (
       4, 0.5, 0.3)
-  assert (run.time_sampler.kind, run.time_sampler.concentration) == ("board_beta", 7.0)
+  assert (run.time_sampler.kind, run.time_sampler.concentration, run.time_sampler.add_zeros,
+          run.time_sampler.zeros_power) == ("board_beta", 7.0, True, 2.0)
   assert run.model.dim == config.model.transformer.dim
   config.train.lr_schedule = "cosine"
   assert translate.translate(config).optim.decay_steps == config.train.steps

@@ -38,6 +38,24 @@ def test_add_zeros_zeroes_the_drawn_count():
   assert expected.min() < 10 and expected.max() > 50
 
 
+def test_zeros_power_leaves_fewer_regions_to_generate():
+  """zeros_power a: the cleaned fraction is u ** (1/a), mean a / (a + 1) (1/2 for the spec's
+  a = 1); the same key gives the same images their cut-off in the same order."""
+  spec = ts.TimeSamplerConfig("independent", add_zeros=True)
+  more = ts.TimeSamplerConfig("independent", add_zeros=True, zeros_power=3.0)
+  key = jax.random.key(5)
+  zeros = {a: np.mean(np.asarray(ts.sample_times(key, 4096, 64, cfg)[0]) == 0, axis=1)
+           for a, cfg in ((1, spec), (3, more))}
+  assert abs(zeros[1].mean() - (0.5 - 0.5 / 64)) < 0.02  # #{k: (k + 1)/64 < u}
+  assert abs(zeros[3].mean() - (0.75 - 0.5 / 64)) < 0.02
+  assert (zeros[3] >= zeros[1]).all()  # u ** (1/3) >= u: never fewer zeros
+  assert np.mean(zeros[3] >= 60 / 64) > 2.5 * np.mean(zeros[1] >= 60 / 64)
+  with pytest.raises(ValueError, match="zeros_power must be > 0"):
+    ts.TimeSamplerConfig("independent", add_zeros=True, zeros_power=0.0)
+  with pytest.raises(ValueError, match="add_zeros is off"):
+    ts.TimeSamplerConfig("mean_beta", zeros_power=2.0)
+
+
 def test_weights_one_for_shared_and_independent():
   for kind in ("shared", "independent"):
     t, w = ts.sample_times(jax.random.key(0), 16, 10, ts.TimeSamplerConfig(kind), jnp.full(1000, 3.0))

@@ -44,8 +44,10 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.model = dict(kind="transformer", dtype="float32", graph="sudoku_peers",
                  transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
                                   pixel_head=0))
+  # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
+  # u ** (1 / zeros_power) (1 = the spec; docs/image_benchmarks.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
-                        concentration=20.0)  # concentration: board_beta only
+                        concentration=20.0, zeros_power=1.0)
   # loss_reduction: "all" (spec 1.5: givens count in each term's mean) or "unknown" (each board
   # is the mean over its own unknown cells; docs/sudoku_recipe.md)
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
