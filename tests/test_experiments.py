@@ -205,6 +205,31 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
   assert np.mean(read == truth) >= 0.75
 
 
+def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
+  """With 63 of 64 patches given, the shipped Even Pixels model redraws the missing patch in
+  its image's two hues, every pixel near one of them (noise or blends are far from both); it
+  does not make up the colour count (docs/image_benchmarks.md), so that is not asserted."""
+  if "even_pixels" not in pretrained.available():
+    pytest.skip("shipped model not present")
+  from experiments import image_diagnostics as diag
+  from experiments.configs import even_pixels
+  apply, params, manifest = pretrained.load("even_pixels")
+  task = tasks.make_task(even_pixels.get_config("cpu"))
+  x = np.asarray(task.test_items("test", 8, validation=True).x)
+  cfg = pretrained.recommended(manifest).initial
+  out = np.asarray(diag.regenerate(apply, params, jax.random.key(0), jnp.asarray(x), task.grid, 1,
+                                   cfg))
+  hues = [np.unique(img.reshape(-1, 3), axis=0) for img in x]
+  assert all(len(h) == 2 for h in hues)
+  changed = np.abs(out - x).max(-1) > 1e-4  # the redrawn pixels (those that differ)
+  dist = np.stack([np.abs(out[i][..., None, :] - hues[i]).max(-1).min(-1) for i in range(8)])
+  assert changed.sum() >= 8 * 4 and (dist <= 1e-4)[~changed].all()
+  assert np.mean(dist[changed] < 0.25) >= 0.85, np.mean(dist[changed] < 0.25)  # here 0.95
+  noise = np.asarray(jax.random.normal(jax.random.key(1), x.shape))  # what the check rejects
+  assert np.mean(np.stack([np.abs(noise[i][..., None, :] - hues[i]).max(-1).min(-1)
+                           for i in range(8)]) < 0.25) < 0.05
+
+
 def test_chance_floor_inputs_and_the_sudoku_floor():
   """Noise, blank and shuffled inputs have the items' shape; shuffling keeps every region's
   content (a permutation); symbolic Sudoku scores 0 on all of them and 1 on the truth."""
