@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments import common, plots, train, translate
-from ipr_jax import checkpoints, denoisers, pretrained, refine, sampling, schedules, sharding
+from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
 
 
 IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.import_checkpoint
@@ -48,7 +48,7 @@ def load_params(config, run: translate.Run, workdir: str):
 
 def _load_asset(name: str, root: str, run: translate.Run, where: str):
   """(apply, params, source) of the `pretrained`-format folder root/name, whose model must be
-  this config's denoiser (ValueError naming both otherwise)."""
+  this config's denoiser (else `translate.check_same_model`'s ValueError naming what differs)."""
   dtype = run.model.dtype  # the compute dtype is the run's choice, not the weights'
   apply, params, manifest = pretrained.load(name, root=root, dtype=dtype)
   translate.check_same_model(pretrained.model_config(manifest["model"]), run.model, where)

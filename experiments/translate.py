@@ -89,10 +89,10 @@ def check(config) -> tasks.Benchmark:
                               ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
     if value not in allowed:
       raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-  for key in ("eval.pretrained", "train.init_from"):
-    name = config[key.split(".")[0]][key.split(".")[1]]
+  for section, key in (("eval", "pretrained"), ("train", "init_from")):
+    name = config[section][key]
     if name and name not in pretrained.available():
-      raise ValueError(f"{key} names no shipped model: {name!r} "
+      raise ValueError(f"{section}.{key} names no shipped model: {name!r} "
                        f"(shipped: {pretrained.available()})")
   named = [s for s in config.eval.splits if isinstance(s, str)]  # Sudoku also takes (lo, hi)
   for split in named + list(config.eval.rounds.keys()):

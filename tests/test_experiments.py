@@ -261,8 +261,8 @@ def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
   small = sudoku_symbolic.get_config("smoke")
   small.eval.pretrained = "sudoku_symbolic_cpu"
-  with pytest.raises(ValueError, match="eval.pretrained='sudoku_symbolic_cpu' is a "
-                     "TransformerConfig that differs from the config's TransformerConfig in: dim 64 vs 16"):
+  with pytest.raises(ValueError, match="eval.pretrained='sudoku_symbolic_cpu' is a Transformer"
+                     "Config that differs from the config's TransformerConfig in: dim 64 vs 16"):
     translate.translate(small)  # before any work
   small.eval.pretrained = "sudoku_symbolic_huge"
   with pytest.raises(ValueError, match="eval.pretrained names no shipped model"):

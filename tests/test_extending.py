@@ -141,7 +141,8 @@ def test_translate_rejects_unread_missing_and_foreign_keys():
   assert translate.translate(config).model.pixel_head == 8
   config = sudoku_symbolic.get_config("cpu")  # one split only: medium's budget is then unused
   config.eval.splits = ("hard",)
-  assert "medium" in config.eval.rounds and translate.translate(config).task.name == "sudoku_symbolic"
+  assert "medium" in config.eval.rounds
+  assert translate.translate(config).task.name == "sudoku_symbolic"
   config = sudoku_symbolic.get_config("smoke")
   del config.refine["overlap"]
   with pytest.raises(ValueError, match=r"config.refine lacks key\(s\) \['overlap'\]"):
