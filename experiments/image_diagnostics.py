@@ -13,6 +13,9 @@ Then the conditional test: in each held-out item, k regions chosen at random are
 the round-0 sampler with every other region given clean (k = 1, 4, 16): a model that has learnt a
 global rule (Even Pixels' colour count) repairs the item, so its metrics stay near the truth's;
 one that only knows each region's local look scores as if those regions were drawn blindly.
+Beside each k, the same regions filled without a model, as references: with each item's most
+frequent colour (a blank page's background: what a model that draws only background scores) and
+with N(0, 1) noise (how much the evaluator tolerates regions that are not drawn at all).
 """
 from __future__ import annotations
 
@@ -77,6 +80,33 @@ def regenerate(apply, params, key, x, grid, k: int, cfg: sampling.SamplerConfig)
   return sampling.sample(apply, params, sample_key, z0, known, x, cfg).x
 
 
+def modal_colour(x) -> np.ndarray:
+  """f32[B, C]: each item's most frequent pixel value (a blank page's background colour)."""
+  x = np.asarray(x)
+  out = []
+  for img in x.reshape(x.shape[0], -1, x.shape[-1]):
+    values, counts = np.unique(img, axis=0, return_counts=True)
+    out.append(values[counts.argmax()])
+  return np.stack(out)
+
+
+def fill(x, known, grid, values):
+  """`x` with every pixel of the regions not `known` (bool[B, R]) set to `values` (broadcast
+  against x: [B, 1, 1, C] colours or a full [B, H, W, C] array)."""
+  keep = regions.to_pixels(known.astype(jnp.float32), grid) > 0.5
+  return jnp.where(keep, x, values)
+
+
+def references(key, x, grid, k: int) -> dict:
+  """The k regions that `regenerate(..., key, ...)` redraws, filled without a model: with each
+  item's most frequent colour ("background fill") and with N(0, 1) noise ("noise fill")."""
+  mask_key, noise_key, _ = jax.random.split(key, 3)
+  known = regenerate_mask(mask_key, x.shape[0], grid.num_regions, k)
+  colour = jnp.asarray(modal_colour(x))[:, None, None, :]
+  return {"background fill": fill(x, known, grid, colour),
+          "noise fill": fill(x, known, grid, jax.random.normal(noise_key, x.shape))}
+
+
 def contrast(x) -> str:
   x = np.asarray(x)
   return f"largest channel {x.max(-1).mean():+.3f}, smallest {x.min(-1).mean():+.3f}"
@@ -105,9 +135,12 @@ def main(argv):
     score = {k: round(float(np.mean(v)), 3) for k, v in metric(sample).items()}
     print(f"  {name:<30} {contrast(sample)}  {score}")
   for k in (k for k in INPAINT if k <= grid.num_regions):
-    sample = regenerate(apply, params, jax.random.key(config.seed + 2 + k), x, grid, k, run.sampler)
-    score = {n: round(float(np.mean(v)), 3) for n, v in metric(sample).items()}
-    print(f"  {f'{k} region(s) regenerated':<30} {contrast(sample)}  {score}")
+    key = jax.random.key(config.seed + 2 + k)
+    rows = {f"{k} region(s) regenerated": regenerate(apply, params, key, x, grid, k, run.sampler)}
+    rows.update({f"  same regions, {name}": v for name, v in references(key, x, grid, k).items()})
+    for name, sample in rows.items():
+      score = {n: round(float(np.mean(v)), 3) for n, v in metric(sample).items()}
+      print(f"  {name:<30} {contrast(sample)}  {score}")
 
 
 if __name__ == "__main__":

@@ -362,6 +362,20 @@ def test_image_diagnostics_oracle():
   out = np.asarray(diag.regenerate(blind, None, jax.random.key(4), x, grid, 1, cfg))
   changed = (np.abs(out - np.asarray(x)) > 1e-4).reshape(3, 2, 4, 2, 4, 3).any((2, 4, 5))
   assert (changed.sum((1, 2)) == 1).all()  # one region per item, the rest given
+  refs = diag.references(jax.random.key(4), x, grid, 1)  # the same regions, filled without a model
+  colour = diag.modal_colour(x)
+  for name, filled in refs.items():
+    filled = np.asarray(filled)
+    moved = (np.abs(filled - np.asarray(x)) > 1e-4).reshape(3, 2, 4, 2, 4, 3).any((2, 4, 5))
+    np.testing.assert_array_equal(moved, changed, err_msg=name)
+  bg = np.asarray(refs["background fill"]).reshape(3, 2, 4, 2, 4, 3).transpose(0, 1, 3, 2, 4, 5)
+  for i in range(3):
+    np.testing.assert_array_equal(bg[i][changed[i]].reshape(-1, 3), np.broadcast_to(colour[i], (16, 3)))
+  page = np.zeros((2, 4, 4, 3), np.float32)
+  page[0, :2, :1] = 0.5  # 2 of 16 pixels inked: the page's colour is still 0
+  page[1] = 0.3
+  page[1, 0, :3] = -0.2  # 3 pixels of -0.2 sort first but are not the most frequent
+  np.testing.assert_array_equal(diag.modal_colour(page), np.float32([[0, 0, 0], [0.3, 0.3, 0.3]]))
 
 
 def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
