@@ -7,10 +7,11 @@ Blank (white) backgrounds by default; set `config.data.background_dir` to a loca
 (e.g. FFHQ at 128) for the paper's setting (the classifier was trained on blank backgrounds only).
 - smoke (seconds, tests):
     python -m experiments.main --config experiments/configs/counting_polygons.py:smoke --workdir /tmp/cp --mode train
-- cpu (trained here, not shipped: at the evaluator's floor): 16x16 patches (64 regions), a
-  128-wide 4-layer region transformer with the z_t skip (128 < a patch's 768 values: without the
-  skip its linear velocity head cannot remove the noise outside a 128-dim subspace), 3k steps,
-  51 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the cause, the figures):
+- cpu (shipped as `counting_polygons`, at the evaluator's floor: it draws near-blank pages):
+  16x16 patches (64 regions), a 128-wide 4-layer region transformer with the z_t skip (128 < a
+  patch's 768 values: without the skip its linear velocity head cannot remove the noise outside a
+  128-dim subspace), 7k steps, 47 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the
+  cause, the figures):
     python -m experiments.main --config experiments/configs/counting_polygons.py:cpu --workdir runs/cp_cpu --mode train
 - paper: the UNet of spec 6.2 (widths 128-512, attention at 16^2 and 8^2), mean_beta 0.5 with
   add_zeros, lr 1e-4, 250k steps at batch 56; IPR 30 rounds, ratio 0.25, 10 steps per
@@ -66,8 +67,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   elif variant == "cpu":  # docs/image_benchmarks.md: the trials behind these choices
     c.model.patch = 16  # 64 regions: 3.4x fewer tokens than 8x8, and IPR's NFE 3.3x fewer
     c.model.transformer.update(dim=128, depth=4)  # 128 < 768 values: the z_t skip does the rest
-    c.train.update(steps=3000, learning_rate=1e-3, warmup_steps=300, lr_schedule="cosine",
-                   checkpoint_every=500, eval_every=1000)
+    c.train.update(steps=7000, learning_rate=1e-3, warmup_steps=300, lr_schedule="cosine",
+                   checkpoint_every=500, eval_every=3500)
     c.eval.checkpoint = "last"
   elif variant == "paper":
     c.model.update(kind="unet", dtype="auto")
