@@ -133,14 +133,14 @@ def main(argv):
   for name, sample in (("truth", x), ("round-0 sampler", res.x),
                        ("Euler, 100 steps, all regions", euler(apply, params, z0, grid))):
     score = {k: round(float(np.mean(v)), 3) for k, v in metric(sample).items()}
-    print(f"  {name:<30} {contrast(sample)}  {score}")
+    print(f"  {name:<34} {contrast(sample)}  {score}")
   for k in (k for k in INPAINT if k <= grid.num_regions):
     key = jax.random.key(config.seed + 2 + k)
     rows = {f"{k} region(s) regenerated": regenerate(apply, params, key, x, grid, k, run.sampler)}
     rows.update({f"  same regions, {name}": v for name, v in references(key, x, grid, k).items()})
     for name, sample in rows.items():
       score = {n: round(float(np.mean(v)), 3) for n, v in metric(sample).items()}
-      print(f"  {name:<30} {contrast(sample)}  {score}")
+      print(f"  {name:<34} {contrast(sample)}  {score}")
 
 
 if __name__ == "__main__":
