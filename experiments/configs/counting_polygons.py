@@ -10,7 +10,7 @@ Blank (white) backgrounds by default; set `config.data.background_dir` to a loca
 - cpu (shipped as `counting_polygons`, at the evaluator's floor: it draws near-blank pages):
   16x16 patches (64 regions), a 128-wide 4-layer region transformer with the z_t skip (128 < a
   patch's 768 values: without the skip its linear velocity head cannot remove the noise outside a
-  128-dim subspace), 7k steps, 47 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the
+  128-dim subspace), 7k steps, 59 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the
   cause, the figures):
     python -m experiments.main --config experiments/configs/counting_polygons.py:cpu --workdir runs/cp_cpu --mode train
 - paper: the UNet of spec 6.2 (widths 128-512, attention at 16^2 and 8^2), mean_beta 0.5 with
