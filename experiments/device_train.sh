@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Train the `cpu`-architecture Sudoku models (symbolic and image) side by side on one GPU within a
-# hard wall-clock deadline, then refine them there if time is left. For sessions lent a GPU for a
+# Train the `cpu`-architecture Sudoku models (symbolic and image; BENCH="even_pixels
+# counting_polygons" for the image benchmarks, any benchmark names) side by side on one GPU within
+# a hard wall-clock deadline, then refine them there if time is left. For sessions lent a GPU for a
 # few minutes: the step count is sized from a measured rate so the cosine learning rate ends
 # decayed, and every phase is cut by `timeout` so the run directories are always tarred before
 # the deadline (a command killed by the device's own limit may bring nothing back).
@@ -11,7 +12,7 @@
 # Usage: bash experiments/device_train.sh OUT_DIR DEADLINE_S REFINE_S
 #   e.g. within a 600 s command: bash experiments/device_train.sh "$OUT" 540 0
 # Local check (2 CPU cores, about 4 min): VARIANT=smoke BATCH=8 WORKERS=1 CAL_STEPS=40 bash \
-#   experiments/device_train.sh /tmp/dev 200 60
+#   experiments/device_train.sh /tmp/dev 200 60   (BENCH="even_pixels counting_polygons": the same)
 # History: a first try on an H200 (2026-11-26) with a fixed 300 s training budget plus a 90 s
 # refine ran past the command's 600 s limit and nothing came back; hence the deadline.
 set -u
@@ -23,7 +24,7 @@ export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.4
 variant=${VARIANT:-cpu}  # VARIANT, BATCH, WORKERS: overrides for a quick local check (smoke)
 common=(--config.train.batch_size="${BATCH:-256}" --config.train.data_workers="${WORKERS:-6}"
         --config.train.max_to_keep=1)
-bench=(sudoku_symbolic mnist_sudoku)
+read -r -a bench <<< "${BENCH:-sudoku_symbolic mnist_sudoku}"  # the configs to train, side by side
 cal=${CAL_STEPS:-400}  # calibration steps
 reserve=$(( refine_s + 30 ))  # kept back for the tar and the refine
 
