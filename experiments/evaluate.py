@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import common, plots, train, translate
+from experiments import codec, common, plots, train, translate
 from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
 
 
@@ -145,7 +145,8 @@ def evaluate_split(config, run: translate.Run, apply, params, split: str, rounds
 def run(config, workdir: str, mode: str, params_source=None, command: str | None = None) -> dict:
   """Run sample / refine / evaluate and write DIR/results.json + plots; returns the results."""
   t0 = time.time()
-  run_ = translate.translate(config)
+  translate.check(config)
+  run_ = translate.translate(config, codec=codec.load(config, workdir))
   if params_source is None:
     apply, params, source = load_params(config, run_, workdir)
   else:

@@ -17,10 +17,11 @@ import functools
 from typing import Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments import plots
-from ipr_jax import graphs, refine, registry, regions, tfds_builders
+from ipr_jax import graphs, latents, refine, registry, regions, tfds_builders
 from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, pipeline, sudoku
 from ipr_jax.evaluation import counting_polygons as cp_eval
 from ipr_jax.evaluation import digit_classifier
@@ -88,8 +89,11 @@ def register(name: str, *, data_keys=(), model_keys=(), splits=()):
 names, get = _BENCHMARKS.names, _BENCHMARKS.get
 
 
-def make_task(config) -> Task:
-  return get(config.benchmark).build(config)
+def make_task(config, codec=None) -> Task:
+  """The Task of `config`; `codec` = (Codec, params) of a latent config's per-region codec
+  (`experiments.codec`), passed to the benchmarks that take one."""
+  build = get(config.benchmark).build
+  return build(config) if codec is None else build(config, codec=codec)
 
 
 def tfds_test(builder_cls, config: str | None, num: int, data_dir: str | None, **kwargs) -> list:
@@ -160,33 +164,94 @@ class _ImageSudokuStream:
     return {"x": digits.to_model(imgs)[..., None], "mask": b["mask"]}
 
 
+class _LatentSudokuStream(_ImageSudokuStream):
+  """The image stream's boards and digit instances (same rng), as per-cell latents: the train
+  bank is encoded once, so each batch is a lookup (encode is per region, so this equals
+  encoding the composed board image)."""
+
+  def __init__(self, seed, batch_size, pool_size, source, idx_dir, encode_bank):
+    super().__init__(seed, batch_size, pool_size, source, idx_dir)
+    self.latent_bank = encode_bank(self.bank)
+
+  def batch(self, step):
+    b = self.boards.batch(step)
+    boards = np.argmax(b["x"], axis=-1) + 1
+    rng = np.random.default_rng([image_sudoku.COMPOSE_SEED, self.seed, step])
+    z = np.stack([digits.board_cells(bd, self.latent_bank, rng).reshape(9, 9, -1)
+                  for bd in boards])
+    return {"x": z, "mask": b["mask"]}
+
+
 @register("mnist_sudoku", data_keys=("source", "idx_dir", "pool_size", "tfds_dir"),
-          model_keys=("graph",), splits=tuple(sudoku.SPLITS))
-def _mnist_sudoku(config) -> Task:
+          model_keys=("graph", "codec"), splits=tuple(sudoku.SPLITS))
+def _mnist_sudoku(config, codec=None) -> Task:
+  """Pixel space (model.codec.latent_dim 0), or with `codec` = (Codec, params) the 9x9 grid of
+  per-cell latents: the denoiser and IPR run over latents, the metric decodes inside refine."""
   d = config.data
   cls_apply, cls_params, man = digit_classifier.load("sklearn" if d.source == "sklearn" else "idx_dir")
   cell = man["cell"]
+  latent = bool(config.model.codec.latent_dim)
+  if latent and codec is None:
+    raise ValueError("model.codec.latent_dim > 0 makes this a latent config: it needs its "
+                     "trained codec (--mode train trains it first; eval.pretrained ships one)")
+  to_x = lambda imgs: digits.to_model(imgs)[..., None]
+  if latent:
+    coder, codec_params = codec
+    if coder.config.patch != cell or coder.config.latent_dim != config.model.codec.latent_dim:
+      raise ValueError(f"the codec codes {coder.config.patch}-pixel cells into "
+                       f"{coder.config.latent_dim} numbers; this config has {cell}-pixel cells "
+                       f"and model.codec.latent_dim {config.model.codec.latent_dim}")
+    encode = jax.jit(coder.encode)
+    to_x = lambda imgs: np.concatenate([np.asarray(encode(codec_params, digits.to_model(
+        imgs[i:i + 256])[..., None])) for i in range(0, len(imgs), 256)])
 
   def validation_x(boards):
     bank = digit_classifier.banks(d.source, d.idx_dir)["test"]
-    imgs = np.stack([image_sudoku.compose_item(b, bank, i, "validation")
-                     for i, b in enumerate(boards)])
-    return digits.to_model(imgs)[..., None]
+    return to_x(np.stack([image_sudoku.compose_item(b, bank, i, "validation")
+                          for i, b in enumerate(boards)]))
 
   read = jax.jit(functools.partial(digit_classifier.board_digits, cls_apply, cell=cell))
+  pixel_metric = functools.partial(sudoku_eval.image_metrics, cls_apply, cell=cell)
+  items = _sudoku_items(d.source, d, validation_x)
+  if not latent:
+    def strip(hist, labels, path, shown):  # the classifier's reading marks the bad cells
+      return plots.sudoku_strip(hist, labels["givens"], path, shown,
+                                digits=np.asarray(read(cls_params, hist)))
 
-  def strip(hist, labels, path, shown):  # the classifier's reading marks the bad cells
-    return plots.sudoku_strip(hist, labels["givens"], path, shown,
-                              digits=np.asarray(read(cls_params, hist)))
+    fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
+    if config.model.kind == "transformer":
+      fields.update(_sudoku_fields(config.model.graph))
+    return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), fields,
+                lambda seed, batch: _ImageSudokuStream(seed, batch, d.pool_size, d.source,
+                                                       d.idx_dir),
+                items, pixel_metric, "valid", metric_params=cls_params, strip=strip)
 
-  fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
-  if config.model.kind == "transformer":
-    fields.update(_sudoku_fields(config.model.graph))
-  return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), fields,
-              lambda seed, batch: _ImageSudokuStream(seed, batch, d.pool_size, d.source, d.idx_dir),
-              _sudoku_items(d.source, d, validation_x),
-              functools.partial(sudoku_eval.image_metrics, cls_apply, cell=cell), "valid",
-              metric_params=cls_params, strip=strip)
+  def encode_bank(bank):  # uint8[10, N, s, s] -> f32[10, N, latent_dim]
+    return to_x(bank.reshape(-1, cell, cell)).reshape(*bank.shape[:2], -1)
+
+  def latent_items(split, num, validation=False):  # the image items, encoded
+    got = items(split, num, validation)
+    if validation:
+      return got
+    return TestItems(np.asarray(encode(codec_params, jnp.asarray(got.x))), got.eligible,
+                     got.labels)
+
+  decode = jax.jit(coder.decode)
+
+  def latent_strip(hist, labels, path, shown):  # decoded boards, read by the classifier
+    lead = hist.shape[:2]
+    imgs = np.asarray(decode(codec_params, jnp.asarray(hist.reshape(-1, *hist.shape[2:]))))
+    imgs = imgs.reshape(*lead, *imgs.shape[1:])
+    return plots.sudoku_strip(imgs, labels["givens"], path, shown,
+                              digits=np.asarray(read(cls_params, imgs)))
+
+  fields = dict(height=9, width=9, channels=coder.config.latent_dim, patch=1,
+                **_sudoku_fields(config.model.graph))
+  return Task("mnist_sudoku", regions.make_grid(9, 9, 1), fields,
+              lambda seed, batch: _LatentSudokuStream(seed, batch, d.pool_size, d.source,
+                                                      d.idx_dir, encode_bank),
+              latent_items, latents.latent_metric(coder.decode, pixel_metric), "valid",
+              metric_params={"codec": codec_params, "pixels": cls_params}, strip=latent_strip)
 
 
 # ---- Even Pixels ----

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from experiments import chance_floor, common, loader, plots, translate
+from experiments import chance_floor, codec, common, loader, plots, translate
 from ipr_jax import checkpoints, denoisers, pretrained, sampling, sharding, time_sampling, training
 
 
@@ -163,7 +163,9 @@ def summary(workdir: str, state, best: dict, seconds: float) -> str:
 def train(config, workdir: str, stop_at_step: int | None = None, command: str | None = None) -> dict:
   """Train (or resume) into `workdir`; `command` (the CLI line) is recorded beside the config."""
   t0 = time.time()
-  run = translate.translate(config)
+  translate.check(config)
+  # a latent config's codec stage first (reused once trained), then the denoiser over latents
+  run = translate.translate(config, codec=codec.train(config, workdir))
   apply, optimizer, state, data_state, mgr = restore(config, run, workdir)
   record = {"config": config.to_dict(), "seed": config.seed, "commit": common.git_commit(),
             "device": common.device_name(), "command": command}

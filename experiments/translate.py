@@ -136,10 +136,11 @@ def compute_dtype(name: str) -> str:
   return name
 
 
-def translate(config) -> Run:
-  """Check `config` and turn it into the library's dataclasses (see the module docstring)."""
+def translate(config, codec=None) -> Run:
+  """Check `config` and turn it into the library's dataclasses (see the module docstring).
+  `codec` = (Codec, params): a latent config's trained per-region codec (`experiments.codec`)."""
   check(config)
-  task = tasks.make_task(config)
+  task = tasks.make_task(config, codec)
   m, ts, t, s, r = config.model, config.time_sampler, config.train, config.sample, config.refine
   fixed = sorted(set(task.model_fields) - set(GEOMETRY))
   if fixed:

@@ -3,7 +3,8 @@ wall time, commit, sha256, and optionally the `recommended` sampling/refine sett
 manifest with `params_from: OTHER` ships no npz of its own: it reads asset OTHER's (same root,
 same sha256 check), so one set of weights can ship under two names with different settings.
 `load(name)` rebuilds the denoiser, checks the hash and the recommended settings;
-`recommended(manifest)` returns those settings as a RefineConfig."""
+`recommended(manifest)` returns those settings as a RefineConfig. A latent model's folder also
+holds its per-region codec (`codec.npz`, manifest entry `codec`): `load_codec(name)`."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import denoisers, graphs, refine, sampling
+from ipr_jax import denoisers, graphs, latents, refine, sampling
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 _NAMED = {
@@ -163,3 +164,45 @@ def load(name: str, root: str = ASSETS, dtype: str | None = None):
   if "recommended" in man:
     recommended(man)  # a manifest whose settings the sampler rejects fails here, by name
   return apply, params, man
+
+
+CODEC_FILE = "codec.npz"
+
+
+def save_codec(folder: str, params, cfg: latents.CodecConfig, info: dict | None = None) -> str:
+  """Write a codec's params as folder/codec.npz and its entry `codec` ({config, sha256, **info})
+  into folder/manifest.json (created if absent, other entries kept); returns the folder."""
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, CODEC_FILE)
+  np.savez(path, **flatten(params))
+  mpath = os.path.join(folder, "manifest.json")
+  man = json.load(open(mpath)) if os.path.exists(mpath) else {}
+  man["codec"] = dict(info or {}, config=dataclasses.asdict(cfg), sha256=sha256(path))
+  with open(mpath + ".tmp", "w") as f:
+    json.dump(man, f, indent=1)
+  os.replace(mpath + ".tmp", mpath)
+  return folder
+
+
+def codec_config(name: str, root: str = ASSETS) -> latents.CodecConfig:
+  """The CodecConfig of model `name`'s codec; ValueError if it ships none."""
+  entry = manifest(name, root).get("codec")
+  if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+    raise ValueError(f"model {name!r} in {root} has no codec (a pixel-space model?)")
+  return latents.CodecConfig(**entry["config"])
+
+
+def load_codec(name: str, root: str = ASSETS, dtype: str | None = None):
+  """(encode, decode, codec_params) of latent model `name`'s per-region codec, after the sha256
+  check: encode(codec_params, x f32[B, H, W, C]) -> z f32[B, rows, cols, d] and decode back
+  (`ipr_jax.latents`). `dtype` sets the compute dtype (params stay float32)."""
+  cfg = codec_config(name, root)
+  if dtype is not None:
+    cfg = dataclasses.replace(cfg, dtype=dtype)
+  codec, like = latents.build(cfg, None)
+  path = os.path.join(root, name, CODEC_FILE)
+  if not os.path.exists(path) or sha256(path) != manifest(name, root)["codec"]["sha256"]:
+    raise ValueError(f"{path} is missing or does not match the sha256 in its manifest")
+  with np.load(path, allow_pickle=False) as f:
+    flat = {k: f[k] for k in f.files}
+  return codec.encode, codec.decode, _unflatten(flat, like, path)

@@ -91,9 +91,15 @@ def top_confident(images, labels, probs, per_digit: int) -> np.ndarray:
   return np.stack(bank)
 
 
+def board_cells(board: np.ndarray, bank: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """[81, ...] one random instance of `bank` [10, N, ...] per cell of a solved board (digits
+  1..9), cells row-major: the bank may hold images or their per-cell latents."""
+  picks = rng.integers(0, bank.shape[1], size=81)
+  return bank[np.asarray(board).reshape(81), picks]
+
+
 def compose_board(board: np.ndarray, bank: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """uint8[9h, 9w] image of a solved board (digits 1..9), one random bank instance per cell."""
   h, w = bank.shape[-2:]
-  picks = rng.integers(0, bank.shape[1], size=81)
-  tiles = bank[board.reshape(81), picks]
+  tiles = board_cells(board, bank, rng)
   return tiles.reshape(9, 9, h, w).transpose(0, 2, 1, 3).reshape(9 * h, 9 * w)

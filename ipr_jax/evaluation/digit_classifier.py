@@ -50,6 +50,12 @@ def predict_digits(logits):
   return jnp.where(order[..., 0] == 0, order[..., 1], order[..., 0]).astype(jnp.int32)
 
 
+def predict_raw(apply, params, tiles):
+  """The classifier's argmax over all 10 classes for tiles f32[N, s, s, 1]: i32[N] (its plain
+  accuracy; boards use `predict_digits`)."""
+  return jnp.argmax(apply(params, tiles, None), axis=-1).astype(jnp.int32)
+
+
 def probabilities(apply, params, images, batch: int = 4096):
   """Softmax of the classifier over uint8 digit images [N, s, s], in batches: f32 numpy [N, 10]."""
   import numpy as np
