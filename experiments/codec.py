@@ -96,10 +96,10 @@ def load(config, workdir: str):
   return _load_folder(FOLDER, workdir)
 
 
-def train(config, workdir: str):
+def train(config, workdir: str, stop_at_step: int | None = None):
   """(Codec, params): DIR/codec's when it is already trained (same codec config), else trained
   now from step 0 or from its latest checkpoint, normalised and written there. None in pixel
-  space."""
+  space. `stop_at_step` ends after the checkpoint at that step (a kill, for tests) with None."""
   if not is_latent(config):
     return None
   cfg, c = config_of(config, cell_of(config)), config.model.codec
@@ -128,9 +128,11 @@ def train(config, workdir: str):
   for i in bar:
     rows = np.random.default_rng([STREAM, config.seed, i]).integers(0, len(tiles), c.batch_size)
     state, metrics = step_fn(state, jnp.asarray(tiles[rows]), jax.random.fold_in(train_key, i))
-    if (i + 1) % 500 == 0 or i + 1 == c.steps:
+    if (i + 1) % 500 == 0 or i + 1 in (c.steps, stop_at_step):
       bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")
       checkpoints.save(mgr, i + 1, state, {"stage": "codec"})
+    if i + 1 == stop_at_step:
+      return None
   params = (latents.normalise(codec, state.net, tiles) if c.normalise
             else latents.identity_normalisation(state.net, cfg.latent_dim))
   quality = classifier_accuracy(config, codec, params)

@@ -1,6 +1,6 @@
 """Ship a trained model: copy the EMA params of DIR/best (or, with --config.eval.checkpoint=last,
 of the last checkpoint) into ipr_jax/assets/NAME with a manifest (training record and the
-config's recommended sampling/refine settings).
+config's recommended sampling/refine settings); a latent config's codec (DIR/codec) goes with it.
 
     python -m experiments.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
         --workdir runs/sudoku_cpu --name sudoku_symbolic_cpu
@@ -14,7 +14,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments import common, evaluate, translate
+from experiments import codec, common, evaluate, translate
 from ipr_jax import denoisers, pretrained
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
@@ -25,7 +25,8 @@ _NAME = flags.DEFINE_string("name", "sudoku_symbolic_cpu", "asset name")
 def main(argv):
   del argv
   config, workdir = _CONFIG.value, _WORKDIR.value
-  run = translate.translate(config)
+  coder = codec.load(config, workdir)
+  run = translate.translate(config, codec=coder)
   _, params, source = evaluate.load_params(config, run, workdir)
   spec = denoisers.to_dict(run.model)
   if spec["kind"] == "transformer" and config.benchmark in ("sudoku_symbolic", "mnist_sudoku"):  # named, not 81x81 tuples
@@ -53,6 +54,10 @@ def main(argv):
       "recommended": pretrained.settings_dict(run.refine),
   }
   folder = pretrained.save(_NAME.value, params, spec, manifest)
+  if coder is not None:
+    info = pretrained.manifest(codec.FOLDER, workdir)["codec"]
+    pretrained.save_codec(folder, coder[1], coder[0].config,
+                          {k: v for k, v in info.items() if k not in ("config", "sha256")})
   print(f"wrote {folder}")
 
 

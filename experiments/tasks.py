@@ -140,7 +140,10 @@ def _sudoku_items(config_name: str, data, to_x):
 @register("sudoku_symbolic", data_keys=("pool_size", "tfds_dir"), model_keys=("graph",),
           splits=tuple(sudoku.SPLITS))
 def _sudoku_symbolic(config) -> Task:
-  strip = lambda hist, labels, path, shown: plots.sudoku_strip(hist, labels["givens"], path, shown)
+  def strip(hist, labels, path, shown):
+    return plots.sudoku_strip(hist, labels["givens"], path, shown,
+                              row_labels=labels.get("row_labels"))
+
   return Task("sudoku_symbolic", regions.make_grid(9, 9, 1),
               dict(height=9, width=9, channels=9, patch=1, **_sudoku_fields(config.model.graph)),
               lambda seed, batch: sudoku.TrainStream(seed, batch, config.data.pool_size),
@@ -216,7 +219,8 @@ def _mnist_sudoku(config, codec=None) -> Task:
   if not latent:
     def strip(hist, labels, path, shown):  # the classifier's reading marks the bad cells
       return plots.sudoku_strip(hist, labels["givens"], path, shown,
-                                digits=np.asarray(read(cls_params, hist)))
+                                digits=np.asarray(read(cls_params, hist)),
+                                row_labels=labels.get("row_labels"))
 
     fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
     if config.model.kind == "transformer":
@@ -243,7 +247,8 @@ def _mnist_sudoku(config, codec=None) -> Task:
     imgs = np.asarray(decode(codec_params, jnp.asarray(hist.reshape(-1, *hist.shape[2:]))))
     imgs = imgs.reshape(*lead, *imgs.shape[1:])
     return plots.sudoku_strip(imgs, labels["givens"], path, shown,
-                              digits=np.asarray(read(cls_params, imgs)))
+                              digits=np.asarray(read(cls_params, imgs)),
+                              row_labels=labels.get("row_labels"))
 
   fields = dict(height=9, width=9, channels=coder.config.latent_dim, patch=1,
                 **_sudoku_fields(config.model.graph))

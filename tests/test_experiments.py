@@ -496,3 +496,40 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
   assert sudoku_budget.sampler_suffix("learned_range", None, 0.5) == "@learned_range,T0.5"
   assert sudoku_budget.sampler_flags(0.25, 0.7) == " --alpha 0.25 --temperature 0.7"
+
+
+def test_latent_image_sudoku_pipeline(tmp_path):
+  """latent_smoke: --mode train trains the codec stage (Orbax, exact resume, reused once
+  trained) then the denoiser over 9x9 latents; refine writes the usual files; the latent
+  training stream equals encoding the image stream's boards (encode is per region)."""
+  from experiments import codec
+  from experiments.configs import mnist_sudoku
+  config = mnist_sudoku.get_config("latent_smoke")
+  with pytest.raises(ValueError, match="latent config"):
+    translate.translate(config)  # a latent task needs its codec
+  with pytest.raises(checkpoints.CheckpointError, match="no trained codec"):
+    evaluate.run(config, str(tmp_path / "empty"), "refine")
+  # the codec stage resumes exactly: killed after its checkpoint at step 2 of 4, then resumed
+  part = tmp_path / "part"
+  assert codec.train(config, str(part), stop_at_step=2) is None
+  resumed = codec.train(config, str(part))
+  train.train(config, str(tmp_path))  # codec stage from scratch, then the denoiser
+  coder, params = codec.load(config, str(tmp_path))
+  assert _same(resumed[1], params)
+  other = mnist_sudoku.get_config("latent_smoke")
+  other.model.codec.latent_noise = 0.5
+  with pytest.raises(ValueError, match="holds a codec"):  # another codec config is not reused
+    codec.train(other, str(tmp_path))
+  assert json.load(open(tmp_path / "codec" / "manifest.json"))["codec"]["accuracy_original"] > 0.9
+  run = translate.translate(config, codec=(coder, params))
+  assert (run.model.height, run.model.channels, run.model.patch) == (9, 16, 1)
+  stream = run.task.train_stream(config.seed, 2)
+  pixel = tasks._ImageSudokuStream(config.seed, 2, config.data.pool_size, "sklearn", None)
+  np.testing.assert_allclose(stream.batch(3)["x"], coder.encode(params, pixel.batch(3)["x"]),
+                             atol=1e-4)
+  train.train(config, str(tmp_path))  # reuses the codec, resumes the denoiser: nothing to do
+  results = evaluate.run(config, str(tmp_path), "refine")
+  saved = json.load(open(tmp_path / "results.json"))
+  check_schema(saved, config.refine.rounds)
+  assert len(saved["metrics"]["hard"]["ipr_uniform"]["valid"]) == 3
+  assert all(os.path.exists(p) for p in results["plots"])
