@@ -1,7 +1,9 @@
 """sample / refine / evaluate modes: IPR budget curves with baselines in the same run.
 
 Per split: round 0 (the SRM sample), IPR with each configured selector (uniform = the paper,
-uncertainty = ours), and a compute-matched baseline: the sequential sampler with more steps per
+uncertainty = ours), with `eval.settings_from=NAME` also shipped model NAME's recommended
+settings (method `recommended`, its rounds scaled by the split's budget: medium's 15 of 30
+halves them), and a compute-matched baseline: the sequential sampler with more steps per
 region so that its NFE is the one closest to the IPR run's total. Writes DIR/results.json (the
 schema of `common.results_record`), the plots and a strip per split. Shows a progress bar per
 split and method and a per-round line of the headline metric.
@@ -108,6 +110,14 @@ def _round_lines(method: str, headline: str, curve, nfe) -> str:
                    for r, y in enumerate(curve))
 
 
+def recommended_for(config, split: str) -> refine.RefineConfig:
+  """Shipped model eval.settings_from's recommended refine settings for `split`: its rounds
+  times the split's share of the config's round budget (eval.rounds[split] / refine.rounds)."""
+  rec = pretrained.recommended(pretrained.manifest(config.eval.settings_from))
+  share = translate.split_rounds(config, split) / max(config.refine.rounds, 1)
+  return dataclasses.replace(rec, rounds=max(1, round(rec.rounds * share)))
+
+
 def evaluate_split(config, run: translate.Run, apply, params, split: str, rounds: int,
                    workdir: str):
   """(metrics {method: {name: [per round]}}, nfe {method: [per round]}, strip path or None)."""
@@ -129,6 +139,14 @@ def evaluate_split(config, run: translate.Run, apply, params, split: str, rounds
       labels = {k: v[:s] for k, v in items.labels.items()}
       strip = task.strip(hist[:, :s], labels, os.path.join(workdir, f"strip_{split}.png"),
                          shown_rounds(rounds))
+  if config.eval.settings_from and rounds > 0:
+    cfg = recommended_for(config, split)
+    m, nfe, _ = run_refine(apply, params, items, cfg, task, key, ev.batch_size,
+                           desc=f"{split} recommended")
+    metrics["recommended"] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
+    nfes["recommended"] = nfe.tolist()
+    print(f"[{split}] recommended ({config.eval.settings_from}):\n" + _round_lines(
+        "recommended", task.headline, metrics["recommended"][task.headline], nfe))
   total = int(np.sum(nfes[f"ipr_{chosen[0]}"]))
   per_region = matched_steps(run.sampler, total, int(np.max(items.eligible.sum(axis=1))))
   matched_cfg = dataclasses.replace(run.sampler, steps_per_patch=per_region)

@@ -35,6 +35,8 @@ def method_label(method: str) -> str:
   single pass (7 steps per region)"."""
   if method.startswith("ipr_"):
     return f"IPR, {method[4:]} selector"
+  if method == "recommended":
+    return "IPR, the model's recommended settings"
   if method.startswith("compute_matched_"):
     steps = method[len("compute_matched_"):].split("_")[0]
     return f"compute-matched single pass ({steps} steps per region)"

@@ -29,7 +29,7 @@ SECTIONS = {
     "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
                "selectors"),
     "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint", "rounds",
-             "pretrained"),
+             "pretrained", "settings_from"),
 }
 # denoiser fields a benchmark fixes (Task.model_fields), never set in a config
 GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
@@ -89,7 +89,7 @@ def check(config) -> tasks.Benchmark:
                               ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
     if value not in allowed:
       raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-  for section, key in (("eval", "pretrained"), ("train", "init_from")):
+  for section, key in (("eval", "pretrained"), ("eval", "settings_from"), ("train", "init_from")):
     name = config[section][key]
     if name and name not in pretrained.available():
       raise ValueError(f"{section}.{key} names no shipped model: {name!r} "

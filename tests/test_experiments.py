@@ -24,7 +24,8 @@ def check_schema(saved: dict, rounds: int) -> None:
   for split in saved["split"]:
     for method, curves in saved["metrics"][split].items():
       n = len(saved["nfe"][split][method])
-      assert n in (1, saved["split_rounds"][split] + 1) and all(len(v) == n for v in curves.values())
+      assert all(len(v) == n for v in curves.values())
+      assert n >= 2 if method == "recommended" else n in (1, saved["split_rounds"][split] + 1)
 
 
 def _same(a, b):
@@ -57,9 +58,13 @@ def test_smoke_train_checkpoint_refine(tmp_path):
   assert rows[-1]["val_floor"] == 0.0 and rows[-1]["val_valid"] == 0.0
   assert not os.path.exists(tmp_path / "best.json")
   assert checkpoints.manager(str(tmp_path / "best")).latest_step() is None
+  config.eval.settings_from = "sudoku_symbolic"  # its recommended settings run as a method too
   results = evaluate.run(config, str(tmp_path), "refine")
   saved = json.load(open(tmp_path / "results.json"))
   check_schema(saved, 2)
+  rec = pretrained.recommended(pretrained.manifest("sudoku_symbolic"))
+  for split, share in (("hard", 1.0), ("medium", 0.5)):  # medium's budget is half of hard's
+    assert len(saved["nfe"][split]["recommended"]) == round(rec.rounds * share) + 1
   for split, rounds in (("hard", 2), ("medium", 1)):  # medium's own budget (eval.rounds)
     ipr = saved["metrics"][split]["ipr_uniform"]
     assert len(ipr["valid"]) == rounds + 1 and len(saved["nfe"][split]["ipr_uniform"]) == rounds + 1

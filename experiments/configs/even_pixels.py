@@ -52,7 +52,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                   noise_type="random", selectors=("uniform", "uncertainty"))
   c.eval = dict(splits=("test",), num_samples=300, batch_size=100, strip_samples=4,
                 checkpoint="best", rounds=dict(),  # rounds: per-split overrides of refine.rounds
-                pretrained="")  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
+                pretrained="",  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
+                settings_from="")  # a shipped model whose recommended settings run as a method too
   if variant == "smoke":
     c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2, skip=True)  # 16 < 48
     c.time_sampler.density_images = 4096

@@ -66,7 +66,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.eval = dict(splits=("hard", "medium"), num_samples=300, batch_size=150, strip_samples=4,
                 checkpoint="last",  # cpu ships the last step: validation was flat from 3k on
                 rounds=dict(medium=15),
-                pretrained="")  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
+                pretrained="",  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
+                settings_from="")  # a shipped model whose recommended settings run as a method too
   if variant == "smoke":
     c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.data.pool_size = 64
