@@ -6,12 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from ipr_jax import latents, pretrained
+from ipr_jax import latents, pretrained, regions, sampling
 from ipr_jax import refine as ipr
-from ipr_jax import sampling
 from tests.tiny import make_tiny
-
-from ipr_jax import regions
 
 CFG = latents.CodecConfig(patch=8, latent_dim=4, width=4)
 
@@ -124,3 +121,20 @@ def test_refine_over_latents_decodes_inside_one_compile():
     chex.assert_shape(res.metrics["bright"], (3, 1))
     chex.assert_shape(res.x, (1, 2, 3, 4))
   assert len(metric_calls) == 2  # traced once for round 0 and once in the scan body, one compile
+
+
+def test_save_and_load_codec_round_trip_and_hash(tmp_path):
+  codec, params = latents.build(CFG, jax.random.key(3))
+  pretrained.save_codec(str(tmp_path / "m"), params, CFG, {"steps": 7})
+  encode, decode, loaded = pretrained.load_codec("m", root=str(tmp_path))
+  assert pretrained.manifest("m", str(tmp_path))["codec"]["steps"] == 7
+  x = _board(_digits(6))
+  np.testing.assert_array_equal(encode(loaded, x), codec.encode(params, x))
+  np.testing.assert_array_equal(decode(loaded, encode(loaded, x)),
+                                codec.decode(params, codec.encode(params, x)))
+  with open(tmp_path / "m" / pretrained.CODEC_FILE, "ab") as f:
+    f.write(b"tampered")
+  with pytest.raises(ValueError, match="sha256"):
+    pretrained.load_codec("m", root=str(tmp_path))
+  with pytest.raises(ValueError, match="no codec"):
+    pretrained.codec_config("sudoku_symbolic")  # a model without a codec
