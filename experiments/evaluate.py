@@ -23,14 +23,14 @@ from experiments import codec, common, plots, train, translate
 from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
 
 
-IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.import_checkpoint
+IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.tools.import_checkpoint
 
 
 def load_params(config, run: translate.Run, workdir: str):
   """The params to sample with: the shipped model `eval.pretrained` where it is set; else the
   EMA params of DIR/best (the best validation step) or the latest checkpoint (with
   `eval.checkpoint = "last"`, always the latest checkpoint); a run with no training checkpoint
-  uses DIR/imported (weights written by experiments.import_checkpoint) where it exists."""
+  uses DIR/imported (weights written by experiments.tools.import_checkpoint) where it exists."""
   if config.eval.pretrained:
     return _load_asset(config.eval.pretrained, pretrained.ASSETS, run,
                        f"shipped model {config.eval.pretrained!r}")
@@ -45,7 +45,7 @@ def load_params(config, run: translate.Run, workdir: str):
     return _load_asset(IMPORTED, workdir, run, f"{workdir}/{IMPORTED}")
   raise checkpoints.CheckpointError(f"no checkpoint in {workdir}/best or {workdir}/checkpoints "
                                     f"(nor {workdir}/{IMPORTED}); run --mode train first, "
-                                    "experiments.import_checkpoint, or set eval.pretrained")
+                                    "experiments.tools.import_checkpoint, or set eval.pretrained")
 
 
 def _load_asset(name: str, root: str, run: translate.Run, where: str):

@@ -216,7 +216,7 @@ def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
   does not make up the colour count (docs/image_benchmarks.md), so that is not asserted."""
   if "even_pixels" not in pretrained.available():
     pytest.skip("shipped model not present")
-  from experiments import image_diagnostics as diag
+  from experiments.studies import image_diagnostics as diag
   from experiments.configs import even_pixels
   apply, params, manifest = pretrained.load("even_pixels")
   task = tasks.make_task(even_pixels.get_config("cpu"))
@@ -245,7 +245,7 @@ def test_shipped_counting_polygons_model_redraws_a_missing_patch_near_the_truth(
   (docs/image_benchmarks.md), so no unconditional figure is asserted."""
   if "counting_polygons" not in pretrained.available():
     pytest.skip("shipped model not present")
-  from experiments import image_diagnostics as diag
+  from experiments.studies import image_diagnostics as diag
   from experiments.configs import counting_polygons
   apply, params, manifest = pretrained.load("counting_polygons")
   task = tasks.make_task(counting_polygons.get_config("cpu"))
@@ -329,7 +329,7 @@ def test_warm_start_from_a_shipped_model(tmp_path):
 def test_sudoku_diagnostics_oracle_and_chance():
   """The one-step diagnostic: an oracle velocity decodes every unknown cell; a zero velocity
   (x_hat = the noise) scores chance, 1/9, with nothing known; the log-variance is read out."""
-  from experiments import sudoku_diagnostics as diag
+  from experiments.studies import sudoku_diagnostics as diag
   from ipr_jax import regions
   from ipr_jax.data import sudoku
   from ipr_jax.denoisers.common import DenoiserOutput
@@ -354,7 +354,7 @@ def test_sudoku_diagnostics_oracle_and_chance():
 def test_image_diagnostics_oracle():
   """An oracle denoiser (the true velocity of known data) denoises with zero error at every
   level, and Euler over its velocity field lands on the data; contrast reads the channels."""
-  from experiments import image_diagnostics as diag
+  from experiments.studies import image_diagnostics as diag
   from ipr_jax import regions, sampling
   from ipr_jax.denoisers.common import DenoiserOutput
   grid = regions.make_grid(8, 8, 4)
@@ -403,7 +403,7 @@ def test_image_diagnostics_oracle():
 
 
 def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
-  from experiments import sudoku_recipe
+  from experiments.studies import sudoku_recipe
   line = {"row": "baseline", "change": "as shipped", "steps": 2400, "cpu_minutes": 12.0,
           "hard": {"valid": {"0": 0.2, "15": 0.5, "30": 0.56}}, "medium": {"valid": {"0": 0.8}}}
   path = tmp_path / "results.jsonl"
@@ -431,8 +431,7 @@ def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
 def test_budget_run_method_of_each_kind():
   """run_method's three shapes of result (one chain's curve, lowest-sigma chains, vote then a
   correction round) on a tiny model: NFE within the plan (hard puzzles have < 81 unknowns)."""
-  import dataclasses
-  from experiments import sudoku_budget
+  from experiments.studies import sudoku_budget
   from tests.tiny import make_tiny
   run = translate.translate(sudoku_symbolic.get_config("cpu"))
   items = run.task.test_items("hard", 2)
@@ -455,7 +454,7 @@ def test_budget_run_method_of_each_kind():
 
 def test_budget_methods_are_planned_to_the_paper_budget():
   import dataclasses
-  from experiments import sudoku_budget
+  from experiments.studies import sudoku_budget
   from ipr_jax import refine, regions, sampling
   from tests.tiny import make_tiny
   # planned_nfe is what the refine then spends (tiny model, every region eligible)
@@ -529,7 +528,7 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   run = translate.translate(config, codec=(coder, params))
   assert (run.model.height, run.model.channels, run.model.patch) == (9, 16, 1)
   stream = run.task.train_stream(config.seed, 2)
-  pixel = tasks._ImageSudokuStream(config.seed, 2, config.data.pool_size, "sklearn", None)
+  pixel = tasks.sudoku._ImageSudokuStream(config.seed, 2, config.data.pool_size, "sklearn", None)
   np.testing.assert_allclose(stream.batch(3)["x"], coder.encode(params, pixel.batch(3)["x"]),
                              atol=1e-4)
   train.train(config, str(tmp_path))  # reuses the codec, resumes the denoiser: nothing to do

@@ -306,7 +306,8 @@ patch_size: 4
 def test_import_checkpoint_cli_feeds_the_experiment_modes(tmp_path):
   """A reference-format checkpoint of a small even-pixels UNet, imported into a run directory:
   `--mode sample` there uses exactly its EMA weights (same numbers as those params passed in)."""
-  from experiments import evaluate, import_checkpoint, translate
+  from experiments import evaluate, translate
+  from experiments.tools import import_checkpoint
   from experiments.configs import even_pixels
   config = even_pixels.get_config("smoke")
   config.model.update(kind="unet")

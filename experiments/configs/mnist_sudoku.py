@@ -31,7 +31,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.data = dict(source="sklearn", idx_dir=None, pool_size=c.data.pool_size,
                 tfds_dir=c.data.tfds_dir)
   # model.kind = transformer (peer graph; smoke, cpu) or unet (spec 6.1/6.2, the paper's: a
-  # published checkpoint imports into it, experiments.import_checkpoint)
+  # published checkpoint imports into it, experiments.tools.import_checkpoint)
   # codec: latent_dim 0 = pixel space; > 0 = a per-cell autoencoder (ipr_jax.latents) trained
   # first by --mode train (steps, batch_size, learning_rate: its own stage), the SRM and IPR
   # then run over the 9x9 grid of latents (latent_noise: decoder robustness, training only;

@@ -2,7 +2,7 @@
 
 The reference scores samples with a torchvision ResNet-50 with 4 linear heads; we train a small
 Flax CNN with the same four heads and a fifth, a cleanliness check, on generated items and
-generated negatives (`experiments/train_polygon_classifier.py`) and ship it as package data:
+generated negatives (`experiments/tools/train_polygon_classifier.py`) and ship it as package data:
   num_polygons 9 classes (+1), num_vertices 5 classes (+3), is_uniform 2 classes,
   numbers 35 classes (the unordered pairs of `data.counting_polygons.NUMBER_PAIRS`),
   is_clean 2 classes (a clean item of the benchmark, or not: noise, blank, patch-shuffled or

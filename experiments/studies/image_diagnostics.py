@@ -1,7 +1,7 @@
 """Why an image model scores what it scores: denoising error by noise level, and the contrast of
 its samples against the data's, from our sequential sampler and from a plain Euler pass.
 
-    python -m experiments.image_diagnostics --config experiments/configs/even_pixels.py:cpu \
+    python -m experiments.studies.image_diagnostics --config experiments/configs/even_pixels.py:cpu \
         --workdir runs/ep_cpu [--num 16]
 
 (or `--config.eval.pretrained=even_pixels` for a shipped model). Prints, on `num` held-out items:

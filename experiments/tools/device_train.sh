@@ -9,10 +9,10 @@
 #   2. steps = rate * (time left - RESERVE) * 0.7, rounded to 500, validation and checkpoints every
 #      steps/10 (a training cut by the deadline keeps its last checkpoint and best params);
 #   3. tar each run directory into OUT_DIR; refine (300 puzzles per split) only if REFINE_S fit.
-# Usage: bash experiments/device_train.sh OUT_DIR DEADLINE_S REFINE_S
-#   e.g. within a 600 s command: bash experiments/device_train.sh "$OUT" 540 0
+# Usage: bash experiments/tools/device_train.sh OUT_DIR DEADLINE_S REFINE_S
+#   e.g. within a 600 s command: bash experiments/tools/device_train.sh "$OUT" 540 0
 # Local check (2 CPU cores, about 4 min): VARIANT=smoke BATCH=8 WORKERS=1 CAL_STEPS=40 bash \
-#   experiments/device_train.sh /tmp/dev 200 60   (BENCH="even_pixels counting_polygons": the same)
+#   experiments/tools/device_train.sh /tmp/dev 200 60   (BENCH="even_pixels counting_polygons": the same)
 # History: a first try on an H200 (2026-11-26) with a fixed 300 s training budget plus a 90 s
 # refine ran past the command's 600 s limit and nothing came back; hence the deadline.
 set -u

@@ -1,6 +1,6 @@
 """Where IPR pays on Sudoku: valid rate against NFE per puzzle, and verifier-free methods.
 
-    python -m experiments.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
+    python -m experiments.studies.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
         [--num 100] [--methods all] [--variance learned_range] [--alpha A] [--temperature T]
         [--out docs/sudoku_budget]
 
@@ -287,7 +287,7 @@ def main(argv=None):
   results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}
   results.update(model=args.model, split=args.split, num=args.num, seed=args.seed,
                  commit=common.git_commit(), device=common.device_name(),
-                 command=f"python -m experiments.sudoku_budget --model {args.model} "
+                 command=f"python -m experiments.studies.sudoku_budget --model {args.model} "
                          f"--split {args.split} --num {args.num} --seed {args.seed}")
   results.setdefault("commands", {})
   key = jax.random.key(args.seed)

@@ -1,112 +1,19 @@
-"""Benchmarks: the one registry of what a benchmark brings (geometry, data, metric, pictures).
-
-A benchmark is registered with the data and model keys it reads from the experiment config and
-a builder `config -> Task`:
-
-    @tasks.register("my_bench", data_keys=("size",))
-    def my_bench(config):
-      return tasks.Task(name="my_bench", grid=regions.make_grid(8, 8, 2), ...)
-
-`experiments.translate` checks the config against those keys and builds everything else (the
-denoiser from `model` and the task's `model_fields`, optimiser, sampler, refine).
-"""
+"""Sudoku benchmarks: symbolic cells, and boards of handwritten digits in pixel or latent space."""
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments import plots
-from ipr_jax import graphs, latents, refine, registry, regions, tfds_builders
-from ipr_jax.data import counting_polygons, digits, even_pixels, image_sudoku, pipeline, sudoku
-from ipr_jax.evaluation import counting_polygons as cp_eval
+from experiments.tasks.base import Task, TestItems, register, tfds_test
+from ipr_jax import graphs, latents, regions, tfds_builders
+from ipr_jax.data import digits, image_sudoku, pipeline, sudoku
 from ipr_jax.evaluation import digit_classifier
-from ipr_jax.evaluation import even_pixels as ep_eval
 from ipr_jax.evaluation import sudoku as sudoku_eval
 
-
-@dataclasses.dataclass
-class TestItems:
-  x: np.ndarray          # f32[N, H, W, C] ground truth (givens read from it)
-  eligible: np.ndarray   # bool[N, R] regions to generate / refine
-  labels: dict           # extra per-item arrays for plots (each with N leading)
-
-
-@dataclasses.dataclass
-class Task:
-  """What a benchmark brings. `metric_fn(x f32[B, H, W, C]) -> {name: f32[B]}`, or with
-  `metric_params` (an evaluator's weights) `metric_fn(metric_params, x)`: the convention of
-  `ipr_jax.refine`, so the weights are an argument of the compiled refine, not constants."""
-  name: str
-  grid: regions.RegionGrid
-  model_fields: dict                            # denoiser fields the benchmark fixes (geometry, ...)
-  train_stream: Callable[[int, int], object]     # (seed, batch) -> object with .batch(step)
-  test_items: Callable[..., TestItems]           # (split, num, validation=False) -> items
-  metric_fn: Callable
-  headline: str                                  # metric name reported in tables
-  metric_params: object = None
-  # (history f32[rounds+1, S, H, W, C], labels of those S items, path, rounds shown) -> path
-  strip: Callable = None
-
-  def __post_init__(self):
-    self._jit_metric = jax.jit(functools.partial(refine.apply_metric, self.metric_fn))
-    if self.strip is None:
-      self.strip = self._image_strip
-
-  def _image_strip(self, hist, labels, path, shown):
-    """The default strip: the images, each titled with its headline verdict."""
-    del labels
-    per_round = np.stack([np.asarray(self.metrics(h)[self.headline]) for h in hist])
-    return plots.image_strip(hist, path, shown, metrics={self.headline: per_round})
-
-  def metrics(self, x) -> dict:
-    """The metric of a batch, computed on the host's default device (jitted once)."""
-    return self._jit_metric(self.metric_params, x)
-
-
-class Benchmark(NamedTuple):
-  build: Callable            # config -> Task
-  data_keys: tuple           # keys of config.data it reads (all required)
-  model_keys: tuple          # benchmark keys of config.model besides kind, dtype and the kinds
-  splits: tuple              # named held-out splits (() = not checked before the task is built)
-
-
-_BENCHMARKS = registry.Registry("benchmark")
-
-
-def register(name: str, *, data_keys=(), model_keys=(), splits=()):
-  """Decorator registering a builder `config -> Task` as benchmark `name` (once per name)."""
-  def add(build):
-    _BENCHMARKS.add(name, Benchmark(build, tuple(data_keys), tuple(model_keys), tuple(splits)))
-    return build
-  return add
-
-
-names, get = _BENCHMARKS.names, _BENCHMARKS.get
-
-
-def make_task(config, codec=None) -> Task:
-  """The Task of `config`; `codec` = (Codec, params) of a latent config's per-region codec
-  (`experiments.codec`), passed to the benchmarks that take one."""
-  build = get(config.benchmark).build
-  return build(config) if codec is None else build(config, codec=codec)
-
-
-def tfds_test(builder_cls, config: str | None, num: int, data_dir: str | None, **kwargs) -> list:
-  """The first `num` items of a benchmark's held-out test set, read from its TFDS builder
-  (`ipr_jax.tfds_builders`: array_record, prepared once per config and size in `data_dir`,
-  default TFDS's `$TFDS_DATA_DIR` or ~/tensorflow_datasets, then read with as_data_source)."""
-  builder = builder_cls(config=config, num_train=0, num_test=num, data_dir=data_dir, **kwargs)
-  builder.download_and_prepare()
-  source = builder.as_data_source()["test"]
-  return [source[i] for i in range(num)]
-
-
-# ---- Sudoku (symbolic cells and handwritten digits) ----
 
 def _sudoku_fields(graph: str) -> dict:
   """Row/column/box position ids and the attention graph (`sudoku_peers` or `full`)."""
@@ -257,81 +164,3 @@ def _mnist_sudoku(config, codec=None) -> Task:
                                                       d.idx_dir, encode_bank),
               latent_items, latents.latent_metric(coder.decode, pixel_metric), "valid",
               metric_params={"codec": codec_params, "pixels": cls_params}, strip=latent_strip)
-
-
-# ---- Even Pixels ----
-
-class _EvenPixelsStream:
-
-  def __init__(self, seed, batch_size):
-    self.seed, self.batch_size = seed, batch_size
-
-  def batch(self, step):
-    rng = np.random.default_rng([even_pixels.TRAIN_SEED, self.seed, step])
-    imgs = np.stack([even_pixels.generate(rng) for _ in range(self.batch_size)])
-    return {"x": even_pixels.to_model(imgs)}
-
-
-@register("even_pixels", data_keys=("tfds_dir",), splits=("test",))
-def _even_pixels(config) -> Task:
-
-  def test_items(split, num, validation=False):
-    if split != "test":
-      raise ValueError(f"even_pixels has one split, test; got {split!r}")
-    if validation:
-      imgs = np.stack([even_pixels.item(100_000 + i) for i in range(num)])
-    else:
-      rows = tfds_test(tfds_builders.EvenPixels, None, num, config.data.tfds_dir)
-      imgs = np.stack([r["image"] for r in rows])
-    return TestItems(even_pixels.to_model(imgs), np.ones((num, 64), bool), {})
-
-  return Task("even_pixels", regions.make_grid(32, 32, 4),
-              dict(height=32, width=32, channels=3, patch=4),
-              lambda seed, batch: _EvenPixelsStream(seed, batch), test_items,
-              ep_eval.metrics, "is_color_count_even")
-
-
-# ---- Counting Polygons ----
-
-class _CountingPolygonsStream:
-
-  def __init__(self, seed, batch_size, backgrounds):
-    self.seed, self.batch_size, self.backgrounds = seed, batch_size, backgrounds
-
-  def batch(self, step):
-    first = step * self.batch_size
-    imgs = np.stack([counting_polygons.item(first + i, "train", backgrounds=self.backgrounds,
-                                            seed=self.seed)[0] for i in range(self.batch_size)])
-    return {"x": counting_polygons.to_model(imgs)}
-
-
-@register("counting_polygons", data_keys=("background_dir", "classifier", "tfds_dir"),
-          model_keys=("patch",), splits=("test",))
-def _counting_polygons(config) -> Task:
-  d = config.data
-  size = counting_polygons.SIZE
-  try:  # regions are patch x patch squares (the spec's 8); the grid checks the patch
-    grid = regions.make_grid(size, size, config.model.patch)
-  except ValueError as e:
-    raise ValueError(f"model.patch: {e}") from None
-  backgrounds = counting_polygons.Backgrounds(d.background_dir) if d.background_dir else None
-  cls_apply, cls_params, _ = cp_eval.load(d.classifier)
-
-  def test_items(split, num, validation=False):
-    if split != "test":
-      raise ValueError(f"counting_polygons has one split, test; got {split!r}")
-    if validation:
-      items = [counting_polygons.item(i, "validation", backgrounds=backgrounds)
-               for i in range(num)]
-      imgs, counts = np.stack([im for im, _ in items]), [l["num_polygons"] for _, l in items]
-    else:
-      rows = tfds_test(tfds_builders.CountingPolygons, "folder" if d.background_dir else "blank",
-                       num, d.tfds_dir, background_dir=d.background_dir)
-      imgs, counts = np.stack([r["image"] for r in rows]), [r["num_polygons"] for r in rows]
-    return TestItems(counting_polygons.to_model(imgs), np.ones((num, grid.num_regions), bool),
-                     {"num_polygons": np.asarray(counts)})
-
-  return Task("counting_polygons", grid, dict(height=size, width=size, channels=3, patch=grid.patch),
-              lambda seed, batch: _CountingPolygonsStream(seed, batch, backgrounds), test_items,
-              functools.partial(cp_eval.metrics, cls_apply), "numbers_match_objects",
-              metric_params=cls_params)

@@ -1,7 +1,7 @@
 """How well a Sudoku model predicts from clean context in one step: accuracy and predicted
 log-variance against the number of known cells.
 
-    python -m experiments.sudoku_diagnostics --config experiments/configs/sudoku_symbolic.py:cpu \
+    python -m experiments.studies.sudoku_diagnostics --config experiments/configs/sudoku_symbolic.py:cpu \
         --config.eval.pretrained=sudoku_symbolic_cpu [--num 256]
 
 (or `--workdir DIR` for a training run's checkpoint). For each k in `--known`: `num` validation

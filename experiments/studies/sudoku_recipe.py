@@ -1,7 +1,7 @@
 """The Sudoku recipe study (docs/sudoku_recipe.md): train one row per recipe change, score it on
 the same held-out puzzles, one JSON line per row.
 
-    python -m experiments.sudoku_recipe --rows baseline,ts_board_beta --out runs/recipe
+    python -m experiments.studies.sudoku_recipe --rows baseline,ts_board_beta --out runs/recipe
 
 Every row is the `sudoku_symbolic.py:cpu` config plus the row's overrides (dotted keys), trained
 for `--steps` (unless the row sets `train.steps`) into OUT/<row>/ (resumable: rerun the same
@@ -158,7 +158,7 @@ def run_row(name: str, out: str, variance: str) -> dict:
   steps, puzzles = FLAGS["steps"].value, FLAGS["puzzles"].value
   config = row_config(name, steps)
   workdir = os.path.join(out, name)
-  command = shlex.join(["python", "-m", "experiments.sudoku_recipe", f"--rows={name}",
+  command = shlex.join(["python", "-m", "experiments.studies.sudoku_recipe", f"--rows={name}",
                         f"--out={out}", f"--steps={steps}", f"--puzzles={puzzles}",
                         f"--variance={variance}"])
   if config.eval.pretrained:  # shipped weights: nothing to train, their manifest's wall time

@@ -1,6 +1,6 @@
 """Train the Counting Polygons evaluator classifier on generated items and ship it.
 
-    python -m experiments.train_polygon_classifier
+    python -m experiments.tools.train_polygon_classifier
 
 Generates `--num_train` corrupted training items (mixed vertex counts in half, a random number
 pair in 3 of 4, so that every head sees negatives and the numbers head must read the digits),
@@ -187,7 +187,7 @@ def main(argv=None):
               "num_train": args.num_train, "num_test": args.num_test, "epochs": args.epochs,
               "negatives": args.negatives,
               "seed": args.seed,
-              "command": "python -m experiments.train_polygon_classifier " + " ".join(
+              "command": "python -m experiments.tools.train_polygon_classifier " + " ".join(
                   sys.argv[1:] if argv is None else argv),
               "commit": common.git_commit(), "seconds": time.time() - t0}
   folder = pretrained.save(args.name, params, {"widths": list(cfg.widths),

@@ -1,6 +1,6 @@
 """Print the README results table (markdown) from results.json files.
 
-    python -m experiments.readme_table runs/sudoku_cpu/results.json
+    python -m experiments.tools.readme_table runs/sudoku_cpu/results.json
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Import a published PyTorch SRM/IPR checkpoint into a run directory, ready for the CLI.
 
-    python -m experiments.import_checkpoint --ckpt ms1000_28/last.ckpt \
+    python -m experiments.tools.import_checkpoint --ckpt ms1000_28/last.ckpt \
         --config experiments/configs/mnist_sudoku.py:paper --out runs/ms_paper
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:paper \
         --workdir runs/ms_paper --mode refine

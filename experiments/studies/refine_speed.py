@@ -1,7 +1,7 @@
 """Refine speed, measured side by side in one run: compiled `refine` against the reference design.
 
-    python -m experiments.benchmarks.refine_speed                  # paper size: for a GPU
-    python -m experiments.benchmarks.refine_speed --size small     # a few minutes on 2 CPU cores
+    python -m experiments.studies.refine_speed                  # paper size: for a GPU
+    python -m experiments.studies.refine_speed --size small     # a few minutes on 2 CPU cores
 
 For the MNIST-Sudoku UNet (paper: 252x252x1, 81 regions, spec 6.2 widths) and the Sudoku region
 transformer (paper: width 256, 8 layers), untrained (speed does not depend on the weights), on

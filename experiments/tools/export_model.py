@@ -2,7 +2,7 @@
 of the last checkpoint) into ipr_jax/assets/NAME with a manifest (training record and the
 config's recommended sampling/refine settings); a latent config's codec (DIR/codec) goes with it.
 
-    python -m experiments.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
+    python -m experiments.tools.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
         --workdir runs/sudoku_cpu --name sudoku_symbolic_cpu
 """
 from __future__ import annotations

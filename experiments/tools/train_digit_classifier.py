@@ -1,7 +1,7 @@
 """Train the per-cell digit classifier used by the image-Sudoku evaluator and ship it.
 
-    python -m experiments.train_digit_classifier --source sklearn
-    python -m experiments.train_digit_classifier --source idx_dir --idx_dir ../shared/data/mnist
+    python -m experiments.tools.train_digit_classifier --source sklearn
+    python -m experiments.tools.train_digit_classifier --source idx_dir --idx_dir ../shared/data/mnist
 
 Prints the test accuracy, then writes ipr_jax/assets/digits_<source>/ (params.npz + manifest
 with source, command, test accuracy, bank sizes, sha256). Same seed, same weights.
@@ -76,7 +76,7 @@ def main(argv=None):
   manifest = {"source": args.source, "test_accuracy": acc, "num_test": len(probs),
               "epochs": epochs, "seed": args.seed, "cell": size,
               "bank_per_digit": {"train": d["bank_train"], "test": d["bank_test"]},
-              "command": "python -m experiments.train_digit_classifier " + " ".join(
+              "command": "python -m experiments.tools.train_digit_classifier " + " ".join(
                   sys.argv[1:] if argv is None else argv),
               "commit": common.git_commit(), "seconds": time.time() - t0}
   folder = pretrained.save(f"digits_{args.source}", params, {"size": size}, manifest,

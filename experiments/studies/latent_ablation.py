@@ -1,7 +1,7 @@
 """The latent-codec ablation (docs/latent_sudoku.md): which codec choices make image Sudoku in
 latent space work, one JSON line per row.
 
-    python -m experiments.latent_ablation --rows d4,d8,d16 --srm_steps 0 --out runs/latent_ablation
+    python -m experiments.studies.latent_ablation --rows d4,d8,d16 --srm_steps 0 --out runs/latent_ablation
 
 Every row is the `mnist_sudoku.py:latent_cpu` config plus the row's codec overrides. Its codec
 is trained into OUT/<row>/codec (reused when there) and scored by the digit classifier on
@@ -21,13 +21,12 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
 from experiments import codec, common, evaluate, train, translate
 from experiments.configs import mnist_sudoku
-from ipr_jax import refine, sampling
+from ipr_jax import refine
 
 ROWS = {
     "d4": {"latent_dim": 4},
