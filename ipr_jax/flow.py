@@ -1,4 +1,4 @@
-"""Rectified flow maths (spec 1.2 and 3.4).
+"""Rectified flow maths (method 1.2 and 3.4).
 
 Per pixel: z_t = (1 - t) x + t eps, t = 0 clean, t = 1 pure noise; the network predicts the
 velocity u = eps - x ("ut" parameterisation). All functions broadcast over their array
@@ -34,13 +34,13 @@ def _check_field(a, b, t=None):
 
 
 def interpolate(x, eps, t):
-  """z_t = (1 - t) x + t eps (spec 1.2)."""
+  """z_t = (1 - t) x + t eps (method 1.2)."""
   _check_field(x, eps, t)
   return (1.0 - t) * x + t * eps
 
 
 def velocity_target(x, eps):
-  """u = dz/dt = eps - x (spec 1.2)."""
+  """u = dz/dt = eps - x (method 1.2)."""
   _check_field(x, eps)
   return eps - x
 
@@ -71,13 +71,13 @@ def _one_minus_r2(t, s):
 
 
 def sigma_small(t, s, alpha):
-  """alpha s sqrt(1 - r^2), 0 where t = 0 or s = 1 (spec 3.4)."""
+  """alpha s sqrt(1 - r^2), 0 where t = 0 or s = 1 (method 3.4)."""
   valid, q = _one_minus_r2(t, s)
   return jnp.where(valid, alpha * s * _safe_sqrt(q), 0.0)
 
 
 def sigma_large(t, s, alpha):
-  """alpha t sqrt(1 - r^2), 0 where t = 0 or s = 1 (spec 3.4)."""
+  """alpha t sqrt(1 - r^2), 0 where t = 0 or s = 1 (method 3.4)."""
   valid, q = _one_minus_r2(t, s)
   return jnp.where(valid, alpha * t * _safe_sqrt(q), 0.0)
 
@@ -106,13 +106,13 @@ def check_alpha(alpha) -> None:
 
 def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
                    variance="learned_range"):
-  """Gaussian p(z_s | z_t) of spec 3.4: returns (mean, std), broadcast over the arguments.
+  """Gaussian p(z_s | z_t) of method 3.4: returns (mean, std), broadcast over the arguments.
 
   mean = (1 - s) x_hat + gamma eps_hat. std: learned_range interpolates log sigma between
   sigma_small and sigma_large with weight v_interp (not clamped, as in the reference);
   fixed_small / fixed_large take one end. std is multiplied by `temperature`. Where t = s the
   step is the exact identity (mean = z_t, std = 0), so waiting and finished regions stay bitwise.
-  The e^-30 variance floor of the spec applies where a log-density is taken (losses.py).
+  The e^-30 variance floor of method 1.5 applies where a log-density is taken (losses.py).
   """
   check_variance(variance)
   check_alpha(alpha)
@@ -139,7 +139,7 @@ def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
 
 def reverse_step(key, z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
                  variance="learned_range", noise=None):
-  """Draw z_s ~ p(z_s | z_t); the mean (no noise) where s = 0 (spec 3.2 step 3). `noise`
+  """Draw z_s ~ p(z_s | z_t); the mean (no noise) where s = 0 (method 3.2 step 3). `noise`
   (standard normal, the shape of z_t) replaces the draw from `key`: common random numbers, or
   another implementation's draw when comparing against it."""
   mean, std = reverse_kernel(z_t, t, s, velocity, v_interp, alpha=alpha,

@@ -29,7 +29,7 @@ def _mover(grid: regions.RegionGrid, alpha: float, temperature: float, variance:
 
 
 def sample_one(net, params, key, z, known, values, cfg: sampling.SamplerConfig):
-  """One sample (z, values f32[1, H, W, C], known bool[1, R]) through spec 3.2 step by step with
+  """One sample (z, values f32[1, H, W, C], known bool[1, R]) through method 3.2 step by step with
   `net` (a jitted apply). Returns (z f32[1, H, W, C], start i32[R], nfe)."""
   if cfg.order != "greedy" or cfg.top_k != 1:
     raise ValueError("the host loop implements the greedy order with top_k = 1 only")

@@ -1,4 +1,4 @@
-"""SRM training loss (spec 1.5): L = L_mu + 1.0 L_vlb + 0.01 L_sigma.
+"""SRM training loss (method 1.5): L = L_mu + 1.0 L_vlb + 0.01 L_sigma.
 
 - L_mu: mean over all pixels and channels of w (u_hat - (eps - x))^2 (w = 0 pixels stay in the
   denominator).

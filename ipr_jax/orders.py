@@ -1,4 +1,4 @@
-"""Generation orders of the sequential sampler (spec 3.1): the one registry of named orders.
+"""Generation orders of the sequential sampler (method 3.1): the one registry of named orders.
 
 An order scores the regions of one sample at step r, `score(key, r, sigma f32[R]) -> f32[R]`
 (lower = generated earlier; `sigma` is the model's current doubt about each region). The

@@ -1,4 +1,4 @@
-"""Iterative Partial Refinement (spec 4): all rounds in one jitted `lax.scan`.
+"""Iterative Partial Refinement (method 4): all rounds in one jitted `lax.scan`.
 
 Round b, per sample: pick m = max(1, floor(|E| ratio)) eligible regions without replacement
 (selector), re-noise them (fresh noise, or the sample's initial noise), and regenerate them with
@@ -28,7 +28,7 @@ MODES = ("standard", "correction")
 
 @dataclasses.dataclass(frozen=True)
 class RefineConfig:
-  """Static knobs of IPR (spec 6.3 Sudoku defaults). `initial` is the round-0 SRM pass,
+  """Static knobs of IPR (method 6.3 Sudoku defaults). `initial` is the round-0 SRM pass,
   `ipr` the pass of every refinement round."""
   rounds: int = 15
   resampling_ratio: float = 0.25

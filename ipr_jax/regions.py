@@ -1,6 +1,6 @@
-"""Region grid of an image: square p x p patches on a (H/p) x (W/p) grid (spec 1.1).
+"""Region grid of an image: square p x p patches on a (H/p) x (W/p) grid (method 1.1).
 
-Region j runs over the grid in row-major order. Mask convention (spec 1.4): an *unknown* region
+Region j runs over the grid in row-major order. Mask convention (method 1.4): an *unknown* region
 is one to be generated (mask = 1); a *known* (given) region is held at its value. The public
 samplers take `known: bool[B, R]` (True = given), i.e. known = (mask == 0).
 
@@ -83,7 +83,7 @@ def region_mean(pixels, grid: RegionGrid):
 
 
 def impose_known(z, known, known_values, grid: RegionGrid):
-  """Re-impose givens: z <- known_values where the region is known, else z (spec 1.4).
+  """Re-impose givens: z <- known_values where the region is known, else z (method 1.4).
   z, known_values f32[..., H, W, C]; known bool[..., R] with the same leading axes."""
   chex.assert_equal_shape([z, known_values])
   chex.assert_type(known, bool)

@@ -1,11 +1,11 @@
-"""The SRM sequential sampler (spec 3): one jitted `lax.scan` over a static step count.
+"""The SRM sequential sampler (method 3): one jitted `lax.scan` over a static step count.
 
 Per sample the state is O(R): the start step of every region (NEVER until selected), which
 regions remain to be selected, the block counter, and the sample's own plan (n, M, Lc), so
 samples with different numbers of unknown regions share one batch: a sample past its M takes
 identity steps (t = s = 0), and steps beyond the batch maximum M skip the network (`lax.cond`).
 
-Step r for one sample (spec 3.2): t = closed-form level at r; run the denoiser; if blocks start
+Step r for one sample (method 3.2): t = closed-form level at r; run the denoiser; if blocks start
 at r, select the next regions in the configured order (greedy = lowest sigma first); s = level at
 r + 1 with the new starts; z <- reverse step (mean where s = 0); re-impose the givens.
 """
@@ -228,7 +228,7 @@ _sample_jit = jax.jit(_sample, static_argnums=(0, 1))
 def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
            config: SamplerConfig = SamplerConfig(), *, debug: Optional[bool] = None,
            devices=None) -> SampleResult:
-  """Generate the unknown regions of a batch with the SRM sequential sampler (spec 3).
+  """Generate the unknown regions of a batch with the SRM sequential sampler (method 3).
 
   z_init f32[B, H, W, C] initial noise; known_mask bool[B, R] (True = given, held at
   known_values f32[B, H, W, C]); config static. Compiled once per shapes and config.

@@ -1,4 +1,4 @@
-"""Sequential plans (spec 3.1, 3.2) in exact integer arithmetic, and region orders.
+"""Sequential plans (method 3.1, 3.2) in exact integer arithmetic, and region orders.
 
 With q = 1 - overlap = a / b as an exact fraction (overlap read as the decimal it prints as):
   M    = ceil(p_s + (n - 1) q p_s)          total steps (NFEs) for n blocks
@@ -8,7 +8,7 @@ With q = 1 - overlap = a / b as an exact fraction (overlap read as the decimal i
 For the shipped settings this is M = p_s + (n - 1) d and b_k = k d with d = p_s q. The same
 integer formulas run on Python ints (`sequential_plan`) and on traced per-sample jnp ints inside
 the sampler, so the [M + 1, R] schedule matrix is never built: a region's noise level follows
-from its start step alone (`noise_level`, the closed form of spec 3.2).
+from its start step alone (`noise_level`, the closed form of method 3.2).
 """
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def block_start(k, total_steps, a: int, den):
 
 def blocks_started_by(r, num_blocks, total_steps, a: int, den):
   """#{k < n : b_k <= r} = min(n, ceil((r + 1) den / (M a))): every block whose start is at or
-  before step r. Selecting all of them at once also covers duplicate starts (spec 8.2.7)."""
+  before step r. Selecting all of them at once also covers duplicate starts (method 7.1)."""
   return jnp.minimum(num_blocks, ceil_div((r + 1) * den, jnp.maximum(total_steps * a, 1)))
 
 
 def sequential_plan(num_blocks: int, steps_per_patch: int, overlap: float) -> Plan:
-  """The plan of spec 3.1 for n = num_blocks, in exact integer arithmetic."""
+  """The plan of method 3.1 for n = num_blocks, in exact integer arithmetic."""
   check_steps_per_patch(steps_per_patch)
   if int(num_blocks) != num_blocks or num_blocks < 0:
     raise ValueError(f"num_blocks must be an integer >= 0, got {num_blocks}")
@@ -82,7 +82,7 @@ def sequential_plan(num_blocks: int, steps_per_patch: int, overlap: float) -> Pl
 
 
 def noise_level(r, start, known, proto_len, total_steps):
-  """Closed-form t of every region at step r (spec 3.2), f32[R].
+  """Closed-form t of every region at step r (method 3.2), f32[R].
 
   1 until the region's start step, then (Lc - (r - start)) / Lc down to 0 (the pasted prototype
   pi[i] = (Lc - i) / Lc), 0 afterwards; known regions and every region at r >= M are 0.

@@ -1,4 +1,4 @@
-"""Region selectors of IPR rounds (spec 4): the one registry of named selection rules.
+"""Region selectors of IPR rounds (method 4): the one registry of named selection rules.
 
 A selector scores the regions of one sample, `score(key, sigma f32[R], config) -> f32[R]`
 (higher = re-noised first; `sigma` is the model's own doubt about each region from its last

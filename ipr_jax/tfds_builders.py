@@ -4,7 +4,7 @@
   (72 x 72 boards of 8x8 scikit-learn digits), `idx_dir` (252 x 252 from a local MNIST IDX
   folder, passed as `idx_dir=`), `tfds` (TFDS mnist). Features: `board` uint8[9, 9] digits,
   `givens_hard` / `givens_medium` / `givens_easy` bool[81] (test items), `image` uint8 Tensor.
-- `even_pixels`: `image` uint8[32, 32, 3] (spec 5.2).
+- `even_pixels`: `image` uint8[32, 32, 3] (method 5.2).
 - `counting_polygons`: configs `blank` (white backgrounds) and `folder` (backgrounds from a local
   image folder, passed as `background_dir=`, e.g. FFHQ); `image` uint8[128, 128, 3] and the labels
   `num_polygons`, `num_vertices`, `numbers` (the two written), `numbers_label`, `is_uniform`.
@@ -121,10 +121,10 @@ class MnistSudoku(tfds.core.GeneratorBasedBuilder):
 
 
 class EvenPixels(tfds.core.GeneratorBasedBuilder):
-  """Even Pixels images (spec 5.2), item i of a split from default_rng([seed, i])."""
+  """Even Pixels images (method 5.2), item i of a split from default_rng([seed, i])."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="default", description="spec 5.2 images")]
+  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="default", description="method 5.2 images")]
 
   def __init__(self, *, num_train: int = 10000, num_test: int = 1000, config=None, **kwargs):
     self.num_train, self.num_test = num_train, num_test
@@ -147,7 +147,7 @@ class EvenPixels(tfds.core.GeneratorBasedBuilder):
 
 
 class CountingPolygons(tfds.core.GeneratorBasedBuilder):
-  """Counting Polygons items (spec 5.3), item i of a split generated from its index."""
+  """Counting Polygons items (method 5.3), item i of a split generated from its index."""
 
   VERSION = tfds.core.Version("1.0.0")
   BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="blank", description="white backgrounds"),

@@ -1,15 +1,15 @@
-"""Training noise-level samplers (spec 2): per-region times t and loss weights w, f32[B, R].
+"""Training noise-level samplers (method 2): per-region times t and loss weights w, f32[B, R].
 
 - `shared`: one t ~ U(0, 1) per image, w = 1 (image-level baseline).
 - `independent`: t_j ~ U(0, 1) i.i.d. per region, w = 1 (diffusion-forcing ablation).
 - `mean_beta`: draw a mean m ~ U(0, 1), split the total m R recursively with Beta draws so every
   value stays in [0, 1], permute per image; exact mean preservation. Loss weights are the inverse
   of the marginal density of t (`mean_beta_density`), computed once and passed in as an array.
-- `board_beta` (not in the spec; the recipe of `docs/sudoku_recipe.md`): one board mean
+- `board_beta` (not in the papers; the recipe of `docs/sudoku_recipe.md`): one board mean
   m ~ U(0.01, 0.99) per image, then t_j ~ Beta(c m, c (1 - m)) i.i.d. per region (c =
   `concentration`), w = 1. The mean is preserved only in expectation; regions of one image
   share a noise scale, as in sampling, without the recursive split.
-- `add_zeros` (spec 2.5): zero a random prefix of the shuffled vector (t = 0 and w = 0), then
+- `add_zeros` (method 2): zero a random prefix of the shuffled vector (t = 0 and w = 0), then
   reshuffle, to teach conditioning on clean regions. The prefix is a fraction u ~ U(0, 1) of the
   regions (the spec); `zeros_power` a != 1 (not in the spec) draws it as u ** (1 / a) instead,
   mean a / (a + 1): a > 1 trains more often with only a few regions left to generate, the regime
@@ -33,10 +33,10 @@ NUM_BINS = 1000
 @dataclasses.dataclass(frozen=True)
 class TimeSamplerConfig:
   kind: str = "mean_beta"
-  sharpness: float = 1.0         # mean_beta's split concentration factor (spec 2.2)
+  sharpness: float = 1.0         # mean_beta's split concentration factor (method 2)
   add_zeros: bool = False
   concentration: float = 20.0    # board_beta's c
-  zeros_power: float = 1.0       # add_zeros' cleaned fraction u ** (1 / zeros_power); 1 = spec
+  zeros_power: float = 1.0       # add_zeros' cleaned fraction u ** (1 / zeros_power); 1 = the papers'
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -53,7 +53,7 @@ class TimeSamplerConfig:
 
 
 def beta_concentration(d: int, sharpness: float) -> float:
-  """c_d = (d - 1 - (d mod 2))^1.05 * sharpness (spec 2.2)."""
+  """c_d = (d - 1 - (d mod 2))^1.05 * sharpness (method 2)."""
   return float((d - 1 - (d % 2)) ** 1.05 * sharpness)
 
 
@@ -92,7 +92,7 @@ def _shuffle(key, v):
 
 
 def mean_beta_raw(key, batch: int, num_regions: int, sharpness: float):
-  """Steps 1-3 of spec 2 (no weights, no add_zeros): returns (t f32[B, R], m f32[B])."""
+  """Steps 1-3 of method 2 (no weights, no add_zeros): returns (t f32[B, R], m f32[B])."""
   k_mean, k_split, k_perm = jax.random.split(key, 3)
   m = jax.random.uniform(k_mean, (batch,))
   nodes: list = []
@@ -116,7 +116,7 @@ def board_beta_raw(key, batch: int, num_regions: int, concentration: float):
 
 def mean_beta_density(key, num_regions: int, sharpness: float, num_images: int = 80_000,
                       chunk: int = 4096) -> np.ndarray:
-  """Marginal density of t under mean_beta on 1000 bins, normalised to mean 1 (spec 2.4)."""
+  """Marginal density of t under mean_beta on 1000 bins, normalised to mean 1 (method 2)."""
   hist = np.zeros(NUM_BINS, np.float64)
   draw = jax.jit(mean_beta_raw, static_argnums=(1, 2, 3))
   for i in range(math.ceil(num_images / chunk)):

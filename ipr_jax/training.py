@@ -1,8 +1,8 @@
-"""Optimiser, EMA and the pure jitted train step (spec 1.6), batch-sharded over local devices.
+"""Optimiser, EMA and the pure jitted train step (method 1.6), batch-sharded over local devices.
 
 A batch is a dict: `x` f32[B, H, W, C] in [-1, 1] and optionally `mask` f32[B, R] (1 = unknown;
-givens get t = 0 and weight 0, spec 1.4). The step draws per-region times with the configured
-sampler (spec 2), noise, runs the denoiser with dropout keyed from the step key, and applies
+givens get t = 0 and weight 0, method 1.4). The step draws per-region times with the configured
+sampler (method 2), noise, runs the denoiser with dropout keyed from the step key, and applies
 AdamW (with warm-up and clipping) then the EMA update.
 """
 from __future__ import annotations
@@ -42,9 +42,9 @@ REDUCTIONS = ("all", "unknown")
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """reduction: how a masked batch's terms are averaged. "all" (spec 1.5): over every pixel,
+  """reduction: how a masked batch's terms are averaged. "all" (method 1.5): over every pixel,
   givens (weight 0) included in the denominator, so a board weighs in proportion to its unknown
-  cells. "unknown" (not in the spec; docs/sudoku_recipe.md): each board's weights are scaled by
+  cells. "unknown" (not in the papers; docs/sudoku_recipe.md): each board's weights are scaled by
   R / (its unknown regions), i.e. every board's loss is the mean over its own unknown cells and
   boards weigh equally however many givens they have. Without a mask both are the same."""
   vlb_weight: float = 1.0
@@ -62,12 +62,12 @@ class TrainState:
   params: Any              # pytree of f32 arrays (the denoiser's)
   ema_params: Any          # same structure as params
   opt_state: Any           # optax state
-  time_pdf: jax.Array      # f32[1000] marginal density of t for the loss weights (spec 2.4)
+  time_pdf: jax.Array      # f32[1000] marginal density of t for the loss weights (method 2)
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   """Clip global norm, then AdamW with linear warm-up (factor -> 1), then a constant lr (the
-  spec's default) or, with `decay_steps > 0`, a cosine decay to `final_factor * lr`."""
+  papers' default) or, with `decay_steps > 0`, a cosine decay to `final_factor * lr`."""
   if cfg.decay_steps > 0:
     if cfg.decay_steps <= cfg.warmup_steps:
       raise ValueError(f"decay_steps ({cfg.decay_steps}) must exceed warmup_steps ({cfg.warmup_steps})")
@@ -102,7 +102,7 @@ data_mesh, shard_batch, replicate = sharding.data_mesh, sharding.shard_batch, sh
 
 
 def apply_mask(t, w, mask, reduction: str):
-  """Givens (mask 0) get t = 0 and weight 0 (spec 1.4); with reduction "unknown" each board's
+  """Givens (mask 0) get t = 0 and weight 0 (method 1.4); with reduction "unknown" each board's
   weights are also scaled by R / (its unknown regions). t, w, mask f32[B, R]."""
   chex.assert_equal_shape([t, w, mask])
   t, w = t * mask, w * mask

@@ -409,7 +409,7 @@ def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
   path = tmp_path / "results.jsonl"
   path.write_text(json.dumps(line) + "\n" + json.dumps({**line, "variance": "fixed_small"}) + "\n")
   rows = sudoku_recipe.table(str(path)).splitlines()[2:]
-  assert [r.split(" | ")[2] for r in rows] == ["learned_range", "fixed_small"]  # old lines: spec's
+  assert [r.split(" | ")[2] for r in rows] == ["learned_range", "fixed_small"]  # old lines: the papers'
   assert rows[0].endswith("| 20% | 50% | 56% | 80% | - |")
   with pytest.raises(ValueError, match="unknown row"):
     sudoku_recipe.row_config("no_such_row", 10)

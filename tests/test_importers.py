@@ -170,7 +170,7 @@ def test_reference_key_scheme_matches_the_fixture():
 
 
 def test_paper_mnist_sudoku_mapping_is_complete():
-  """Shape only: every key the reference saves for the paper's MNIST-Sudoku UNet (spec 6.2)
+  """Shape only: every key the reference saves for the paper's MNIST-Sudoku UNet (method 6.2)
   maps onto our 118,994,691 params, each filled once."""
   cfg = denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
                              attention=(False,) * 4 + (True, True))

@@ -7,7 +7,7 @@ import pytest
 
 from ipr_jax import schedules
 
-SHIPPED = [(3, 0.0), (10, 0.8), (30, 0.9), (10, 0.9)]  # spec 6.3 (steps_per_patch, overlap)
+SHIPPED = [(3, 0.0), (10, 0.8), (30, 0.9), (10, 0.9)]  # method 6.3 (steps_per_patch, overlap)
 
 
 def spec_plan(n, ps, ov):

@@ -39,7 +39,7 @@ def test_add_zeros_zeroes_the_drawn_count():
 
 
 def test_zeros_power_leaves_fewer_regions_to_generate():
-  """zeros_power a: the cleaned fraction is u ** (1/a), mean a / (a + 1) (1/2 for the spec's
+  """zeros_power a: the cleaned fraction is u ** (1/a), mean a / (a + 1) (1/2 for the papers'
   a = 1); the same key gives the same images their cut-off in the same order."""
   spec = ts.TimeSamplerConfig("independent", add_zeros=True)
   more = ts.TimeSamplerConfig("independent", add_zeros=True, zeros_power=3.0)

@@ -1,4 +1,4 @@
-"""Counting Polygons (spec 5.3): 128x128 RGB, 8x8 patches (256 regions; `model.patch`; the smoke
+"""Counting Polygons (method 5.3): 128x128 RGB, 8x8 patches (256 regions; `model.patch`; the smoke
 variant uses 16x16), unconditional; metric:
 the two numbers written in the image equal the polygon count and the shared vertex count
 (`numbers_match_objects`, scored by our shipped classifier, ipr_jax/assets/polygons_blank).
@@ -13,9 +13,9 @@ Blank (white) backgrounds by default; set `config.data.background_dir` to a loca
   128-dim subspace), 7k steps, 59 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the
   cause, the figures):
     python -m experiments.main --config experiments/configs/counting_polygons.py:cpu --workdir runs/cp_cpu --mode train
-- paper: the UNet of spec 6.2 (widths 128-512, attention at 16^2 and 8^2), mean_beta 0.5 with
+- paper: the UNet of method 6.2 (widths 128-512, attention at 16^2 and 8^2), mean_beta 0.5 with
   add_zeros, lr 1e-4, 250k steps at batch 56; IPR 30 rounds, ratio 0.25, 10 steps per
-  patch, overlap 0.9 (spec 6.3). GPU/TPU.
+  patch, overlap 0.9 (method 6.3). GPU/TPU.
   The paper's expected metric is reported for FFHQ backgrounds, not blank ones.
 """
 import ml_collections
@@ -27,9 +27,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.variant = variant
   c.seed = 0
   c.data = dict(background_dir="", classifier="polygons_blank", tfds_dir=None)  # tfds_dir: see even_pixels
-  # model.kind picks the section: transformer (cpu) or unet (spec 6.2, used by paper);
+  # model.kind picks the section: transformer (cpu) or unet (method 6.2, used by paper);
   # dtype: float32, bfloat16, auto (bf16 on GPU/TPU)
-  # patch: regions are patch x patch squares (the spec's 8: 256 regions; 16: 64 regions)
+  # patch: regions are patch x patch squares (the papers' 8: 256 regions; 16: 64 regions)
   c.model = dict(kind="transformer", dtype="float32", patch=8,
                  transformer=dict(dim=128, depth=6, heads=4, mlp_ratio=4, dropout=0.0, skip=True,
                                   pixel_head=0),
@@ -37,7 +37,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                            attention=(False, False, False, True, True), num_blocks=2, groups=32,
                            time_dim=512, time_freq_dim=256, head_channels=64, dropout=0.1))
   # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the spec; docs/image_benchmarks.md)
+  # u ** (1 / zeros_power) (1 = the papers'; docs/image_benchmarks.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000,
                         concentration=20.0, zeros_power=1.0)
   c.train = dict(steps=20_000, batch_size=32, learning_rate=5e-4, warmup_steps=1000,

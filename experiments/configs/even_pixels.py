@@ -1,4 +1,4 @@
-"""Even Pixels (spec 5.2): 32x32 RGB, 4x4 patches (64 regions), unconditional; metric: exactly
+"""Even Pixels (method 5.2): 32x32 RGB, 4x4 patches (64 regions), unconditional; metric: exactly
 half the pixels of each of two opposite hues (`is_color_count_even`).
 
 - smoke (seconds, tests):
@@ -12,7 +12,7 @@ half the pixels of each of two opposite hues (`is_color_count_even`).
   patch, overlap 0.9) with the trained run, or with the shipped model and no training:
     python -m experiments.main --config experiments/configs/even_pixels.py:cpu --workdir runs/ep_cpu --mode refine
     python -m experiments.main --config experiments/configs/even_pixels.py:cpu --config.eval.pretrained=even_pixels --workdir runs/ep_shipped --mode refine
-- paper: spec 6.2/6.3 (the paper's UNet, lr 8e-4, 100k steps, 30 steps per patch, overlap 0.9, 30 rounds).
+- paper: method 6.2/6.3 (the paper's UNet, lr 8e-4, 100k steps, 30 steps per patch, overlap 0.9, 30 rounds).
 """
 import ml_collections
 
@@ -25,7 +25,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # training items are drawn procedurally (ipr_jax.data.even_pixels); the held-out test set is
   # prepared by its TFDS builder in tfds_dir (None = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data = dict(tfds_dir=None)
-  # model.kind picks the section: transformer (cpu) or unet (spec 6.2's UNet, attention at 8^2
+  # model.kind picks the section: transformer (cpu) or unet (method 6.2's UNet, attention at 8^2
   # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU); transformer.skip /
   # pixel_head: a z_t skip / a per-pixel MLP head of that many units (0: none; trials of both in
   # docs/image_benchmarks.md)
@@ -36,7 +36,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                            num_blocks=2, groups=32, time_dim=512, time_freq_dim=256,
                            head_channels=64, dropout=0.1))
   # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the spec; docs/image_benchmarks.md)
+  # u ** (1 / zeros_power) (1 = the papers'; docs/image_benchmarks.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.75, add_zeros=True, density_images=80_000,
                         concentration=20.0, zeros_power=1.0)
   c.train = dict(steps=20_000, batch_size=64, learning_rate=8e-4, warmup_steps=1000,

@@ -14,7 +14,7 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   Expected (README): 0% valid boards everywhere (far too little training for whole boards of
   images); the duplicate count falls with IPR rounds (hard 89 -> 81, medium 58 -> 52) below the
   compute-matched baseline (85, 59); one missing cell among 80 givens is filled right 95% of the time.
-- paper: spec 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
+- paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
 """
@@ -30,7 +30,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   c.benchmark, c.variant = "mnist_sudoku", variant
   c.data = dict(source="sklearn", idx_dir=None, pool_size=c.data.pool_size,
                 tfds_dir=c.data.tfds_dir)
-  # model.kind = transformer (peer graph; smoke, cpu) or unet (spec 6.1/6.2, the paper's: a
+  # model.kind = transformer (peer graph; smoke, cpu) or unet (method 6.1/6.2, the paper's: a
   # published checkpoint imports into it, experiments.tools.import_checkpoint)
   # codec: latent_dim 0 = pixel space; > 0 = a per-cell autoencoder (ipr_jax.latents) trained
   # first by --mode train (steps, batch_size, learning_rate: its own stage), the SRM and IPR
@@ -63,6 +63,6 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
     c.model.update(kind="unet", dtype="auto")
-    c.train.update(batch_size=56)  # spec 6.2: 28 per GPU x 2
+    c.train.update(batch_size=56)  # method 6.2: 28 per GPU x 2
     c.train.data_workers = 4  # 252x252 boards composed on the host
   return c

@@ -8,14 +8,14 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
   then refine 300 held-out puzzles per split with the last step's EMA params (hard: 30 rounds,
   the paper's hard budget; medium: 15; about 15-30 min per split):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu --workdir runs/sudoku_cpu --mode refine
-  These weights ship as `sudoku_symbolic_cpu` (this config's spec sampler). Measured on 300
+  These weights ship as `sudoku_symbolic_cpu` (this config's sampler, the papers'). Measured on 300
   puzzles with fixed_small (README): hard 31.0% -> 62.7% after 30 uniform rounds at ratio 0.25
   vs 34.7% compute-matched, 89.7% after 16 uncertainty rounds at ratio 0.5 (same NFE); medium
   92.3% -> 94.0% after 15 rounds vs 88.3%.
 - cpu_long: the cpu recipe trained 2.25x as long (18k steps, the cosine over all of them;
   about 1.5 h on 2 idle CPU cores, resumable; validation every 2k steps):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_long --workdir runs/sudoku_cpu_long --mode train
-  Its weights ship as `sudoku_symbolic_long` (this config's spec sampler) and as the default
+  Its weights ship as `sudoku_symbolic_long` (this config's sampler, the papers') and as the default
   `sudoku_symbolic` (recommended: `--config.sample.variance=fixed_small`, uncertainty selector,
   `--config.refine.resampling_ratio=0.5 --config.refine.rounds=16`). Measured on 300 puzzles
   with fixed_small (README): hard 21.0% -> 67.3% after 30 uniform rounds at ratio 0.25 vs 48.7%
@@ -26,7 +26,7 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_restart --workdir runs/sudoku_cpu_restart --mode train
   Measured worse, not shipped (docs/sudoku_recipe.md): hard 59.3% after the paper's 30 uniform
   rounds (cpu_long: 66.0% under the same key), 93.0% with the recommended rounds (93.7%).
-- paper: IPR settings of spec 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
+- paper: IPR settings of method 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
 import ml_collections
 
@@ -45,10 +45,10 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
                                   pixel_head=0))
   # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the spec; docs/image_benchmarks.md)
+  # u ** (1 / zeros_power) (1 = the papers'; docs/image_benchmarks.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
                         concentration=20.0, zeros_power=1.0)
-  # loss_reduction: "all" (spec 1.5: givens count in each term's mean) or "unknown" (each board
+  # loss_reduction: "all" (method 1.5: givens count in each term's mean) or "unknown" (each board
   # is the mean over its own unknown cells; docs/sudoku_recipe.md)
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
                  lr_schedule="cosine", ema_decay=0.995, weight_decay=1e-6, b1=0.95,
@@ -57,7 +57,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  eval_every=500, eval_samples=96, eval_split="hard", max_to_keep=2,
                  data_workers=0,  # > 0: batches built ahead in that many processes
                  init_from="")  # a shipped model (ipr_jax.pretrained) to warm-start from
-  # variance: the reverse step's std, learned_range (spec 3.4), fixed_small or fixed_large
+  # variance: the reverse step's std, learned_range (method 3.4), fixed_small or fixed_large
   c.sample = dict(steps_per_patch=3, overlap=0.0, order="greedy", alpha=0.5, temperature=1.0,
                   variance="learned_range")
   # rounds: hard puzzles get the paper's hard budget (30); eval.rounds sets medium's 15

@@ -3,7 +3,7 @@
     python -m experiments.studies.refine_speed                  # paper size: for a GPU
     python -m experiments.studies.refine_speed --size small     # a few minutes on 2 CPU cores
 
-For the MNIST-Sudoku UNet (paper: 252x252x1, 81 regions, spec 6.2 widths) and the Sudoku region
+For the MNIST-Sudoku UNet (paper: 252x252x1, 81 regions, method 6.2 widths) and the Sudoku region
 transformer (paper: width 256, 8 layers), untrained (speed does not depend on the weights), on
 hard held-out puzzles, per compute dtype and batch: compile time (first call minus a steady
 call), ms per batched network call, refine wall time, NFE, overhead = wall / (NFE x call),
@@ -70,7 +70,7 @@ def call_ms(apply, params, x, repeats: int = 10) -> float:
 def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
   cfg = dataclasses.replace(cfg, dtype=dtype)
   apply, params = denoisers.build(cfg, jax.random.key(0))
-  rcfg = refine.RefineConfig(rounds=rounds)  # its defaults are the spec 6.3 Sudoku settings
+  rcfg = refine.RefineConfig(rounds=rounds)  # its defaults are the method 6.3 Sudoku settings
   x_all, elig_all = puzzles(cfg, max(batches))
   rows = []
   for b in batches:

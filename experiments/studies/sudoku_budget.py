@@ -23,9 +23,9 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
   in correction mode.
 Every other method is sized to the NFE of 30 paper rounds, at most 10% below it (the chains pay
 their own initial passes). `--variance fixed_small` (or fixed_large) runs every method with that
-reverse-step std in every pass instead of the spec's learned_range; its curves are labelled
+reverse-step std in every pass instead of the papers' learned_range; its curves are labelled
 `<method>@<variance>`, each with its command under "commands"; `--alpha` (every pass's
-stochasticity, spec 0.5) and `--temperature` (a factor on every stochastic step's std) add
+stochasticity, the paper's 0.5) and `--temperature` (a factor on every stochastic step's std) add
 `,alpha<a>` / `,T<t>` to the label.
 No Sudoku rule is consulted while sampling; the rules only score. Writes OUT.json (every curve
 with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png, and prints each
@@ -174,7 +174,7 @@ def run_method(name, apply, params, items, run, key) -> list:
 
 
 def sampler_suffix(variance: str, alpha, temperature: float) -> str:
-  """The label suffix of a curve drawn with other sampler settings than the spec's:
+  """The label suffix of a curve drawn with other sampler settings than the papers':
 '' for learned_range, alpha 0.5 and temperature 1; else '@fixed_small,alpha0.25,T0.7' style."""
   parts = [] if variance == "learned_range" else [variance]
   if alpha is not None:
@@ -210,8 +210,8 @@ PANELS = ("", "fixed_small")  # sampler suffixes drawn, one panel each; other se
 
 
 def plot(results: dict, path: str) -> str:
-  """One panel per reverse std (the spec's learned_range, fixed_small) with every curve drawn
-with it at the spec's alpha and temperature; the sequential points as one dashed line."""
+  """One panel per reverse std (the papers' learned_range, fixed_small) with every curve drawn
+with it at the papers' alpha and temperature; the sequential points as one dashed line."""
   import matplotlib.pyplot as plt
   by_panel = {p: {} for p in PANELS}
   for k, c in results["curves"].items():
@@ -301,7 +301,7 @@ def main(argv=None):
       print(f"{label}: valid {c['valid'][-1]:.3f} at {c['nfe'][-1]} NFE per puzzle", flush=True)
     results["seconds"][name] = round(time.time() - t, 1)
     common.write_json(path, results)  # resumable record after every method
-  # the paper's 30 uniform rounds, with the spec's std where run, else with another one
+  # the paper's 30 uniform rounds, with the papers' std where run, else with another one
   paper = next((c for k, c in sorted(results["curves"].items(), key=lambda kc: "@" in kc[0])
                 if k.partition("@")[0] == "ipr_uniform"), None)
   if paper:

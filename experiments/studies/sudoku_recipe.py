@@ -7,7 +7,7 @@ Every row is the `sudoku_symbolic.py:cpu` config plus the row's overrides (dotte
 for `--steps` (unless the row sets `train.steps`) into OUT/<row>/ (resumable: rerun the same
 command), then scored with the last step's EMA params: round 0 and `--hard_rounds` uniform IPR
 rounds on `--puzzles` hard test puzzles, round 0 and `--medium_rounds` on medium ones, with the
-reverse std `--variance` (default the config's: learned_range, the spec's; fixed_small scores a
+reverse std `--variance` (default the config's: learned_range, the papers'; fixed_small scores a
 trained row again without retraining, e.g. rows that train with VLB weight 0 and leave `v`
 untrained). Rows that already have a result line for that variance are skipped. `--table` prints
 the markdown table of OUT/results.jsonl. A row that sets `eval.pretrained` scores those shipped
@@ -44,7 +44,7 @@ ROWS = {
     "ts_board_beta": ("time sampler board_beta (c = 20)", _BOARD),
     "ts_mean_beta_sharp4": ("mean_beta, sharpness 0.25 (wider per-board spread)",
                             {"time_sampler.sharpness": 0.25}),
-    "add_zeros": ("mean_beta + add_zeros (the spec's sampler with some regions at t = 0)",
+    "add_zeros": ("mean_beta + add_zeros (the papers' sampler with some regions at t = 0)",
                   {"time_sampler.add_zeros": True}),
     "board_add_zeros": ("board_beta + add_zeros", {**_BOARD, "time_sampler.add_zeros": True}),
     "board_c5": ("board_beta, c = 5", {**_BOARD, "time_sampler.concentration": 5.0}),
@@ -180,7 +180,7 @@ def run_row(name: str, out: str, variance: str) -> dict:
 
 
 def variance_of(result: dict) -> str:
-  """The reverse std a result line was scored with (lines before the flag: the spec's)."""
+  """The reverse std a result line was scored with (lines before the flag: the papers')."""
   return result.get("variance", "learned_range")
 
 

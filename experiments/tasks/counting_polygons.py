@@ -29,7 +29,7 @@ class _CountingPolygonsStream:
 def _counting_polygons(config) -> Task:
   d = config.data
   size = counting_polygons.SIZE
-  try:  # regions are patch x patch squares (the spec's 8); the grid checks the patch
+  try:  # regions are patch x patch squares (the papers' 8); the grid checks the patch
     grid = regions.make_grid(size, size, config.model.patch)
   except ValueError as e:
     raise ValueError(f"model.patch: {e}") from None

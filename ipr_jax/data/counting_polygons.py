@@ -1,4 +1,4 @@
-"""Counting Polygons (spec 5.3): 128 x 128 RGB, 1-9 regular polygons sharing one vertex count
+"""Counting Polygons (method 5.3): 128 x 128 RGB, 1-9 regular polygons sharing one vertex count
 (3-7), plus two numbers written in two more circles: the polygon count and the vertex count.
 
 Generated per index, deterministically, on a blank (white) background by default, or over images
@@ -6,7 +6,7 @@ from a local folder (FFHQ-style runs). Differences from the reference, on purpos
 - circle layouts are drawn per item by rejection sampling (radii U(0.07, 0.155), no overlap,
   inside the image) instead of read from a pre-optimised `.npy` file we cannot ship;
 - the numbers are centred in their circles (the reference anchors the text's top-left corner at
-  the centre, spec 10.12) at font size 1.5 r (the reference: r) so that they stay legible at
+  the centre, method 7.5) at font size 1.5 r (the reference: r) so that they stay legible at
   128 px, and the font is DejaVu Sans, which ships with matplotlib (the reference
   uses Roboto; pass `font_path=` to use it).
 Everything else follows the spec: 512 x 512 drawing on a transparent layer, bicubic resize to 128,
@@ -99,14 +99,14 @@ def _font(path: str, size: int):
 
 
 def blank_colour(rng: np.random.Generator) -> tuple:
-  """hsl(U(0, 360), S = 1, L = 0.25) as uint8 RGB (the blank variant of spec 5.3)."""
+  """hsl(U(0, 360), S = 1, L = 0.25) as uint8 RGB (the blank variant of method 5.3)."""
   r, g, b = colorsys.hls_to_rgb(rng.uniform(0.0, 1.0), 0.25, 1.0)
   return tuple(int(round(255 * c)) for c in (r, g, b))
 
 
 def background_colour(background: np.ndarray) -> tuple:
   """The hue least present in the background (256-bin PIL hue histogram, circular Gaussian blur
-  sigma 26 over 255 taps), at S = 1, V = 0.9 (spec 5.3, FFHQ variant)."""
+  sigma 26 over 255 taps), at S = 1, V = 0.9 (method 5.3, FFHQ variant)."""
   hue = np.asarray(Image.fromarray(background).convert("HSV"))[..., 0]
   hist = np.bincount(hue.ravel(), minlength=256).astype(np.float64)
   taps = np.arange(255) - 127
@@ -186,7 +186,7 @@ def generate(rng: np.random.Generator, num_polygons: int | None = None, *, backg
 
 class Backgrounds:
   """Images of a local folder (e.g. FFHQ), sorted by name, resized shortest side to 128 and
-  centre-cropped; item i uses image i mod count (spec 5.3)."""
+  centre-cropped; item i uses image i mod count (method 5.3)."""
 
   EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -1,4 +1,4 @@
-"""Digit sources for image Sudoku (spec 5.1), each as uint8 images with labels, train/test
+"""Digit sources for image Sudoku (method 5.1), each as uint8 images with labels, train/test
 disjoint:
 - `sklearn`: the 8x8 digits shipped with scikit-learn (offline default; 1797 images, a fixed
   seeded split of 1400 train / 397 test);
@@ -78,7 +78,7 @@ def load(source: str, idx_dir: str | None = None, data_dir: str | None = None) -
 
 def top_confident(images, labels, probs, per_digit: int) -> np.ndarray:
   """Digit bank uint8[10, per_digit, h, w]: the instances of each digit that the classifier
-  reads correctly with the highest confidence (spec 5.1's top-N)."""
+  reads correctly with the highest confidence (method 5.1's top-N)."""
   pred = probs.argmax(axis=1)
   bank = []
   for d in range(10):

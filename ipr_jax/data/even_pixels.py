@@ -1,4 +1,4 @@
-"""Even Pixels (spec 5.2): 32 x 32 RGB, exactly half the pixels of one hue and half of the
+"""Even Pixels (method 5.2): 32 x 32 RGB, exactly half the pixels of one hue and half of the
 opposite hue (offset 0.5), saturation 1 and value 0.7; item i from default_rng([seed, i])."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Image Sudoku (spec 5.1): solved boards drawn with handwritten digits, one per cell.
+"""Image Sudoku (method 5.1): solved boards drawn with handwritten digits, one per cell.
 
 Boards are composed from a digit bank: the instances of each digit that our shipped classifier
 reads correctly and most confidently (train bank from the train split, test bank from the test

@@ -9,7 +9,7 @@ import numpy as np
 
 
 def to_model(images) -> np.ndarray:
-  """uint8 images -> f32 in [-1, 1] (spec 1.1), the one scaling every benchmark uses."""
+  """uint8 images -> f32 in [-1, 1] (method 1.1), the one scaling every benchmark uses."""
   return (np.asarray(images, np.float32) / 255.0 - 0.5) / 0.5
 
 

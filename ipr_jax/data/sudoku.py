@@ -1,9 +1,9 @@
 """Sudoku boards: uniformly shuffled randomised backtracking, seeded; held-out test set; givens.
 
-Splits by number of given cells g (spec 5.1): hard 0-26, medium 27-53, easy 54-80 (and 81 for
+Splits by number of given cells g (method 5.1): hard 0-26, medium 27-53, easy 54-80 (and 81 for
 correction experiments). Test items are deterministic per (split, index): one generator
 `default_rng([GIVENS_SEED, lo, hi, index % 2**32])` draws g and the given cells, so items are
-independent of batch position and of each other (fixing the reference's seeding, spec 8.2.4).
+independent of batch position and of each other (fixing the reference's seeding, method 7.2).
 Training boards come from a disjoint seed stream and are filtered against the test set.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ linearly, plus learned position embeddings (one table per position family, e.g. 
 column and box). Each block: adaLN-modulated attention (optionally masked by a region dependency
 graph) and MLP, with zero-initialised gates. The head maps each token back to its region:
 velocity (p p C), raw v (p p C) and one log-variance, zero-initialised so that at init
-velocity = 0, v_interp = 0.5, sigma = 1 (spec 1.3).
+velocity = 0, v_interp = 0.5, sigma = 1 (method 1.3).
 
 The head is linear in the token, so without help a region's velocity lies in a fixed
 dim-dimensional subspace of its p p C values: a transformer narrower than its patch cannot remove

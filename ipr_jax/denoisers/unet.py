@@ -1,4 +1,4 @@
-"""The SRM UNet (spec 6.1) with per-pixel time conditioning, as an NNX module.
+"""The SRM UNet (method 6.1) with per-pixel time conditioning, as an NNX module.
 
 The time map is per pixel: in every ResBlock the [B, H, W] map is resized bilinearly (half-pixel
 centres, no antialias) to the block's resolution, embedded per location by the one shared
@@ -24,7 +24,7 @@ from ipr_jax.denoisers.common import (DenoiserOutput, TimeEmbedding, compute_dty
 
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
-  """widths per level; attention at the levels flagged in `attention`; paper sizes in spec 6.2."""
+  """widths per level; attention at the levels flagged in `attention`; paper sizes in method 6.2."""
   height: int
   width: int
   channels: int

@@ -1,4 +1,4 @@
-"""Counting Polygons evaluator (spec 5.3 metrics with our own classifier).
+"""Counting Polygons evaluator (method 5.3 metrics with our own classifier).
 
 The reference scores samples with a torchvision ResNet-50 with 4 linear heads; we train a small
 Flax CNN with the same four heads and a fifth, a cleanliness check, on generated items and

@@ -1,4 +1,4 @@
-"""Per-cell digit classifier (spec 5.1 architecture): conv3x3(1->32) ReLU maxpool2 dropout,
+"""Per-cell digit classifier (method 5.1 architecture): conv3x3(1->32) ReLU maxpool2 dropout,
 conv3x3(32->64) ReLU maxpool2 dropout, fc -> 128 ReLU, fc -> 10, on tiles in [-1, 1].
 For 8x8 digits the fc input is 64 * 2 * 2 instead of 64 * 7 * 7."""
 from __future__ import annotations

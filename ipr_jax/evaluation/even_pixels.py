@@ -1,4 +1,4 @@
-"""Even Pixels metrics (spec 5.2) in jnp over images f32[..., H, W, 3] in [-1, 1]."""
+"""Even Pixels metrics (method 5.2) in jnp over images f32[..., H, W, 3] in [-1, 1]."""
 from __future__ import annotations
 
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Sudoku metrics (spec 5.1) over decoded boards int[..., 9, 9] (digits 1..9); any leading dims,
+"""Sudoku metrics (method 5.1) over decoded boards int[..., 9, 9] (digits 1..9); any leading dims,
 so one call scores [B] samples or [rounds, B] at once. jnp and jit-able."""
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def symbolic_metrics(x):
 
 def image_metrics(apply, params, x, cell: int):
   """Per-sample {'valid', 'duplicate_count'} of image boards f32[..., 9 cell, 9 cell, 1] read by
-  a digit classifier `apply(params, tiles, None) -> logits` (0 -> second best, spec 5.1)."""
+  a digit classifier `apply(params, tiles, None) -> logits` (0 -> second best, method 5.1)."""
   from ipr_jax.evaluation import digit_classifier
   dup = duplicate_count(digit_classifier.board_digits(apply, params, x, cell))
   return {"valid": (dup == 0).astype(jnp.float32), "duplicate_count": dup.astype(jnp.float32)}
