@@ -1,6 +1,6 @@
 """Chance floors: what each benchmark's evaluator scores on inputs that are not samples of it.
 
-    python -m experiments.chance_floor [--num 100] [--out docs/chance_floor.json]
+    python -m experiments.chance_floor [--num 100] [--out docs/results/chance_floor.json]
 
 Inputs (model scale [-1, 1], the test items' shape): N(0, 1) noise, uniform[-1, 1] noise, blank
 black / white images, and the ground truth with its regions shuffled. A headline metric that is

@@ -5,7 +5,7 @@
 - `mean_beta`: draw a mean m ~ U(0, 1), split the total m R recursively with Beta draws so every
   value stays in [0, 1], permute per image; exact mean preservation. Loss weights are the inverse
   of the marginal density of t (`mean_beta_density`), computed once and passed in as an array.
-- `board_beta` (not in the papers; the recipe of `docs/sudoku_recipe.md`): one board mean
+- `board_beta` (not in the papers; the recipe of `docs/results/sudoku_symbolic.md`): one board mean
   m ~ U(0.01, 0.99) per image, then t_j ~ Beta(c m, c (1 - m)) i.i.d. per region (c =
   `concentration`), w = 1. The mean is preserved only in expectation; regions of one image
   share a noise scale, as in sampling, without the recursive split.

@@ -44,7 +44,7 @@ REDUCTIONS = ("all", "unknown")
 class LossConfig:
   """reduction: how a masked batch's terms are averaged. "all" (method 1.5): over every pixel,
   givens (weight 0) included in the denominator, so a board weighs in proportion to its unknown
-  cells. "unknown" (not in the papers; docs/sudoku_recipe.md): each board's weights are scaled by
+  cells. "unknown" (not in the papers; docs/results/sudoku_symbolic.md): each board's weights are scaled by
   R / (its unknown regions), i.e. every board's loss is the mean over its own unknown cells and
   boards weigh equally however many givens they have. Without a mask both are the same."""
   vlb_weight: float = 1.0

@@ -213,7 +213,7 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
 def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
   """With 63 of 64 patches given, the shipped Even Pixels model redraws the missing patch in
   its image's two hues, every pixel near one of them (noise or blends are far from both); it
-  does not make up the colour count (docs/image_benchmarks.md), so that is not asserted."""
+  does not make up the colour count (docs/results/even_pixels.md), so that is not asserted."""
   if "even_pixels" not in pretrained.available():
     pytest.skip("shipped model not present")
   from experiments.studies import image_diagnostics as diag
@@ -242,7 +242,7 @@ def test_shipped_counting_polygons_model_redraws_a_missing_patch_near_the_truth(
   """With 63 of 64 patches given, the shipped Counting Polygons model redraws the last one close
   to the truth (mean |error| per value 0.34 here; a fill with the page's colour 0.27, N(0, 1)
   noise, which an untrained model leaves there, 1.1). It draws near-blank pages on its own
-  (docs/image_benchmarks.md), so no unconditional figure is asserted."""
+  (docs/results/counting_polygons.md), so no unconditional figure is asserted."""
   if "counting_polygons" not in pretrained.available():
     pytest.skip("shipped model not present")
   from experiments.studies import image_diagnostics as diag

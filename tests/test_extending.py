@@ -116,7 +116,7 @@ BAD_SETTINGS = [
     (counting_polygons, "model.patch", 12, r"model.patch: patch=12 must divide the image size 128x128"),
     (counting_polygons, "model.patch", 0, "model.patch: patch must be a positive integer, got 0"),
     (even_pixels, "model.patch", 8, r"config.model .even_pixels. has key"),  # fixed at 4 there
-    # a transformer narrower than its region's values needs the z_t skip (docs/image_benchmarks.md)
+    # a transformer narrower than its region's values needs the z_t skip (docs/results/even_pixels.md)
     (even_pixels, "model.transformer.skip", False, r"dim=16 is below the 48 values .*set model.transformer.skip=True"),
     (counting_polygons, "model.transformer.skip", False, r"dim=16 is below the 768 values"),
     # split names are the benchmark's (a typo in eval.rounds, a Sudoku split on an image set)

@@ -10,7 +10,7 @@ Blank (white) backgrounds by default; set `config.data.background_dir` to a loca
 - cpu (shipped as `counting_polygons`, at the evaluator's floor: it draws near-blank pages):
   16x16 patches (64 regions), a 128-wide 4-layer region transformer with the z_t skip (128 < a
   patch's 768 values: without the skip its linear velocity head cannot remove the noise outside a
-  128-dim subspace), 7k steps, 59 min on 2 CPU cores (docs/image_benchmarks.md: the trials, the
+  128-dim subspace), 7k steps, 59 min on 2 CPU cores (docs/results/counting_polygons.md: the trials, the
   cause, the figures):
     python -m experiments.main --config experiments/configs/counting_polygons.py:cpu --workdir runs/cp_cpu --mode train
 - paper: the UNet of method 6.2 (widths 128-512, attention at 16^2 and 8^2), mean_beta 0.5 with
@@ -37,7 +37,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                            attention=(False, False, False, True, True), num_blocks=2, groups=32,
                            time_dim=512, time_freq_dim=256, head_channels=64, dropout=0.1))
   # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the papers'; docs/image_benchmarks.md)
+  # u ** (1 / zeros_power) (1 = the papers'; docs/results/counting_polygons.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.5, add_zeros=True, density_images=80_000,
                         concentration=20.0, zeros_power=1.0)
   c.train = dict(steps=20_000, batch_size=32, learning_rate=5e-4, warmup_steps=1000,
@@ -65,7 +65,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5,
                     selectors=("uniform",))  # one refine compile in the smoke tests
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
-  elif variant == "cpu":  # docs/image_benchmarks.md: the trials behind these choices
+  elif variant == "cpu":  # docs/results/counting_polygons.md: the trials behind these choices
     c.model.patch = 16  # 64 regions: 3.4x fewer tokens than 8x8, and IPR's NFE 3.3x fewer
     c.model.transformer.update(dim=128, depth=4)  # 128 < 768 values: the z_t skip does the rest
     c.train.update(steps=7000, learning_rate=1e-3, warmup_steps=300, lr_schedule="cosine",

@@ -5,7 +5,7 @@ half the pixels of each of two opposite hues (`is_color_count_even`).
     python -m experiments.main --config experiments/configs/even_pixels.py:smoke --workdir /tmp/ep --mode train
 - cpu: the shipped offline model (ipr_jax/assets/even_pixels): a 64-wide, 4-layer region
   transformer with the z_t skip and a 64-unit per-pixel head, 10k steps, about 50 min on 2 CPU
-  cores (resumable; trials in docs/image_benchmarks.md; clean two-hue samples, but it does not
+  cores (resumable; trials in docs/results/even_pixels.md; clean two-hue samples, but it does not
   count: the headline is at chance):
     python -m experiments.main --config experiments/configs/even_pixels.py:cpu --workdir runs/ep_cpu --mode train
   refine 300 held-out samples at the paper's settings (30 rounds, ratio 0.25, 30 steps per
@@ -28,7 +28,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # model.kind picks the section: transformer (cpu) or unet (method 6.2's UNet, attention at 8^2
   # and 4^2, used by paper); dtype: float32, bfloat16, auto (bf16 on GPU/TPU); transformer.skip /
   # pixel_head: a z_t skip / a per-pixel MLP head of that many units (0: none; trials of both in
-  # docs/image_benchmarks.md)
+  # docs/results/even_pixels.md)
   c.model = dict(kind="transformer", dtype="float32",
                  transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
                                   pixel_head=0),
@@ -36,7 +36,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                            num_blocks=2, groups=32, time_dim=512, time_freq_dim=256,
                            head_channels=64, dropout=0.1))
   # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the papers'; docs/image_benchmarks.md)
+  # u ** (1 / zeros_power) (1 = the papers'; docs/results/even_pixels.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=0.75, add_zeros=True, density_images=80_000,
                         concentration=20.0, zeros_power=1.0)
   c.train = dict(steps=20_000, batch_size=64, learning_rate=8e-4, warmup_steps=1000,
@@ -63,7 +63,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.refine.update(rounds=2, steps_per_patch=2, overlap=0.5,
                     selectors=("uniform",))  # one refine compile in the smoke tests
     c.eval.update(num_samples=2, batch_size=2, strip_samples=2)
-  elif variant == "cpu":  # docs/image_benchmarks.md: the trials behind these choices
+  elif variant == "cpu":  # docs/results/even_pixels.md: the trials behind these choices
     c.model.transformer.update(skip=True, pixel_head=64)
     c.train.update(steps=10_000, learning_rate=1e-3, lr_schedule="cosine", warmup_steps=500,
                    eval_every=2500, eval_samples=64)

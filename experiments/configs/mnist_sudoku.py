@@ -18,7 +18,13 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
 """
+import os
+
 import ml_collections
+
+# the four MNIST IDX files of the `idx_dir` variants: --config.data.idx_dir=DIR, or this
+# environment variable (no default: the offline variants need no MNIST)
+MNIST_ENV = "IPR_JAX_MNIST_DIR"
 
 from experiments.configs import sudoku_symbolic
 
@@ -49,7 +55,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                        f"{variant!r}")
     c.model.codec.latent_dim = 16  # d = 8 loses 2 points of classifier accuracy (docs)
     if variant == "latent_mnist":
-      c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
+      c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))
     if variant == "latent_smoke":
       c.model.codec.update(width=4, steps=4, batch_size=16)
       c.refine.selectors = ("uniform",)
@@ -61,7 +67,7 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   elif variant == "cpu":
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)
   elif variant == "paper":
-    c.data.update(source="idx_dir", idx_dir="../shared/data/mnist")
+    c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))
     c.model.update(kind="unet", dtype="auto")
     c.train.update(batch_size=56)  # method 6.2: 28 per GPU x 2
     c.train.data_workers = 4  # 252x252 boards composed on the host

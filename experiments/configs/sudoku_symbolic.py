@@ -24,7 +24,7 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
 - cpu_restart: a second 18k-step cosine cycle (warm-up 500, the cpu lr) that starts from the
   shipped `sudoku_symbolic_long` weights (`train.init_from`), about 2 h more:
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_restart --workdir runs/sudoku_cpu_restart --mode train
-  Measured worse, not shipped (docs/sudoku_recipe.md): hard 59.3% after the paper's 30 uniform
+  Measured worse, not shipped (docs/results/sudoku_symbolic.md): hard 59.3% after the paper's 30 uniform
   rounds (cpu_long: 66.0% under the same key), 93.0% with the recommended rounds (93.7%).
 - paper: IPR settings of method 6.3 (3 steps per cell, 30 rounds) with a larger transformer; GPU/TPU.
 """
@@ -45,11 +45,11 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
                  transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False,
                                   pixel_head=0))
   # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the papers'; docs/image_benchmarks.md)
+  # u ** (1 / zeros_power) (1 = the papers'; docs/results/even_pixels.md)
   c.time_sampler = dict(kind="mean_beta", sharpness=1.0, add_zeros=False, density_images=80_000,
                         concentration=20.0, zeros_power=1.0)
   # loss_reduction: "all" (method 1.5: givens count in each term's mean) or "unknown" (each board
-  # is the mean over its own unknown cells; docs/sudoku_recipe.md)
+  # is the mean over its own unknown cells; docs/results/sudoku_symbolic.md)
   c.train = dict(steps=8_000, batch_size=64, learning_rate=2e-3, warmup_steps=500,
                  lr_schedule="cosine", ema_decay=0.995, weight_decay=1e-6, b1=0.95,
                  vlb_weight=1.0, sigma_weight=0.01,

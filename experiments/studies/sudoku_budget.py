@@ -2,7 +2,7 @@
 
     python -m experiments.studies.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
         [--num 100] [--methods all] [--variance learned_range] [--alpha A] [--temperature T]
-        [--out docs/sudoku_budget]
+        [--out docs/results/sudoku_symbolic/sudoku_budget]
 
 On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
@@ -264,7 +264,7 @@ def main(argv=None):
                   help="stochasticity of every pass (spec: 0.5); labels get ',alpha<a>'")
   ap.add_argument("--temperature", type=float, default=1.0,
                   help="multiplies every stochastic step's std; labels get ',T<t>' unless 1")
-  ap.add_argument("--out", default="docs/sudoku_budget")
+  ap.add_argument("--out", default="docs/results/sudoku_symbolic/sudoku_budget")
   args = ap.parse_args(argv)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
   t0 = time.time()

@@ -1,4 +1,4 @@
-"""The Sudoku recipe study (docs/sudoku_recipe.md): train one row per recipe change, score it on
+"""The Sudoku recipe study (docs/results/sudoku_symbolic.md): train one row per recipe change, score it on
 the same held-out puzzles, one JSON line per row.
 
     python -m experiments.studies.sudoku_recipe --rows baseline,ts_board_beta --out runs/recipe

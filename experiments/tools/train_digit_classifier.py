@@ -1,7 +1,7 @@
 """Train the per-cell digit classifier used by the image-Sudoku evaluator and ship it.
 
     python -m experiments.tools.train_digit_classifier --source sklearn
-    python -m experiments.tools.train_digit_classifier --source idx_dir --idx_dir ../shared/data/mnist
+    python -m experiments.tools.train_digit_classifier --source idx_dir --idx_dir DIR_WITH_MNIST_IDX_FILES
 
 Prints the test accuracy, then writes ipr_jax/assets/digits_<source>/ (params.npz + manifest
 with source, command, test accuracy, bank sizes, sha256). Same seed, same weights.

@@ -38,7 +38,9 @@ def _find(idx_dir: str, stem: str) -> str:
 
 def load_idx_dir(idx_dir: str) -> dict:
   if not idx_dir or not os.path.isdir(idx_dir):
-    raise ValueError(f"idx_dir {idx_dir!r} is not a directory")
+    raise ValueError(f"idx_dir {idx_dir!r} is not a directory: point it at a folder with the four "
+                     "MNIST IDX files (experiment configs: --config.data.idx_dir=DIR or the "
+                     "IPR_JAX_MNIST_DIR environment variable)")
   arr = {k: _read_idx(_find(idx_dir, v)) for k, v in IDX_FILES.items()}
   return {"train": (arr["train_images"], arr["train_labels"].astype(np.int32)),
           "test": (arr["test_images"], arr["test_labels"].astype(np.int32))}

@@ -9,7 +9,7 @@ velocity = 0, v_interp = 0.5, sigma = 1 (method 1.3).
 
 The head is linear in the token, so without help a region's velocity lies in a fixed
 dim-dimensional subspace of its p p C values: a transformer narrower than its patch cannot remove
-the noise outside that subspace (docs/image_benchmarks.md measured it). `skip=True` adds a
+the noise outside that subspace (docs/results/even_pixels.md measured it). `skip=True` adds a
 z_t skip: the token also yields one gain per channel, g (zero at init), and velocity += g * z_t
 over the region's pixels. Outside the head's span the best velocity given z_t is such a gain
 times z_t (for data with little energy there, about 1/t), so a narrow head then suffices.
@@ -19,7 +19,7 @@ pixel of every region: its input is the token's final state, the pixel's own z_t
 embedding of the pixel's place in its patch; its output (zero at init) adds to the pixel's
 velocity. The linear head learns a separate map from the token for every pixel position, and
 the skip only scales z_t; a per-pixel decision (which of two hues a noisy pixel is,
-docs/image_benchmarks.md) is one nonlinear function of the pixel and its context, learnt once
+docs/results/even_pixels.md) is one nonlinear function of the pixel and its context, learnt once
 for all pixels here.
 
 Mixed precision: with `dtype="bfloat16"` the matmuls and activations run in bf16 while params
