@@ -18,11 +18,15 @@ from tqdm import tqdm
 
 from experiments import common
 from ipr_jax import checkpoints, latents, pretrained
-from ipr_jax.data import digits
+from ipr_jax.data import digits, image_sudoku
 from ipr_jax.evaluation import digit_classifier
+from ipr_jax.evaluation import sudoku as sudoku_eval
 
 FOLDER = "codec"
 STREAM = 0xC0DEC  # the codec stage's key and batch stream, apart from the denoiser's
+# config.model.codec keys that shape the trained weights besides the architecture
+RECIPE = ("steps", "decoder_steps", "batch_size", "learning_rate", "latent_noise",
+          "decoder_noise", "normalise")
 
 
 def config_of(config, cell: int) -> latents.CodecConfig | None:
@@ -30,8 +34,7 @@ def config_of(config, cell: int) -> latents.CodecConfig | None:
   c = config.model.codec
   if not c.latent_dim:
     return None
-  return latents.CodecConfig(patch=cell, channels=1, latent_dim=c.latent_dim, width=c.width,
-                             latent_noise=c.latent_noise)
+  return latents.CodecConfig(patch=cell, channels=1, latent_dim=c.latent_dim, width=c.width)
 
 
 def source_images(config, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -40,29 +43,51 @@ def source_images(config, split: str) -> tuple[np.ndarray, np.ndarray]:
   return digits.to_model(images)[..., None], labels
 
 
-def classifier_accuracy(config, codec: latents.Codec, params) -> dict:
-  """The digit classifier's accuracy on the held-out digits and on their reconstructions."""
-  cls_apply, cls_params, _ = digit_classifier.load(
-      "sklearn" if config.data.source == "sklearn" else "idx_dir")
-  tiles, labels = source_images(config, "test")
+def quality(config, codec: latents.Codec, params, boards: int = 300) -> dict:
+  """What the codec loses, read by the evaluator's digit classifier (which never trains it):
+  accuracy on every held-out digit and on the test bank's digits (the ones test boards are
+  drawn with), original vs reconstructed, and the Sudoku ceiling: the valid rate of the first
+  `boards` held-out solved boards after a round trip through the codec (1.0 = nothing lost)."""
+  source = "sklearn" if config.data.source == "sklearn" else "idx_dir"
+  cls_apply, cls_params, man = digit_classifier.load(source)
   roundtrip = jax.jit(lambda p, x: codec.decode(p, codec.encode(p, x)))
   read = jax.jit(lambda x: digit_classifier.predict_raw(cls_apply, cls_params, x))
-  orig, rec, err = [], [], []
-  for i in range(0, len(tiles), 2048):
-    x = jnp.asarray(tiles[i:i + 2048])
-    y = roundtrip(params, x)
-    orig.append(np.asarray(read(x)))
-    rec.append(np.asarray(read(y)))
-    err.append(np.asarray(jnp.mean((y - x) ** 2, axis=(1, 2, 3))))
-  orig, rec = np.concatenate(orig), np.concatenate(rec)
-  return {"num_test": int(len(labels)), "accuracy_original": float(np.mean(orig == labels)),
-          "accuracy_reconstructed": float(np.mean(rec == labels)),
-          "mse_reconstructed": float(np.mean(np.concatenate(err)))}
+
+  def accuracy(tiles, labels):
+    orig = np.concatenate([np.asarray(read(jnp.asarray(tiles[i:i + 2048])))
+                           for i in range(0, len(tiles), 2048)])
+    rec = np.concatenate([np.asarray(read(roundtrip(params, jnp.asarray(tiles[i:i + 2048]))))
+                          for i in range(0, len(tiles), 2048)])
+    return float(np.mean(orig == labels)), float(np.mean(rec == labels))
+
+  out = {}
+  tiles, labels = source_images(config, "test")
+  out["num_test"] = int(len(labels))
+  out["accuracy_original"], out["accuracy_reconstructed"] = accuracy(tiles, labels)
+  bank = digit_classifier.banks(config.data.source, config.data.idx_dir)["test"]
+  out["bank_accuracy_original"], out["bank_accuracy_reconstructed"] = accuracy(
+      digits.to_model(bank.reshape(-1, *bank.shape[2:]))[..., None],
+      np.repeat(np.arange(10), bank.shape[1]))
+  imgs = digits.to_model(image_sudoku.test_images(bank, boards))[..., None]
+  valid = jax.jit(lambda x: sudoku_eval.is_valid(
+      digit_classifier.board_digits(cls_apply, cls_params, x, cell=man["cell"])))
+  out["board_ceiling"] = float(np.mean(np.concatenate([
+      np.asarray(valid(roundtrip(params, jnp.asarray(imgs[i:i + 50]))))
+      for i in range(0, boards, 50)])))
+  out["boards"] = int(boards)
+  return out
 
 
-def _optimizer(config) -> optax.GradientTransformation:
+def _stage(config, step: int):
+  """(optimizer, train_encoder, latent_noise) of codec step `step`: steps [0, steps) train the
+  whole autoencoder; then `decoder_steps` steps train the decoder alone (encoder frozen, so the
+  latent space does not move) with `decoder_noise`, each phase with its own cosine lr."""
   c = config.model.codec
-  return optax.adam(optax.cosine_decay_schedule(c.learning_rate, max(c.steps, 1)))
+  if step < c.steps:
+    return optax.adam(optax.cosine_decay_schedule(c.learning_rate, max(c.steps, 1))), True, \
+        c.latent_noise
+  decoder = optax.adam(optax.cosine_decay_schedule(c.learning_rate / 2, max(c.decoder_steps, 1)))
+  return latents.decoder_only(decoder), False, c.decoder_noise
 
 
 def is_latent(config) -> bool:
@@ -105,9 +130,11 @@ def train(config, workdir: str, stop_at_step: int | None = None):
   cfg, c = config_of(config, cell_of(config)), config.model.codec
   folder = os.path.join(workdir, FOLDER)
   if os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
-    stored = pretrained.codec_config(FOLDER, workdir)
-    if stored != cfg:
-      raise ValueError(f"{folder} holds a codec of {stored}, the config asks for {cfg}: use "
+    stored = pretrained.manifest(FOLDER, workdir)["codec"]
+    recipe = {k: stored.get(k) for k in RECIPE}
+    if pretrained.codec_config(FOLDER, workdir) != cfg or recipe != {k: c[k] for k in RECIPE}:
+      raise ValueError(f"{folder} holds a codec of {stored['config']} trained with {recipe}; "
+                       f"the config asks for {cfg} with {({k: c[k] for k in RECIPE})}: use "
                        "another workdir or delete that folder")
     print(f"reusing the trained codec in {folder}")
     return _load_folder(FOLDER, workdir)
@@ -115,33 +142,40 @@ def train(config, workdir: str, stop_at_step: int | None = None):
   tiles, _ = source_images(config, "train")  # images only: the codec never sees labels
   key = jax.random.fold_in(jax.random.key(config.seed), STREAM)
   codec, params = latents.build(cfg, jax.random.fold_in(key, 0))
-  optimizer = _optimizer(config)
-  state = latents.init_state(params, optimizer)
+  total = c.steps + c.decoder_steps
   mgr = checkpoints.manager(os.path.join(folder, "checkpoints"), 1)
-  if mgr.latest_step() is not None:
+  start = mgr.latest_step() or 0
+  optimizer, _, _ = _stage(config, max(start - 1, 0))  # the phase its checkpoint was saved in
+  state = latents.init_state(params, optimizer)
+  if start:
     state, _ = checkpoints.restore(mgr, state)
-    print(f"codec: resumed from step {int(state.step)}")
-  step_fn = latents.make_train_step(codec, optimizer)
+    print(f"codec: resumed from step {start}")
   train_key = jax.random.fold_in(key, 1)
-  bar = tqdm(range(int(state.step), c.steps), initial=int(state.step), total=c.steps,
-             desc="codec", mininterval=5)
+  bar = tqdm(range(start, total), initial=start, total=total, desc="codec", mininterval=5)
   for i in bar:
+    if i in (start, c.steps):  # (re)entering a phase: its optimiser and step function
+      optimizer, train_encoder, noise = _stage(config, i)
+      if i == c.steps:  # the decoder phase starts with fresh moments for the decoder alone
+        state = latents.init_state({"net": state.net}, optimizer, i)
+      step_fn = latents.make_train_step(codec, optimizer, latent_noise=noise,
+                                        train_encoder=train_encoder)
     rows = np.random.default_rng([STREAM, config.seed, i]).integers(0, len(tiles), c.batch_size)
     state, metrics = step_fn(state, jnp.asarray(tiles[rows]), jax.random.fold_in(train_key, i))
-    if (i + 1) % 500 == 0 or i + 1 in (c.steps, stop_at_step):
+    if (i + 1) % 500 == 0 or i + 1 in (c.steps, total, stop_at_step):
       bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")
       checkpoints.save(mgr, i + 1, state, {"stage": "codec"})
     if i + 1 == stop_at_step:
       return None
   params = (latents.normalise(codec, state.net, tiles) if c.normalise
             else latents.identity_normalisation(state.net, cfg.latent_dim))
-  quality = classifier_accuracy(config, codec, params)
-  info = {"steps": int(c.steps), "batch_size": int(c.batch_size),
-          "learning_rate": float(c.learning_rate), "normalise": bool(c.normalise),
-          "source": config.data.source, "num_train_images": int(len(tiles)), "seed": config.seed,
-          "train_wall_s": round(time.time() - t0, 1), "commit": common.git_commit(), **quality}
+  report = quality(config, codec, params)
+  info = {**{k: c[k] for k in RECIPE}, "source": config.data.source,
+          "num_train_images": int(len(tiles)), "seed": config.seed,
+          "train_wall_s": round(time.time() - t0, 1), "commit": common.git_commit(), **report}
   pretrained.save_codec(folder, params, cfg, info)
-  print(f"codec: {c.steps} steps in {info['train_wall_s'] / 60:.1f} min; classifier accuracy on "
-        f"{quality['num_test']} held-out digits {quality['accuracy_original']:.4f}, on their "
-        f"reconstructions {quality['accuracy_reconstructed']:.4f}")
+  print(f"codec: {total} steps in {info['train_wall_s'] / 60:.1f} min; classifier accuracy on "
+        f"{report['num_test']} held-out digits {report['accuracy_original']:.4f} -> "
+        f"{report['accuracy_reconstructed']:.4f} reconstructed (test bank "
+        f"{report['bank_accuracy_original']:.4f} -> {report['bank_accuracy_reconstructed']:.4f}); "
+        f"held-out solved boards still valid after the round trip: {report['board_ceiling']:.3f}")
   return codec, params

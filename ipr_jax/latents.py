@@ -8,7 +8,9 @@ latent, so the SRM sampler and IPR run over a grid of latents exactly as over sy
 `params` = {"net": the autoencoder's weights, "mean": f32[d], "std": f32[d]}: the latent is
 normalised per channel with the statistics of the training images' latents (`normalise`), so
 the denoiser sees unit-scale channels. The codec is trained on images alone (`reconstruction_loss`,
-`make_train_step`); labels and the evaluator classifier never shape it. Every region is coded
+`make_train_step`); labels and the evaluator classifier never shape it. A second training stage
+with the encoder frozen (`train_encoder=False`) sharpens the decoder without moving the latent
+space, so a denoiser trained on the latents stays valid. Every region is coded
 on its own: `_over_regions` is the one place regions are vmapped, so encode(x) of a board
 equals the per-cell encodings laid out on the grid.
 """
@@ -35,7 +37,6 @@ class CodecConfig:
   channels: int = 1
   latent_dim: int = 8
   width: int = 32            # conv channels of the first layer (the second has 2x)
-  latent_noise: float = 0.1  # training only: N(0, (noise * batch std)^2) on latents before decoding
   dtype: str = "float32"     # compute dtype; params, latents and pixels stay float32
 
   def __post_init__(self):
@@ -45,8 +46,6 @@ class CodecConfig:
         raise ValueError(f"CodecConfig.{name} must be a positive integer, got {v!r}")
     if self.patch % 4:
       raise ValueError(f"CodecConfig.patch must be a multiple of 4, got {self.patch}")
-    if not self.latent_noise >= 0:
-      raise ValueError(f"CodecConfig.latent_noise must be >= 0, got {self.latent_noise}")
     compute_dtype(self.dtype)
 
 
@@ -188,30 +187,47 @@ class CodecState:
   opt_state: object    # optax state of `net`
 
 
-def init_state(params, optimizer) -> CodecState:
+def init_state(params, optimizer, step: int = 0) -> CodecState:
   net = jax.tree.map(jnp.copy, params["net"])
-  return CodecState(jnp.zeros((), jnp.int32), net, optimizer.init(net))
+  return CodecState(jnp.asarray(step, jnp.int32), net, optimizer.init(net))
 
 
-def reconstruction_loss(codec: Codec, net, tiles, key):
+def decoder_only(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`optimizer` on the decoder's entries of params["net"]; the encoder's are never updated."""
+  labels = lambda net: {k: "frozen" if k in ENCODER else "train" for k in net}
+  return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
+
+
+ENCODER = ("enc", "to_latent")  # the encoder's entries of params["net"]
+
+
+def reconstruction_loss(codec: Codec, net, tiles, key, latent_noise: float = 0.1,
+                        train_encoder: bool = True):
   """Mean squared error of tiles f32[N, p, p, C] through the codec, with Gaussian noise of
   `latent_noise` x the batch's per-channel std on the latents (the decoder then tolerates the
-  small misses of a denoiser's samples). Returns (loss, {'mse': clean-latent error})."""
+  small misses of a denoiser's samples). With `train_encoder=False` the encoder gets no gradient
+  (the latent space stays where it is). Returns (loss, {'loss'})."""
   z = codec.encode_raw(net, tiles)
+  if not train_encoder:
+    z = jax.lax.stop_gradient(z)
   scale = jax.lax.stop_gradient(jnp.std(z, axis=0) + 1e-6)
-  noisy = z + codec.config.latent_noise * scale * jax.random.normal(key, z.shape)
+  noisy = z + latent_noise * scale * jax.random.normal(key, z.shape)
   loss = jnp.mean((codec.decode_raw(net, noisy) - tiles) ** 2)
   return loss, {"loss": loss}
 
 
-def make_train_step(codec: Codec, optimizer: optax.GradientTransformation):
-  """Jitted step(state, tiles f32[N, p, p, C], key) -> (state, {'loss'}), state donated."""
+def make_train_step(codec: Codec, optimizer: optax.GradientTransformation, *,
+                    latent_noise: float = 0.1, train_encoder: bool = True):
+  """Jitted step(state, tiles f32[N, p, p, C], key) -> (state, {'loss'}), state donated. With
+  `train_encoder=False`, pass `decoder_only(optimizer)` (here and to `init_state`)."""
+  if not latent_noise >= 0:
+    raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
 
   def step(state: CodecState, tiles, key):
     chex.assert_shape(tiles, (None, codec.config.patch, codec.config.patch,
                               codec.config.channels))
-    grads, metrics = jax.grad(lambda n: reconstruction_loss(codec, n, tiles, key),
-                              has_aux=True)(state.net)
+    loss = lambda n: reconstruction_loss(codec, n, tiles, key, latent_noise, train_encoder)
+    grads, metrics = jax.grad(loss, has_aux=True)(state.net)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.net)
     return CodecState(state.step + 1, optax.apply_updates(state.net, updates), opt_state), metrics
 

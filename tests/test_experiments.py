@@ -138,7 +138,7 @@ def test_quickstart_reduced(tmp_path):
 
 
 SHIPPED_MODELS = ["sudoku_symbolic", "sudoku_symbolic_cpu", "sudoku_symbolic_long", "mnist_sudoku_cpu",
-                  "even_pixels", "counting_polygons"]
+                  "mnist_sudoku_latent", "even_pixels", "counting_polygons"]
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
@@ -208,6 +208,45 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
   read = read.reshape(n, 81)[missing]
   truth = items.labels["boards"].reshape(n, 81)[missing]
   assert np.mean(read == truth) >= 0.75
+
+
+@pytest.mark.skipif("mnist_sudoku_latent" not in pretrained.available(),
+                    reason="shipped model not present")
+def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
+  """The shipped latent model with its codec: given 80 encoded digit cells, the one missing
+  cell it generates decodes to a digit the evaluator reads right (an untrained model: ~1 in 9),
+  and its codec round-trips held-out boards so that the classifier still reads them."""
+  from experiments import codec
+  from experiments.configs import mnist_sudoku
+  from ipr_jax import sampling
+  config = mnist_sudoku.get_config("latent_cpu")
+  config.eval.pretrained = "mnist_sudoku_latent"
+  apply, params, manifest = pretrained.load("mnist_sudoku_latent")
+  encode, decode, codec_params = pretrained.load_codec("mnist_sudoku_latent")
+  task = translate.translate(config, codec=codec.load(config, "unused")).task
+  items = task.test_items("medium", 24, validation=True)  # latents f32[24, 9, 9, 16]
+  n = len(items.x)
+  truth = task.metrics(jnp.asarray(items.x))
+  assert float(jnp.mean(truth["valid"])) >= 0.9  # decode(encode(board)) is still read as valid
+  missing = np.zeros((n, 81), bool)
+  missing[np.arange(n), (np.arange(n) * 37) % 81] = True
+  res = sampling.sample(apply, params, jax.random.key(0), jax.random.normal(jax.random.key(1),
+                        items.x.shape), jnp.asarray(~missing), jnp.asarray(items.x),
+                        pretrained.recommended(manifest).initial)
+  assert float(jnp.mean(task.metrics(res.x)["valid"])) >= 0.75
+  x = decode(codec_params, res.x)
+  assert x.shape == (n, 72, 72, 1) and encode(codec_params, x).shape == items.x.shape
+
+
+@pytest.mark.skipif("mnist_sudoku_latent" not in pretrained.available(),
+                    reason="shipped model not present")
+def test_quickstart_image_sudoku_reduced(tmp_path):
+  from experiments import quickstart
+  results = quickstart.main(["--benchmark", "mnist_sudoku", "--num", "4", "--rounds", "1",
+                             "--out", str(tmp_path)])
+  check_schema(json.load(open(tmp_path / "results.json")), 1)
+  assert results["benchmark"] == "mnist_sudoku" and len(results["per_sample"]["valid"]) == 4
+  assert os.path.exists(tmp_path / "strip.png")
 
 
 def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
@@ -513,9 +552,11 @@ def test_latent_image_sudoku_pipeline(tmp_path):
     translate.translate(config)  # a latent task needs its codec
   with pytest.raises(checkpoints.CheckpointError, match="no trained codec"):
     evaluate.run(config, str(tmp_path / "empty"), "refine")
-  # the codec stage resumes exactly: killed after its checkpoint at step 2 of 4, then resumed
+  # the codec stage resumes exactly: killed after its checkpoint at step 2 (whole autoencoder),
+  # resumed and killed again at step 5 (the decoder phase, steps 4-5), then resumed to the end
   part = tmp_path / "part"
   assert codec.train(config, str(part), stop_at_step=2) is None
+  assert codec.train(config, str(part), stop_at_step=5) is None
   resumed = codec.train(config, str(part))
   train.train(config, str(tmp_path))  # codec stage from scratch, then the denoiser
   coder, params = codec.load(config, str(tmp_path))
@@ -524,7 +565,9 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   other.model.codec.latent_noise = 0.5
   with pytest.raises(ValueError, match="holds a codec"):  # another codec config is not reused
     codec.train(other, str(tmp_path))
-  assert json.load(open(tmp_path / "codec" / "manifest.json"))["codec"]["accuracy_original"] > 0.9
+  report = json.load(open(tmp_path / "codec" / "manifest.json"))["codec"]
+  assert report["accuracy_original"] > 0.9 and report["bank_accuracy_original"] == 1.0
+  assert 0.0 <= report["board_ceiling"] <= 1.0 and report["decoder_steps"] == 2
   run = translate.translate(config, codec=(coder, params))
   assert (run.model.height, run.model.channels, run.model.patch) == (9, 16, 1)
   stream = run.task.train_stream(config.seed, 2)

@@ -59,11 +59,11 @@ def test_normalisation_gives_unit_latents_and_decode_inverts_it():
 
 
 def test_a_tiny_codec_learns_and_round_trips():
-  cfg = latents.CodecConfig(patch=8, latent_dim=8, width=8, latent_noise=0.05)
+  cfg = latents.CodecConfig(patch=8, latent_dim=8, width=8)
   codec, params = latents.build(cfg, jax.random.key(2))
   opt = optax.adam(3e-3)
   state = latents.init_state(params, opt)
-  step = latents.make_train_step(codec, opt)
+  step = latents.make_train_step(codec, opt, latent_noise=0.05)
   tiles = jnp.asarray(_digits(32, seed=5))
   losses = []
   for i in range(60):
@@ -78,6 +78,26 @@ def test_a_tiny_codec_learns_and_round_trips():
   assert float(jnp.sqrt(jnp.mean((z2 - z) ** 2))) < 0.5 * spread
 
 
+def test_decoder_stage_keeps_the_latent_space():
+  """train_encoder=False with decoder_only: the decoder learns, the encoder (and so every latent
+  a denoiser was trained on) stays bit for bit."""
+  codec, params = latents.build(CFG, jax.random.key(4))
+  opt = latents.decoder_only(optax.adam(3e-3))
+  state = latents.init_state(params, opt)
+  step = latents.make_train_step(codec, opt, latent_noise=0.05, train_encoder=False)
+  tiles = jnp.asarray(_digits(32, seed=6))
+  first = None
+  for i in range(30):
+    state, m = step(state, tiles, jax.random.key(i))
+    first = float(m["loss"]) if first is None else first
+  assert float(m["loss"]) < first
+  for name in latents.ENCODER:
+    chex.assert_trees_all_equal(state.net[name], params["net"][name])
+  assert not np.allclose(state.net["to_pixels"]["kernel"], params["net"]["to_pixels"]["kernel"])
+  np.testing.assert_array_equal(codec.encode(dict(params, net=state.net), _board(_digits(6))),
+                                codec.encode(params, _board(_digits(6))))
+
+
 def test_bad_input_is_a_named_error():
   codec, params = latents.build(CFG, jax.random.key(0))
   with pytest.raises(ValueError, match="region"):
@@ -90,9 +110,11 @@ def test_bad_input_is_a_named_error():
     codec.decode(params, jnp.zeros((1, 2, 2, 5)))
   with pytest.raises(ValueError, match="NaN"):
     codec.decode(params, jnp.full((1, 2, 2, 4), jnp.nan))
-  for bad in (dict(patch=6), dict(latent_dim=0), dict(latent_noise=-1.0), dict(dtype="int8")):
+  for bad in (dict(patch=6), dict(latent_dim=0), dict(width=0), dict(dtype="int8")):
     with pytest.raises(ValueError):
       latents.CodecConfig(**bad)
+  with pytest.raises(ValueError, match="latent_noise"):
+    latents.make_train_step(codec, optax.adam(1e-3), latent_noise=-1.0)
 
 
 def test_refine_over_latents_decodes_inside_one_compile():

@@ -14,6 +14,18 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   Expected (README): 0% valid boards everywhere (far too little training for whole boards of
   images); the duplicate count falls with IPR rounds (hard 89 -> 81, medium 58 -> 52) below the
   compute-matched baseline (85, 59); one missing cell among 80 givens is filled right 95% of the time.
+- latent_cpu: SRM and IPR over a 9x9 grid of learned per-cell latents (ipr_jax.latents): a conv
+  autoencoder per 8x8 cell (d = 16, normalised, 3k steps on the train digits, no labels, ~3 min)
+  then the symbolic recipe's transformer over the latents (10k steps, ~60 min on 2 CPU cores);
+  one command trains both stages (a trained codec in DIR/codec is reused), resumable:
+    python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu --workdir runs/latent_cpu --mode train
+  refine 300 held-out puzzles per split, with the shipped model's recommended settings as a
+  method beside the paper's (docs/results/mnist_sudoku.md has the figures):
+    python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu --config.eval.settings_from=mnist_sudoku_latent --workdir runs/latent_cpu --mode refine
+  Shipped as `mnist_sudoku_latent` (codec + denoiser); `--config.eval.pretrained=mnist_sudoku_latent`
+  refines with it without training.
+- latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
+  --config.data.idx_dir) to the four MNIST IDX files; 8k denoiser steps.
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
@@ -39,11 +51,12 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # model.kind = transformer (peer graph; smoke, cpu) or unet (method 6.1/6.2, the paper's: a
   # published checkpoint imports into it, experiments.tools.import_checkpoint)
   # codec: latent_dim 0 = pixel space; > 0 = a per-cell autoencoder (ipr_jax.latents) trained
-  # first by --mode train (steps, batch_size, learning_rate: its own stage), the SRM and IPR
-  # then run over the 9x9 grid of latents (latent_noise: decoder robustness, training only;
-  # normalise: unit-scale latent channels)
+  # first by --mode train (its own stage: `steps` of the whole autoencoder with latent_noise,
+  # then `decoder_steps` of the decoder alone with decoder_noise, the latent space frozen), the
+  # SRM and IPR then run over the 9x9 grid of latents (normalise: unit-scale latent channels)
   c.model.codec = dict(latent_dim=0, width=32, latent_noise=0.1, normalise=True, steps=3000,
-                       batch_size=256, learning_rate=2e-3)
+                       decoder_steps=2000, decoder_noise=0.05, batch_size=256,
+                       learning_rate=2e-3)
   c.model.unet = dict(widths=(128, 128, 256, 256, 512, 512), attention=(False,) * 4 + (True, True),
                       num_blocks=2, groups=32, time_dim=512, time_freq_dim=256, head_channels=64,
                       dropout=0.1)
@@ -56,11 +69,14 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.model.codec.latent_dim = 16  # d = 8 loses 2 points of classifier accuracy (docs)
     if variant == "latent_mnist":
       c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))
+      c.model.codec.batch_size = 128  # 28x28 cells: a step costs ~12x an 8x8 one
     if variant == "latent_smoke":
-      c.model.codec.update(width=4, steps=4, batch_size=16)
+      c.model.codec.update(width=4, steps=4, decoder_steps=2, batch_size=16)
       c.refine.selectors = ("uniform",)
-    else:
+    elif variant == "latent_cpu":
       c.train.update(steps=10_000, eval_every=2500)
+    else:
+      c.train.update(steps=8_000, eval_every=2000)
   elif variant == "smoke":
     c.model.transformer.skip = True  # dim 16 < an 8x8 cell's 64 values
     c.refine.selectors = ("uniform",)  # one refine compile in the smoke tests

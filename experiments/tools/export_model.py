@@ -20,10 +20,15 @@ from ipr_jax import denoisers, pretrained
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "training run directory")
 _NAME = flags.DEFINE_string("name", "sudoku_symbolic_cpu", "asset name")
+_ALLOW_DIRTY = flags.DEFINE_bool("allow_dirty", False, "ship from a tree with uncommitted changes "
+                                 "(its manifest then names a commit that is not the code)")
 
 
 def main(argv):
   del argv
+  if common.git_commit().endswith("-dirty") and not _ALLOW_DIRTY.value:
+    raise app.UsageError("the working tree has uncommitted changes: commit them first, so the "
+                         "shipped manifest names the code that made it (or --allow_dirty)")
   config, workdir = _CONFIG.value, _WORKDIR.value
   coder = codec.load(config, workdir)
   run = translate.translate(config, codec=coder)
