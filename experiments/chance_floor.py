@@ -7,6 +7,7 @@ black / white images, and the ground truth with its regions shuffled. A headline
 not near 0 on all of them can be fooled by noise; training keeps a "best" step only above the
 floor (`floor_of`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,17 +25,22 @@ INPUTS = ("normal_noise", "uniform_noise", "blank_black", "blank_white", "shuffl
 def floor_inputs(x: np.ndarray, grid: regions.RegionGrid, key) -> dict:
   """{input name: f32[N, H, W, C]} built like the items x f32[N, H, W, C]."""
   k1, k2, k3 = jax.random.split(key, 3)
-  patches = regions.patchify(jnp.asarray(x), grid)                      # [N, R, p*p*C]
+  patches = regions.patchify(jnp.asarray(x), grid)  # [N, R, p*p*C]
   shuffled = jax.vmap(jax.random.permutation)(jax.random.split(k3, len(x)), patches)
-  return {"normal_noise": jax.random.normal(k1, x.shape),
-          "uniform_noise": jax.random.uniform(k2, x.shape, minval=-1.0, maxval=1.0),
-          "blank_black": jnp.full(x.shape, -1.0), "blank_white": jnp.ones(x.shape),
-          "shuffled_truth": regions.unpatchify(shuffled, grid)}
+  return {
+    "normal_noise": jax.random.normal(k1, x.shape),
+    "uniform_noise": jax.random.uniform(k2, x.shape, minval=-1.0, maxval=1.0),
+    "blank_black": jnp.full(x.shape, -1.0),
+    "blank_white": jnp.ones(x.shape),
+    "shuffled_truth": regions.unpatchify(shuffled, grid),
+  }
 
 
 def _means(task, inputs: dict) -> dict:
-  return {name: {k: float(np.mean(v)) for k, v in task.metrics(imgs).items()}
-          for name, imgs in inputs.items()}
+  return {
+    name: {k: float(np.mean(v)) for k, v in task.metrics(imgs).items()}
+    for name, imgs in inputs.items()
+  }
 
 
 def measure(task, x: np.ndarray, key) -> dict:
@@ -58,14 +64,19 @@ def main():
   ap.add_argument("--out", default=None, help="write the table as JSON here")
   args = ap.parse_args()
   import importlib
+
   table = {}
   for bench in ("sudoku_symbolic", "mnist_sudoku", "even_pixels", "counting_polygons"):
     config = importlib.import_module(f"experiments.configs.{bench}").get_config("cpu")
     task = tasks.make_task(config)
     items = task.test_items(config.eval.splits[0], args.num)
     m = measure(task, items.x, jax.random.key(args.seed))
-    table[bench] = {"headline": task.headline, "split": config.eval.splits[0], "num": args.num,
-                    "metrics": m}
+    table[bench] = {
+      "headline": task.headline,
+      "split": config.eval.splits[0],
+      "num": args.num,
+      "metrics": m,
+    }
     print(f"{bench} ({task.headline}, {args.num} items of {config.eval.splits[0]}):")
     for name, vals in m.items():
       print(f"  {name:<16} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()))

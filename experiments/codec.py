@@ -5,6 +5,7 @@ then fit the latent normalisation and write DIR/codec/codec.npz + manifest.json,
 `--mode train` reuses. Its quality is the evaluator classifier's accuracy on reconstructed
 held-out digits against the originals (the classifier only reads; it never trains the codec).
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ from ipr_jax.evaluation import sudoku as sudoku_eval
 FOLDER = "codec"
 STREAM = 0xC0DEC  # the codec stage's key and batch stream, apart from the denoiser's
 # config.model.codec keys that shape the trained weights besides the architecture
-RECIPE = ("steps", "decoder_steps", "batch_size", "learning_rate", "latent_noise",
-          "decoder_noise", "normalise")
+RECIPE = (
+  "steps",
+  "decoder_steps",
+  "batch_size",
+  "learning_rate",
+  "latent_noise",
+  "decoder_noise",
+  "normalise",
+)
 
 
 def config_of(config, cell: int) -> latents.CodecConfig | None:
@@ -54,10 +62,15 @@ def quality(config, codec: latents.Codec, params, boards: int = 300) -> dict:
   read = jax.jit(lambda x: digit_classifier.predict_raw(cls_apply, cls_params, x))
 
   def accuracy(tiles, labels):
-    orig = np.concatenate([np.asarray(read(jnp.asarray(tiles[i:i + 2048])))
-                           for i in range(0, len(tiles), 2048)])
-    rec = np.concatenate([np.asarray(read(roundtrip(params, jnp.asarray(tiles[i:i + 2048]))))
-                          for i in range(0, len(tiles), 2048)])
+    orig = np.concatenate(
+      [np.asarray(read(jnp.asarray(tiles[i : i + 2048]))) for i in range(0, len(tiles), 2048)]
+    )
+    rec = np.concatenate(
+      [
+        np.asarray(read(roundtrip(params, jnp.asarray(tiles[i : i + 2048]))))
+        for i in range(0, len(tiles), 2048)
+      ]
+    )
     return float(np.mean(orig == labels)), float(np.mean(rec == labels))
 
   out = {}
@@ -66,14 +79,25 @@ def quality(config, codec: latents.Codec, params, boards: int = 300) -> dict:
   out["accuracy_original"], out["accuracy_reconstructed"] = accuracy(tiles, labels)
   bank = digit_classifier.banks(config.data.source, config.data.idx_dir)["test"]
   out["bank_accuracy_original"], out["bank_accuracy_reconstructed"] = accuracy(
-      digits.to_model(bank.reshape(-1, *bank.shape[2:]))[..., None],
-      np.repeat(np.arange(10), bank.shape[1]))
+    digits.to_model(bank.reshape(-1, *bank.shape[2:]))[..., None],
+    np.repeat(np.arange(10), bank.shape[1]),
+  )
   imgs = digits.to_model(image_sudoku.test_images(bank, boards))[..., None]
-  valid = jax.jit(lambda x: sudoku_eval.is_valid(
-      digit_classifier.board_digits(cls_apply, cls_params, x, cell=man["cell"])))
-  out["board_ceiling"] = float(np.mean(np.concatenate([
-      np.asarray(valid(roundtrip(params, jnp.asarray(imgs[i:i + 50]))))
-      for i in range(0, boards, 50)])))
+  valid = jax.jit(
+    lambda x: sudoku_eval.is_valid(
+      digit_classifier.board_digits(cls_apply, cls_params, x, cell=man["cell"])
+    )
+  )
+  out["board_ceiling"] = float(
+    np.mean(
+      np.concatenate(
+        [
+          np.asarray(valid(roundtrip(params, jnp.asarray(imgs[i : i + 50]))))
+          for i in range(0, boards, 50)
+        ]
+      )
+    )
+  )
   out["boards"] = int(boards)
   return out
 
@@ -84,8 +108,11 @@ def _stage(config, step: int):
   latent space does not move) with `decoder_noise`, each phase with its own cosine lr."""
   c = config.model.codec
   if step < c.steps:
-    return optax.adam(optax.cosine_decay_schedule(c.learning_rate, max(c.steps, 1))), True, \
-        c.latent_noise
+    return (
+      optax.adam(optax.cosine_decay_schedule(c.learning_rate, max(c.steps, 1))),
+      True,
+      c.latent_noise,
+    )
   decoder = optax.adam(optax.cosine_decay_schedule(c.learning_rate / 2, max(c.decoder_steps, 1)))
   return latents.decoder_only(decoder), False, c.decoder_noise
 
@@ -96,8 +123,11 @@ def is_latent(config) -> bool:
 
 def cell_of(config) -> int:
   """Pixels per digit cell of the config's source (its evaluator classifier's input size)."""
-  return int(pretrained.manifest(
-      "digits_sklearn" if config.data.source == "sklearn" else "digits_idx_dir")["cell"])
+  return int(
+    pretrained.manifest("digits_sklearn" if config.data.source == "sklearn" else "digits_idx_dir")[
+      "cell"
+    ]
+  )
 
 
 def _load_folder(name: str, root: str):
@@ -116,8 +146,10 @@ def load(config, workdir: str):
     return _load_folder(config.eval.pretrained, pretrained.ASSETS)
   folder = os.path.join(workdir, FOLDER)
   if not os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
-    raise checkpoints.CheckpointError(f"no trained codec in {folder}: run --mode train (it "
-                                      "trains the codec first) or set eval.pretrained")
+    raise checkpoints.CheckpointError(
+      f"no trained codec in {folder}: run --mode train (it "
+      "trains the codec first) or set eval.pretrained"
+    )
   return _load_folder(FOLDER, workdir)
 
 
@@ -133,9 +165,11 @@ def train(config, workdir: str, stop_at_step: int | None = None):
     stored = pretrained.manifest(FOLDER, workdir)["codec"]
     recipe = {k: stored.get(k) for k in RECIPE}
     if pretrained.codec_config(FOLDER, workdir) != cfg or recipe != {k: c[k] for k in RECIPE}:
-      raise ValueError(f"{folder} holds a codec of {stored['config']} trained with {recipe}; "
-                       f"the config asks for {cfg} with {({k: c[k] for k in RECIPE})}: use "
-                       "another workdir or delete that folder")
+      raise ValueError(
+        f"{folder} holds a codec of {stored['config']} trained with {recipe}; "
+        f"the config asks for {cfg} with { ({k: c[k] for k in RECIPE}) }: use "
+        "another workdir or delete that folder"
+      )
     print(f"reusing the trained codec in {folder}")
     return _load_folder(FOLDER, workdir)
   t0 = time.time()
@@ -157,8 +191,9 @@ def train(config, workdir: str, stop_at_step: int | None = None):
       optimizer, train_encoder, noise = _stage(config, i)
       if i == c.steps:  # the decoder phase starts with fresh moments for the decoder alone
         state = latents.init_state({"net": state.net}, optimizer, i)
-      step_fn = latents.make_train_step(codec, optimizer, latent_noise=noise,
-                                        train_encoder=train_encoder)
+      step_fn = latents.make_train_step(
+        codec, optimizer, latent_noise=noise, train_encoder=train_encoder
+      )
     rows = np.random.default_rng([STREAM, config.seed, i]).integers(0, len(tiles), c.batch_size)
     state, metrics = step_fn(state, jnp.asarray(tiles[rows]), jax.random.fold_in(train_key, i))
     if (i + 1) % 500 == 0 or i + 1 in (c.steps, total, stop_at_step):
@@ -166,16 +201,27 @@ def train(config, workdir: str, stop_at_step: int | None = None):
       checkpoints.save(mgr, i + 1, state, {"stage": "codec"})
     if i + 1 == stop_at_step:
       return None
-  params = (latents.normalise(codec, state.net, tiles) if c.normalise
-            else latents.identity_normalisation(state.net, cfg.latent_dim))
+  params = (
+    latents.normalise(codec, state.net, tiles)
+    if c.normalise
+    else latents.identity_normalisation(state.net, cfg.latent_dim)
+  )
   report = quality(config, codec, params)
-  info = {**{k: c[k] for k in RECIPE}, "source": config.data.source,
-          "num_train_images": int(len(tiles)), "seed": config.seed,
-          "train_wall_s": round(time.time() - t0, 1), "commit": common.git_commit(), **report}
+  info = {
+    **{k: c[k] for k in RECIPE},
+    "source": config.data.source,
+    "num_train_images": int(len(tiles)),
+    "seed": config.seed,
+    "train_wall_s": round(time.time() - t0, 1),
+    "commit": common.git_commit(),
+    **report,
+  }
   pretrained.save_codec(folder, params, cfg, info)
-  print(f"codec: {total} steps in {info['train_wall_s'] / 60:.1f} min; classifier accuracy on "
-        f"{report['num_test']} held-out digits {report['accuracy_original']:.4f} -> "
-        f"{report['accuracy_reconstructed']:.4f} reconstructed (test bank "
-        f"{report['bank_accuracy_original']:.4f} -> {report['bank_accuracy_reconstructed']:.4f}); "
-        f"held-out solved boards still valid after the round trip: {report['board_ceiling']:.3f}")
+  print(
+    f"codec: {total} steps in {info['train_wall_s'] / 60:.1f} min; classifier accuracy on "
+    f"{report['num_test']} held-out digits {report['accuracy_original']:.4f} -> "
+    f"{report['accuracy_reconstructed']:.4f} reconstructed (test bank "
+    f"{report['bank_accuracy_original']:.4f} -> {report['bank_accuracy_reconstructed']:.4f}); "
+    f"held-out solved boards still valid after the round trip: {report['board_ceiling']:.3f}"
+  )
   return codec, params

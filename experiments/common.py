@@ -1,4 +1,5 @@
 """Run bookkeeping shared by the experiment modes: commit, device, JSON files, the results schema."""
+
 from __future__ import annotations
 
 import json
@@ -8,15 +9,20 @@ import subprocess
 import jax
 
 
-
 def git_commit() -> str:
   """HEAD (with -dirty for uncommitted changes); IPR_JAX_COMMIT where the tree has no .git."""
   try:
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                         timeout=10)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                           capture_output=True, text=True, timeout=10).stdout.strip()
+    out = subprocess.run(
+      ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+    )
+    dirty = subprocess.run(
+      ["git", "status", "--porcelain", "--untracked-files=no"],
+      cwd=root,
+      capture_output=True,
+      text=True,
+      timeout=10,
+    ).stdout.strip()
     if out.returncode == 0:
       return out.stdout.strip() + ("-dirty" if dirty else "")
   except (OSError, subprocess.SubprocessError):
@@ -36,17 +42,37 @@ def write_json(path: str, obj) -> None:
   os.replace(path + ".tmp", path)
 
 
-def results_record(config, *, splits, num_samples: int, rounds, headline: str,
-                   checkpoint: str, command: str, variant: str | None = None) -> dict:
+def results_record(
+  config,
+  *,
+  splits,
+  num_samples: int,
+  rounds,
+  headline: str,
+  checkpoint: str,
+  command: str,
+  variant: str | None = None,
+) -> dict:
   """The one results.json schema (CLI modes and quickstart): `num_samples` items per split,
   `split_rounds[split]` IPR rounds (`rounds` an int for all splits, or a dict per split),
   `rounds` = 0..the largest, `metrics[split][method][name]` and `nfe[split][method]` per round
   (one entry for a single pass), plus config, seed, checkpoint, commit, device and the command
   that made it."""
   per_split = {s: int(rounds[s] if isinstance(rounds, dict) else rounds) for s in splits}
-  return {"benchmark": config.benchmark, "variant": variant or config.variant,
-          "split": list(splits), "num_samples": int(num_samples), "seed": config.seed,
-          "rounds": list(range(max(per_split.values(), default=0) + 1)),
-          "split_rounds": per_split, "headline": headline, "nfe": {}, "metrics": {},
-          "config": config.to_dict(), "checkpoint": checkpoint, "commit": git_commit(),
-          "device": device_name(), "command": command}
+  return {
+    "benchmark": config.benchmark,
+    "variant": variant or config.variant,
+    "split": list(splits),
+    "num_samples": int(num_samples),
+    "seed": config.seed,
+    "rounds": list(range(max(per_split.values(), default=0) + 1)),
+    "split_rounds": per_split,
+    "headline": headline,
+    "nfe": {},
+    "metrics": {},
+    "config": config.to_dict(),
+    "checkpoint": checkpoint,
+    "commit": git_commit(),
+    "device": device_name(),
+    "command": command,
+  }

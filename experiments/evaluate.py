@@ -8,6 +8,7 @@ region so that its NFE is the one closest to the IPR run's total. Writes DIR/res
 schema of `common.results_record`), the plots and a strip per split. Shows a progress bar per
 split and method and a per-round line of the headline metric.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,7 +24,9 @@ from experiments import codec, common, plots, train, translate
 from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
 
 
-IMPORTED = "imported"  # DIR/imported: params.npz + manifest.json of experiments.tools.import_checkpoint
+IMPORTED = (
+  "imported"  # DIR/imported: params.npz + manifest.json of experiments.tools.import_checkpoint
+)
 
 
 def load_params(config, run: translate.Run, workdir: str):
@@ -32,8 +35,9 @@ def load_params(config, run: translate.Run, workdir: str):
   `eval.checkpoint = "last"`, always the latest checkpoint); a run with no training checkpoint
   uses DIR/imported (weights written by experiments.tools.import_checkpoint) where it exists."""
   if config.eval.pretrained:
-    return _load_asset(config.eval.pretrained, pretrained.ASSETS, run,
-                       f"shipped model {config.eval.pretrained!r}")
+    return _load_asset(
+      config.eval.pretrained, pretrained.ASSETS, run, f"shipped model {config.eval.pretrained!r}"
+    )
   for sub in ("best", "checkpoints") if config.eval.checkpoint == "best" else ("checkpoints",):
     path = os.path.join(workdir, sub)
     if os.path.isdir(path) and checkpoints.manager(path, create=False).latest_step() is not None:
@@ -43,9 +47,11 @@ def load_params(config, run: translate.Run, workdir: str):
       return apply, state.ema_params, f"{path}/{mgr.latest_step()}"
   if os.path.exists(os.path.join(workdir, IMPORTED, "manifest.json")):
     return _load_asset(IMPORTED, workdir, run, f"{workdir}/{IMPORTED}")
-  raise checkpoints.CheckpointError(f"no checkpoint in {workdir}/best or {workdir}/checkpoints "
-                                    f"(nor {workdir}/{IMPORTED}); run --mode train first, "
-                                    "experiments.tools.import_checkpoint, or set eval.pretrained")
+  raise checkpoints.CheckpointError(
+    f"no checkpoint in {workdir}/best or {workdir}/checkpoints "
+    f"(nor {workdir}/{IMPORTED}); run --mode train first, "
+    "experiments.tools.import_checkpoint, or set eval.pretrained"
+  )
 
 
 def _load_asset(name: str, root: str, run: translate.Run, where: str):
@@ -59,34 +65,62 @@ def _load_asset(name: str, root: str, run: translate.Run, where: str):
 
 def _chunks(n: int, batch: int, desc: str):
   """[(lo, hi)] batches of [0, n) behind a progress bar named `desc`."""
-  return tqdm([(lo, min(lo + batch, n)) for lo in range(0, n, batch)], desc=desc, leave=False,
-              unit="batch")
+  return tqdm(
+    [(lo, min(lo + batch, n)) for lo in range(0, n, batch)], desc=desc, leave=False, unit="batch"
+  )
 
 
-def run_refine(apply, params, items, cfg: refine.RefineConfig, task, key, batch: int,
-               desc: str = "refine"):
+def run_refine(
+  apply, params, items, cfg: refine.RefineConfig, task, key, batch: int, desc: str = "refine"
+):
   """IPR over all items in batches: (metrics {name: f32[rounds+1, N]}, nfe i32[rounds+1] max,
   history of the first batch or None). The task's evaluator weights are refine arguments."""
-  outs = [refine.refine(apply, params, jax.random.fold_in(key, lo), jnp.asarray(items.x[lo:hi]),
-                        jnp.asarray(items.eligible[lo:hi]), cfg, task.metric_fn,
-                        metric_params=task.metric_params, devices=sharding.devices_for(hi - lo))
-          for lo, hi in _chunks(len(items.x), batch, desc)]
-  metrics = {k: np.concatenate([np.asarray(o.metrics[k]) for o in outs], axis=1)
-             for k in outs[0].metrics}
+  outs = [
+    refine.refine(
+      apply,
+      params,
+      jax.random.fold_in(key, lo),
+      jnp.asarray(items.x[lo:hi]),
+      jnp.asarray(items.eligible[lo:hi]),
+      cfg,
+      task.metric_fn,
+      metric_params=task.metric_params,
+      devices=sharding.devices_for(hi - lo),
+    )
+    for lo, hi in _chunks(len(items.x), batch, desc)
+  ]
+  metrics = {
+    k: np.concatenate([np.asarray(o.metrics[k]) for o in outs], axis=1) for k in outs[0].metrics
+  }
   nfe = np.max(np.stack([np.asarray(o.nfe) for o in outs]), axis=0)
   hist = None if outs[0].history is None else np.asarray(outs[0].history)
   return metrics, nfe, hist
 
 
-def run_matched(apply, params, items, sampler_cfg: sampling.SamplerConfig, task, key, batch: int,
-                desc: str = "matched"):
+def run_matched(
+  apply,
+  params,
+  items,
+  sampler_cfg: sampling.SamplerConfig,
+  task,
+  key,
+  batch: int,
+  desc: str = "matched",
+):
   """One sequential pass over all items in batches: (metrics {name: f32[1, N]}, nfe i32[1])."""
-  outs = [sampling.sample(apply, params, jax.random.fold_in(key, lo),
-                          jax.random.normal(jax.random.fold_in(key, 10_000 + lo),
-                                            items.x[lo:hi].shape),
-                          ~jnp.asarray(items.eligible[lo:hi]), jnp.asarray(items.x[lo:hi]),
-                          sampler_cfg, devices=sharding.devices_for(hi - lo))
-          for lo, hi in _chunks(len(items.x), batch, desc)]
+  outs = [
+    sampling.sample(
+      apply,
+      params,
+      jax.random.fold_in(key, lo),
+      jax.random.normal(jax.random.fold_in(key, 10_000 + lo), items.x[lo:hi].shape),
+      ~jnp.asarray(items.eligible[lo:hi]),
+      jnp.asarray(items.x[lo:hi]),
+      sampler_cfg,
+      devices=sharding.devices_for(hi - lo),
+    )
+    for lo, hi in _chunks(len(items.x), batch, desc)
+  ]
   per_batch = [task.metrics(o.x) for o in outs]
   metrics = {k: np.concatenate([np.asarray(m[k]) for m in per_batch])[None] for k in per_batch[0]}
   return metrics, np.array([max(int(o.nfe) for o in outs)])
@@ -106,8 +140,9 @@ def shown_rounds(rounds: int) -> list:
 
 def _round_lines(method: str, headline: str, curve, nfe) -> str:
   cum = np.cumsum(nfe)
-  return "\n".join(f"  {method} round {r:>2}: {headline} {y:.3f}  ({int(cum[r])} NFE)"
-                   for r, y in enumerate(curve))
+  return "\n".join(
+    f"  {method} round {r:>2}: {headline} {y:.3f}  ({int(cum[r])} NFE)" for r, y in enumerate(curve)
+  )
 
 
 def recommended_for(config, split: str) -> refine.RefineConfig:
@@ -118,8 +153,9 @@ def recommended_for(config, split: str) -> refine.RefineConfig:
   return dataclasses.replace(rec, rounds=max(1, round(rec.rounds * share)))
 
 
-def evaluate_split(config, run: translate.Run, apply, params, split: str, rounds: int,
-                   workdir: str):
+def evaluate_split(
+  config, run: translate.Run, apply, params, split: str, rounds: int, workdir: str
+):
   """(metrics {method: {name: [per round]}}, nfe {method: [per round]}, strip path or None)."""
   ev, task, key = config.eval, run.task, jax.random.key(config.seed)
   items = task.test_items(split, ev.num_samples)
@@ -128,35 +164,45 @@ def evaluate_split(config, run: translate.Run, apply, params, split: str, rounds
   for i, selector in enumerate(chosen):
     cfg = dataclasses.replace(run.refine, selector=selector, rounds=rounds, keep_history=(i == 0))
     method = f"ipr_{selector}"
-    m, nfe, hist = run_refine(apply, params, items, cfg, task, key, ev.batch_size,
-                              desc=f"{split} {method}")
+    m, nfe, hist = run_refine(
+      apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} {method}"
+    )
     metrics[method] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
     nfes[method] = nfe.tolist()
-    print(f"[{split}] {method}:\n" + _round_lines(method, task.headline,
-                                                   metrics[method][task.headline], nfe))
+    print(
+      f"[{split}] {method}:\n"
+      + _round_lines(method, task.headline, metrics[method][task.headline], nfe)
+    )
     if hist is not None:
       s = min(ev.strip_samples, hist.shape[1])
       labels = {k: v[:s] for k, v in items.labels.items()}
-      strip = task.strip(hist[:, :s], labels, os.path.join(workdir, f"strip_{split}.png"),
-                         shown_rounds(rounds))
+      strip = task.strip(
+        hist[:, :s], labels, os.path.join(workdir, f"strip_{split}.png"), shown_rounds(rounds)
+      )
   if config.eval.settings_from and rounds > 0:
     cfg = recommended_for(config, split)
-    m, nfe, _ = run_refine(apply, params, items, cfg, task, key, ev.batch_size,
-                           desc=f"{split} recommended")
+    m, nfe, _ = run_refine(
+      apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} recommended"
+    )
     metrics["recommended"] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
     nfes["recommended"] = nfe.tolist()
-    print(f"[{split}] recommended ({config.eval.settings_from}):\n" + _round_lines(
-        "recommended", task.headline, metrics["recommended"][task.headline], nfe))
+    print(
+      f"[{split}] recommended ({config.eval.settings_from}):\n"
+      + _round_lines("recommended", task.headline, metrics["recommended"][task.headline], nfe)
+    )
   total = int(np.sum(nfes[f"ipr_{chosen[0]}"]))
   per_region = matched_steps(run.sampler, total, int(np.max(items.eligible.sum(axis=1))))
   matched_cfg = dataclasses.replace(run.sampler, steps_per_patch=per_region)
   method = f"compute_matched_{per_region}_steps"
-  m, nfe = run_matched(apply, params, items, matched_cfg, task, key, ev.batch_size,
-                       desc=f"{split} {method}")
+  m, nfe = run_matched(
+    apply, params, items, matched_cfg, task, key, ev.batch_size, desc=f"{split} {method}"
+  )
   metrics[method] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
   nfes[method] = nfe.tolist()
-  print(f"[{split}] {method}: {task.headline} {metrics[method][task.headline][0]:.3f}  "
-        f"({int(nfe[0])} NFE)")
+  print(
+    f"[{split}] {method}: {task.headline} {metrics[method][task.headline][0]:.3f}  "
+    f"({int(nfe[0])} NFE)"
+  )
   return metrics, nfes, strip
 
 
@@ -170,19 +216,28 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
   else:
     apply, params, source = params_source
   os.makedirs(workdir, exist_ok=True)
-  rounds = {s: 0 if mode == "sample" else translate.split_rounds(config, s)
-            for s in config.eval.splits}
+  rounds = {
+    s: 0 if mode == "sample" else translate.split_rounds(config, s) for s in config.eval.splits
+  }
   results = common.results_record(
-      config, splits=config.eval.splits, num_samples=config.eval.num_samples, rounds=rounds,
-      headline=run_.task.headline, checkpoint=source, command=command or f"--mode {mode}")
+    config,
+    splits=config.eval.splits,
+    num_samples=config.eval.num_samples,
+    rounds=rounds,
+    headline=run_.task.headline,
+    checkpoint=source,
+    command=command or f"--mode {mode}",
+  )
   if mode == "evaluate":
     truth = run_.task.test_items(config.eval.splits[0], config.eval.num_samples)
-    results["ground_truth"] = {k: float(np.mean(v))
-                               for k, v in run_.task.metrics(jnp.asarray(truth.x)).items()}
+    results["ground_truth"] = {
+      k: float(np.mean(v)) for k, v in run_.task.metrics(jnp.asarray(truth.x)).items()
+    }
   strips = []
   for split in config.eval.splits:
-    metrics, nfes, strip = evaluate_split(config, run_, apply, params, split, rounds[split],
-                                          workdir)
+    metrics, nfes, strip = evaluate_split(
+      config, run_, apply, params, split, rounds[split], workdir
+    )
     results["metrics"][split], results["nfe"][split] = metrics, nfes
     strips += [strip] if strip else []
   results["seconds"] = time.time() - t0
@@ -195,11 +250,15 @@ def table(results: dict, metric: str) -> str:
   """Plain-text table: metric per round for every split and method."""
   lines = []
   for split, methods in results["metrics"].items():
-    lines.append(f"[{split}] {plots.metric_label(metric)} per round "
-                 f"({results['num_samples']} held-out items)")
+    lines.append(
+      f"[{split}] {plots.metric_label(metric)} per round ({results['num_samples']} held-out items)"
+    )
     for method, curves in methods.items():
       ys = curves[metric]
       total = int(np.sum(results["nfe"][split][method]))
-      lines.append(f"  {plots.method_label(method):<36} " + " ".join(f"{y:5.3f}" for y in ys)
-                   + f"   ({total} NFE)")
+      lines.append(
+        f"  {plots.method_label(method):<36} "
+        + " ".join(f"{y:5.3f}" for y in ys)
+        + f"   ({total} NFE)"
+      )
   return "\n".join(lines)

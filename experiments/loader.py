@@ -11,6 +11,7 @@ A prepared dataset (e.g. a TFDS split read with `as_data_source()`) trains throu
 path: `SourceStream` is a stream whose step-`i` batch is element i of the grain dataset
 source -> shuffle (per epoch, seeded) -> repeat -> transform -> batch.
 """
+
 from __future__ import annotations
 
 import grain
@@ -31,8 +32,9 @@ def dataset(stream, total_steps: int, workers: int = 0) -> grain.IterDataset:
   return ds
 
 
-def iterator(stream, total_steps: int, workers: int = 0, state: dict | None = None,
-             start: int = 0) -> grain.DatasetIterator:
+def iterator(
+  stream, total_steps: int, workers: int = 0, state: dict | None = None, start: int = 0
+) -> grain.DatasetIterator:
   """An iterator over the run's batches positioned at step `start`: set from the saved iterator
   `state` when there is one, else (a checkpoint written before iterator states were saved)
   positioned by index, which the serial iterator supports."""
@@ -41,8 +43,10 @@ def iterator(stream, total_steps: int, workers: int = 0, state: dict | None = No
     it.set_state(state)
   elif start:
     if workers:
-      raise ValueError(f"the checkpoint at step {start} holds no data iterator state (written "
-                       "before they were saved): resume it with train.data_workers=0")
+      raise ValueError(
+        f"the checkpoint at step {start} holds no data iterator state (written "
+        "before they were saved): resume it with train.data_workers=0"
+      )
     it.set_state({"next_index": int(start)})
   return it
 
@@ -56,8 +60,13 @@ class SourceStream:
   def __init__(self, source, batch_size: int, seed: int, transform):
     if int(batch_size) != batch_size or not 1 <= batch_size <= len(source):
       raise ValueError(f"batch_size must be an integer in 1..{len(source)}, got {batch_size}")
-    self.dataset = (grain.MapDataset.source(source).shuffle(seed=seed).repeat().map(transform)
-                    .batch(int(batch_size), drop_remainder=True))
+    self.dataset = (
+      grain.MapDataset.source(source)
+      .shuffle(seed=seed)
+      .repeat()
+      .map(transform)
+      .batch(int(batch_size), drop_remainder=True)
+    )
 
   def batch(self, step: int) -> dict:
     return self.dataset[int(step)]

@@ -1,5 +1,6 @@
 """Entry point: python -m experiments.main --config experiments/configs/<bench>.py:<variant>
 --workdir DIR --mode train|sample|refine|evaluate"""
+
 from __future__ import annotations
 
 import shlex
@@ -12,12 +13,16 @@ from ml_collections import config_flags
 from experiments import train as train_mod
 
 MODES = ("train", "sample", "refine", "evaluate")
-_CONFIG = config_flags.DEFINE_config_file("config", None, "experiments/configs/<bench>.py:<variant>",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "experiments/configs/<bench>.py:<variant>", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, results)")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
-_STOP = flags.DEFINE_integer("stop_at_step", None, "end training after the checkpoint at this step "
-                             "(simulates a kill; resume by running again)")
+_STOP = flags.DEFINE_integer(
+  "stop_at_step",
+  None,
+  "end training after the checkpoint at this step (simulates a kill; resume by running again)",
+)
 
 
 def _unwind(signum, frame):
@@ -44,6 +49,7 @@ def main(argv):
     train_mod.train(config, workdir, _STOP.value, command=command)  # prints its summary line
   else:
     from experiments import evaluate
+
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
     results = evaluate.run(config, workdir, _MODE.value, command=command)
     print(evaluate.table(results, results["headline"]))

@@ -1,4 +1,5 @@
 """Plots beside results.json: metric vs round, metric vs NFE, and a Sudoku strip across rounds."""
+
 from __future__ import annotations
 
 import os
@@ -16,12 +17,12 @@ from ipr_jax.evaluation import sudoku as sudoku_eval  # noqa: E402
 
 
 METRIC_LABELS = {
-    "valid": "valid rate (every Sudoku rule holds)",
-    "duplicate_count": "duplicates per board",
-    "is_color_count_even": "share with every colour count even",
-    "numbers_match_objects": "share whose number matches its polygons",
-    "are_vertices_uniform": "share with one vertex count",
-    "is_clean": "share the cleanliness check accepts",
+  "valid": "valid rate (every Sudoku rule holds)",
+  "duplicate_count": "duplicates per board",
+  "is_color_count_even": "share with every colour count even",
+  "numbers_match_objects": "share whose number matches its polygons",
+  "are_vertices_uniform": "share with one vertex count",
+  "is_clean": "share the cleanliness check accepts",
 }
 
 
@@ -38,7 +39,7 @@ def method_label(method: str) -> str:
   if method == "recommended":
     return "IPR, the model's recommended settings"
   if method.startswith("compute_matched_"):
-    steps = method[len("compute_matched_"):].split("_")[0]
+    steps = method[len("compute_matched_") :].split("_")[0]
     return f"compute-matched single pass ({steps} steps per region)"
   return method.replace("_", " ")
 
@@ -65,8 +66,10 @@ def budget_curves(results: dict, metric: str, folder: str) -> list[str]:
       ax.set_ylabel(metric_label(metric))
       ax.grid(alpha=0.3)
     ax_r.legend(fontsize=7)
-    fig.suptitle(f"{results['benchmark']} ({results['variant']}), {split} split: "
-                 f"{metric_label(metric)}, {results['num_samples']} held-out items")
+    fig.suptitle(
+      f"{results['benchmark']} ({results['variant']}), {split} split: "
+      f"{metric_label(metric)}, {results['num_samples']} held-out items"
+    )
     fig.tight_layout()
     path = os.path.join(folder, f"{metric}_{split}.png")
     fig.savefig(path, dpi=110)
@@ -82,9 +85,10 @@ def _bad_cells(digits: np.ndarray) -> np.ndarray:
     for c in range(9):
       d = digits[r, c]
       br, bc = 3 * (r // 3), 3 * (c // 3)
-      box = digits[br:br + 3, bc:bc + 3]
-      bad[r, c] = ((digits[r] == d).sum() > 1 or (digits[:, c] == d).sum() > 1
-                   or (box == d).sum() > 1)
+      box = digits[br : br + 3, bc : bc + 3]
+      bad[r, c] = (
+        (digits[r] == d).sum() > 1 or (digits[:, c] == d).sum() > 1 or (box == d).sum() > 1
+      )
   return bad
 
 
@@ -100,8 +104,14 @@ def _finish_strip(fig, axes, path: str, row_labels, legend: list) -> str:
   return path
 
 
-def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None,
-                 digits: np.ndarray | None = None, row_labels=None) -> str:
+def sudoku_strip(
+  history: np.ndarray,
+  givens: np.ndarray,
+  path: str,
+  rounds=None,
+  digits: np.ndarray | None = None,
+  row_labels=None,
+) -> str:
   """One row per sample, one board per round; givens shaded, cells in a violated unit in red.
 
   history: symbolic samples f32[rounds+1, S, 9, 9, 9], or image boards f32[rounds+1, S, H, W, 1]
@@ -114,65 +124,108 @@ def sudoku_strip(history: np.ndarray, givens: np.ndarray, path: str, rounds=None
   images = digits is not None
   if not images:
     digits = np.asarray(sudoku_eval.decode_symbolic(history))
-  fig, axes = plt.subplots(n_samples, len(rounds), figsize=(1.9 * len(rounds), 2.0 * n_samples),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    n_samples, len(rounds), figsize=(1.9 * len(rounds), 2.0 * n_samples), squeeze=False
+  )
   for s in range(n_samples):
     given = givens[s].reshape(9, 9)
     for k, r in enumerate(rounds):
       ax = axes[s, k]
       d, bad = digits[r, s], _bad_cells(digits[r, s])
       if images:
-        ax.imshow(np.clip((history[r, s, ..., 0] + 1.0) / 2.0, 0, 1), cmap="gray", vmin=0, vmax=1,
-                  extent=(-0.5, 8.5, 8.5, -0.5))
-        ax.imshow(np.where(given, 0.35, 0.0)[..., None] * np.array([[[0.2, 0.5, 1.0, 1.0]]]),
-                  extent=(-0.5, 8.5, 8.5, -0.5))  # givens: translucent blue
+        ax.imshow(
+          np.clip((history[r, s, ..., 0] + 1.0) / 2.0, 0, 1),
+          cmap="gray",
+          vmin=0,
+          vmax=1,
+          extent=(-0.5, 8.5, 8.5, -0.5),
+        )
+        ax.imshow(
+          np.where(given, 0.35, 0.0)[..., None] * np.array([[[0.2, 0.5, 1.0, 1.0]]]),
+          extent=(-0.5, 8.5, 8.5, -0.5),
+        )  # givens: translucent blue
       else:
         ax.imshow(np.where(given, 0.85, 1.0), cmap="gray", vmin=0, vmax=1)
       for i in range(9):
         for j in range(9):
           if images:
-            ax.text(j + 0.45, i + 0.45, str(d[i, j]), ha="right", va="bottom", fontsize=3.5,
-                    color="red" if bad[i, j] else "yellow")
+            ax.text(
+              j + 0.45,
+              i + 0.45,
+              str(d[i, j]),
+              ha="right",
+              va="bottom",
+              fontsize=3.5,
+              color="red" if bad[i, j] else "yellow",
+            )
             if bad[i, j]:
-              ax.add_patch(matplotlib.patches.Rectangle((j - 0.45, i - 0.45), 0.9, 0.9,
-                                                        fill=False, ec="red", lw=0.8))
+              ax.add_patch(
+                matplotlib.patches.Rectangle(
+                  (j - 0.45, i - 0.45), 0.9, 0.9, fill=False, ec="red", lw=0.8
+                )
+              )
           else:
-            ax.text(j, i, str(d[i, j]), ha="center", va="center", fontsize=6,
-                    color="red" if bad[i, j] else "black",
-                    fontweight="bold" if given[i, j] else "normal")
+            ax.text(
+              j,
+              i,
+              str(d[i, j]),
+              ha="center",
+              va="center",
+              fontsize=6,
+              color="red" if bad[i, j] else "black",
+              fontweight="bold" if given[i, j] else "normal",
+            )
       for g in (2.5, 5.5):
         ax.axhline(g, color="c" if images else "k", lw=0.8)
         ax.axvline(g, color="c" if images else "k", lw=0.8)
       ax.set_xticks([]), ax.set_yticks([])
       title = f"round {r}: " + ("valid" if not bad.any() else f"{bad.sum()} cells break a rule")
       ax.set_title(title, fontsize=7)
-  given_patch = (matplotlib.patches.Patch(color=(0.2, 0.5, 1.0, 0.35), label="given cell")
-                 if images else matplotlib.patches.Patch(color="0.85", label="given cell (bold)"))
+  given_patch = (
+    matplotlib.patches.Patch(color=(0.2, 0.5, 1.0, 0.35), label="given cell")
+    if images
+    else matplotlib.patches.Patch(color="0.85", label="given cell (bold)")
+  )
   bad_label = "digit repeated in its row, column or box"
-  legend = [given_patch,
-            matplotlib.patches.Patch(fc="none", ec="red", label=bad_label) if images else
-            matplotlib.lines.Line2D([], [], ls="none", marker="$9$", color="red", label=bad_label)]
+  legend = [
+    given_patch,
+    matplotlib.patches.Patch(fc="none", ec="red", label=bad_label)
+    if images
+    else matplotlib.lines.Line2D([], [], ls="none", marker="$9$", color="red", label=bad_label),
+  ]
   if images:
-    legend.append(matplotlib.lines.Line2D([], [], ls="none", marker="$7$", color="goldenrod",
-                                          label="digit the evaluator's classifier reads"))
+    legend.append(
+      matplotlib.lines.Line2D(
+        [],
+        [],
+        ls="none",
+        marker="$7$",
+        color="goldenrod",
+        label="digit the evaluator's classifier reads",
+      )
+    )
   labels = row_labels or [f"sample {s}" for s in range(n_samples)]
   return _finish_strip(fig, axes, path, labels, legend)
 
 
-def image_strip(history: np.ndarray, path: str, rounds, row_labels=None,
-                metrics: dict | None = None) -> str:
+def image_strip(
+  history: np.ndarray, path: str, rounds, row_labels=None, metrics: dict | None = None
+) -> str:
   """history f32[rounds+1, S, H, W, C] in [-1, 1]: one row per sample, one image per round.
   `metrics` {name: f32[rounds+1, S]} (e.g. the headline per round) go in each image's title."""
   n_samples = history.shape[1]
-  fig, axes = plt.subplots(n_samples, len(rounds), figsize=(1.8 * len(rounds), 1.9 * n_samples),
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    n_samples, len(rounds), figsize=(1.8 * len(rounds), 1.9 * n_samples), squeeze=False
+  )
   for s in range(n_samples):
     for k, r in enumerate(rounds):
       img = np.clip((history[r, s] + 1.0) / 2.0, 0.0, 1.0)
       axes[s, k].imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
       axes[s, k].set_xticks([]), axes[s, k].set_yticks([])
-      extra = "".join(f"\n{n.replace('_', ' ')}: {'yes' if v[r, s] >= 0.5 else 'no'}"
-                      for n, v in (metrics or {}).items())  # one image: its raw name (short)
+      extra = "".join(
+        f"\n{n.replace('_', ' ')}: {'yes' if v[r, s] >= 0.5 else 'no'}"
+        for n, v in (metrics or {}).items()
+      )  # one image: its raw name (short)
       axes[s, k].set_title(f"round {r}{extra}", fontsize=6)
   labels = row_labels or [f"sample {s}" for s in range(n_samples)]
   return _finish_strip(fig, axes, path, labels, [])
@@ -181,12 +234,17 @@ def image_strip(history: np.ndarray, path: str, rounds, row_labels=None,
 def training_curves(metrics_path: str, path: str) -> str:
   """Loss terms and validation valid rate against step, from DIR/metrics.jsonl."""
   import json
+
   rows = [json.loads(l) for l in open(metrics_path)]
   fig, (ax_l, ax_v) = plt.subplots(1, 2, figsize=(10, 3.6))
   steps = [r["step"] for r in rows]
   for key in ("loss", "loss_mu"):
-    ax_l.plot(steps, [r[key] for r in rows], lw=1,
-              label={"loss": "total training loss", "loss_mu": "denoising (mean) loss"}[key])
+    ax_l.plot(
+      steps,
+      [r[key] for r in rows],
+      lw=1,
+      label={"loss": "total training loss", "loss_mu": "denoising (mean) loss"}[key],
+    )
   ax_l.set_yscale("log"), ax_l.set_xlabel("step"), ax_l.legend(), ax_l.grid(alpha=0.3)
   val = [(r["step"], r["val_valid"], r.get("val_valid_raw")) for r in rows if "val_valid" in r]
   if val:

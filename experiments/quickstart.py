@@ -11,6 +11,7 @@ then `rounds` IPR rounds as one batch with the model's recommended settings, pri
 rate per round, and writes results.json, the budget plots and a strip of boards across rounds
 into the folder it names. Under 3 minutes on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,19 +32,29 @@ from experiments.configs import mnist_sudoku, sudoku_symbolic
 from ipr_jax import pretrained, refine
 
 # benchmark -> (shipped model, the config it is read with)
-MODELS = {"sudoku_symbolic": ("sudoku_symbolic", lambda: sudoku_symbolic.get_config("cpu")),
-          "mnist_sudoku": ("mnist_sudoku_latent", lambda: mnist_sudoku.get_config("latent_cpu"))}
+MODELS = {
+  "sudoku_symbolic": ("sudoku_symbolic", lambda: sudoku_symbolic.get_config("cpu")),
+  "mnist_sudoku": ("mnist_sudoku_latent", lambda: mnist_sudoku.get_config("latent_cpu")),
+}
 
 
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--benchmark", choices=tuple(MODELS), default="sudoku_symbolic",
-                  help="symbolic cells (default) or boards of handwritten digits (latent model)")
+  ap.add_argument(
+    "--benchmark",
+    choices=tuple(MODELS),
+    default="sudoku_symbolic",
+    help="symbolic cells (default) or boards of handwritten digits (latent model)",
+  )
   ap.add_argument("--num", type=int, default=100, help="puzzles, half hard and half medium (even)")
-  ap.add_argument("--rounds", type=int, default=None,
-                  help="IPR rounds (default: half the manifest's recommended rounds, which spend "
-                       "the NFE of the paper's 30-round hard budget; half keeps the quickstart "
-                       "under 3 minutes)")
+  ap.add_argument(
+    "--rounds",
+    type=int,
+    default=None,
+    help="IPR rounds (default: half the manifest's recommended rounds, which spend "
+    "the NFE of the paper's 30-round hard budget; half keeps the quickstart "
+    "under 3 minutes)",
+  )
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--out", default=None, help="output folder (default runs/quickstart-<time>)")
   args = ap.parse_args(argv)
@@ -70,29 +81,49 @@ def main(argv=None):
   names = np.repeat(splits, per_split)
   # the model's recommended sampler and refine settings (its manifest), for --rounds rounds
   cfg = dataclasses.replace(recommended, rounds=args.rounds, keep_history=True)
-  print(f"model {model}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
-        f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, "
-        f"ratio {cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell, "
-        f"{cfg.ipr.variance} reverse std) on "
-        f"{common.device_name()}")
+  print(
+    f"model {model}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
+    f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, "
+    f"ratio {cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell, "
+    f"{cfg.ipr.variance} reverse std) on "
+    f"{common.device_name()}"
+  )
   with tqdm(total=1, desc=f"refine ({args.num} puzzles as one batch)", leave=False) as bar:
-    res = refine.refine(apply, params, jax.random.key(args.seed), jnp.asarray(x),
-                        jnp.asarray(eligible), cfg, run.task.metric_fn,
-                        metric_params=run.task.metric_params)
+    res = refine.refine(
+      apply,
+      params,
+      jax.random.key(args.seed),
+      jnp.asarray(x),
+      jnp.asarray(eligible),
+      cfg,
+      run.task.metric_fn,
+      metric_params=run.task.metric_params,
+    )
     jax.block_until_ready(res.x)
     bar.update()
   command = shlex.join(["python", "-m", "experiments.quickstart", *(argv or sys.argv[1:])])
-  results = common.results_record(config, splits=splits, num_samples=per_split,
-                                  rounds=args.rounds, headline="valid",
-                                  checkpoint=f"ipr_jax/assets/{model}", command=command,
-                                  variant="quickstart")
+  results = common.results_record(
+    config,
+    splits=splits,
+    num_samples=per_split,
+    rounds=args.rounds,
+    headline="valid",
+    checkpoint=f"ipr_jax/assets/{model}",
+    command=command,
+    variant="quickstart",
+  )
   nfe, method = np.asarray(res.nfe).tolist(), f"ipr_{cfg.selector}"
   for s in splits:
     results["nfe"][s] = {method: nfe}
-    results["metrics"][s] = {method: {k: np.asarray(v)[:, names == s].mean(axis=1).tolist()
-                                      for k, v in res.metrics.items()}}
-  results["per_sample"] = {"valid": np.asarray(res.metrics["valid"]).T.tolist(),
-                           "split": names.tolist()}
+    results["metrics"][s] = {
+      method: {
+        k: np.asarray(v)[:, names == s].mean(axis=1).tolist() for k, v in res.metrics.items()
+      }
+    }
+  results["per_sample"] = {
+    "valid": np.asarray(res.metrics["valid"]).T.tolist(),
+    "split": names.tolist(),
+  }
   print(f"\n{'round':>5} {'NFE':>5} " + " ".join(f"{s + ' valid':>12}" for s in splits))
   for r in range(args.rounds + 1):
     cells = " ".join(f"{results['metrics'][s][method]['valid'][r]:>12.3f}" for s in splits)
@@ -103,11 +134,18 @@ def main(argv=None):
   hist = np.asarray(res.history)
   show = [0, per_split]  # the first hard and the first medium puzzle (the task's strip decodes
   # latent boards and marks the cells the classifier reads as breaking a rule)
-  paths.append(run.task.strip(hist[:, show], {"givens": ~eligible[show],
-                                                  "row_labels": ["hard puzzle", "medium puzzle"]},
-                              os.path.join(out, "strip.png"), evaluate.shown_rounds(args.rounds)))
-  print(f"\nwrote {out}/results.json and {', '.join(os.path.basename(p) for p in paths)} "
-        f"in {results['seconds']:.0f} s")
+  paths.append(
+    run.task.strip(
+      hist[:, show],
+      {"givens": ~eligible[show], "row_labels": ["hard puzzle", "medium puzzle"]},
+      os.path.join(out, "strip.png"),
+      evaluate.shown_rounds(args.rounds),
+    )
+  )
+  print(
+    f"\nwrote {out}/results.json and {', '.join(os.path.basename(p) for p in paths)} "
+    f"in {results['seconds']:.0f} s"
+  )
   return results
 
 

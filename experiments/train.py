@@ -5,6 +5,7 @@ best EMA params in DIR/best (the model that sampling uses).
 (the jitted steps, logging and checkpoints) calling `Keeper.validate` (validation rate of the EMA
 and raw params, best step kept only above the evaluator's chance floor).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,10 +32,16 @@ def build_state(config, run: translate.Run):
 def validate(apply, params, run: translate.Run, seed: int, items) -> dict:
   """Mean metrics of the SRM sampler's round-0 samples on `items`, the validation puzzles
   (`task.test_items(..., validation=True)`, never the test set)."""
-  res = sampling.sample(apply, params, jax.random.key(seed + 1),
-                        jax.random.normal(jax.random.key(seed + 2), items.x.shape),
-                        ~items.eligible, jnp.asarray(items.x), run.sampler,
-                        devices=sharding.devices_for(len(items.x)))
+  res = sampling.sample(
+    apply,
+    params,
+    jax.random.key(seed + 1),
+    jax.random.normal(jax.random.key(seed + 2), items.x.shape),
+    ~items.eligible,
+    jnp.asarray(items.x),
+    run.sampler,
+    devices=sharding.devices_for(len(items.x)),
+  )
   return {k: float(jnp.mean(v)) for k, v in run.task.metrics(res.x).items()}
 
 
@@ -65,9 +72,9 @@ def restore(config, run: translate.Run, workdir: str):
       print(f"warm start from the shipped model {config.train.init_from!r}")
     if run.time_sampler.kind == "mean_beta":
       ts = config.time_sampler
-      pdf = time_sampling.mean_beta_density(jax.random.key(config.seed + 3),
-                                            run.task.grid.num_regions, ts.sharpness,
-                                            ts.density_images)
+      pdf = time_sampling.mean_beta_density(
+        jax.random.key(config.seed + 3), run.task.grid.num_regions, ts.sharpness, ts.density_images
+      )
       state = state.replace(time_pdf=jnp.asarray(pdf))
   return apply, optimizer, state, data_state, mgr
 
@@ -84,12 +91,13 @@ def warm_start(state, name: str):
 @dataclasses.dataclass
 class Keeper:
   """Validation at eval steps; keeps the best EMA step in DIR/best, above the chance floor."""
+
   apply: object
   run: translate.Run
   seed: int
   workdir: str
-  items: object            # the validation TestItems
-  floor: float             # the headline score of noise / blank images on those items
+  items: object  # the validation TestItems
+  floor: float  # the headline score of noise / blank images on those items
   record: dict
 
   def __post_init__(self):
@@ -101,10 +109,14 @@ class Keeper:
     """Validation columns of the log row for `step` (saves DIR/best when the step is best)."""
     headline = self.run.task.headline
     ema = validate(self.apply, state.ema_params, self.run, self.seed, self.items)
-    row = {"val_valid": ema[headline],
-           "val_valid_raw": validate(self.apply, state.params, self.run, self.seed,
-                                     self.items)[headline],
-           **{f"val_{k}": v for k, v in ema.items() if k != headline}, "val_floor": self.floor}
+    row = {
+      "val_valid": ema[headline],
+      "val_valid_raw": validate(self.apply, state.params, self.run, self.seed, self.items)[
+        headline
+      ],
+      **{f"val_{k}": v for k, v in ema.items() if k != headline},
+      "val_floor": self.floor,
+    }
     score = {"valid": row["val_valid"], "step": step}
     if "duplicate_count" in ema:
       score["duplicate_count"] = ema["duplicate_count"]
@@ -115,8 +127,19 @@ class Keeper:
     return row
 
 
-def step_loop(config, run, state, data_state, step_fn, mesh, mgr, keeper: Keeper, workdir: str,
-              record: dict, stop_at_step: int | None):
+def step_loop(
+  config,
+  run,
+  state,
+  data_state,
+  step_fn,
+  mesh,
+  mgr,
+  keeper: Keeper,
+  workdir: str,
+  record: dict,
+  stop_at_step: int | None,
+):
   """Steps from state.step to train.steps, batches from the grain iterator (`loader`, resumed
   from `data_state`): log every log_every, validate every eval_every, checkpoint (with the
   iterator's state) every checkpoint_every and at the end. Returns the final state."""
@@ -127,15 +150,20 @@ def step_loop(config, run, state, data_state, step_fn, mesh, mgr, keeper: Keeper
   t0 = t_last = time.time()
   data = loader.iterator(stream, total, t.data_workers, data_state, start)
   with open(os.path.join(workdir, "metrics.jsonl"), "a") as log:
-    for i, batch in zip(tqdm(range(start, total), initial=start, total=total, desc="train",
-                             mininterval=5), data):
-      state, metrics = step_fn(state, training.shard_batch(batch, mesh),
-                               jax.random.fold_in(train_key, i))
+    for i, batch in zip(
+      tqdm(range(start, total), initial=start, total=total, desc="train", mininterval=5), data
+    ):
+      state, metrics = step_fn(
+        state, training.shard_batch(batch, mesh), jax.random.fold_in(train_key, i)
+      )
       done = i + 1
       if done % t.log_every == 0 or done == total:
         row = {k: float(v) for k, v in metrics.items()}
-        row.update(step=done, steps_per_s=t.log_every / max(time.time() - t_last, 1e-9),
-                   wall_s=time.time() - t0)
+        row.update(
+          step=done,
+          steps_per_s=t.log_every / max(time.time() - t_last, 1e-9),
+          wall_s=time.time() - t0,
+        )
         t_last = time.time()
         if done % t.eval_every == 0 or done == total:
           row.update(keeper.validate(state, done))
@@ -153,33 +181,65 @@ def summary(workdir: str, state, best: dict, seconds: float) -> str:
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   last = rows[-1] if rows else {}
   val = f", validation {last['val_valid']:.3f} (EMA)" if "val_valid" in last else ""
-  kept = (f"best step {best['step']} ({best['valid']:.3f})" if best.get("step") is not None
-          else "no step above the chance floor kept as best")
+  kept = (
+    f"best step {best['step']} ({best['valid']:.3f})"
+    if best.get("step") is not None
+    else "no step above the chance floor kept as best"
+  )
   loss = f"loss {last['loss']:.4f}" if "loss" in last else "no step logged"
-  return (f"trained to step {int(state.step)} in {seconds / 60:.1f} min: {loss}{val}; "
-          f"{kept}; checkpoints in {workdir}/checkpoints")
+  return (
+    f"trained to step {int(state.step)} in {seconds / 60:.1f} min: {loss}{val}; "
+    f"{kept}; checkpoints in {workdir}/checkpoints"
+  )
 
 
-def train(config, workdir: str, stop_at_step: int | None = None, command: str | None = None) -> dict:
+def train(
+  config, workdir: str, stop_at_step: int | None = None, command: str | None = None
+) -> dict:
   """Train (or resume) into `workdir`; `command` (the CLI line) is recorded beside the config."""
   t0 = time.time()
   translate.check(config)
   # a latent config's codec stage first (reused once trained), then the denoiser over latents
   run = translate.translate(config, codec=codec.train(config, workdir))
   apply, optimizer, state, data_state, mgr = restore(config, run, workdir)
-  record = {"config": config.to_dict(), "seed": config.seed, "commit": common.git_commit(),
-            "device": common.device_name(), "command": command}
+  record = {
+    "config": config.to_dict(),
+    "seed": config.seed,
+    "commit": common.git_commit(),
+    "device": common.device_name(),
+    "command": command,
+  }
   common.write_json(os.path.join(workdir, "train_config.json"), record)
   mesh = training.data_mesh()
-  step_fn = training.make_train_step(apply, optimizer, run.task.grid, run.time_sampler, run.loss,
-                                     ema_decay=run.optim.ema_decay, mesh=mesh)
+  step_fn = training.make_train_step(
+    apply,
+    optimizer,
+    run.task.grid,
+    run.time_sampler,
+    run.loss,
+    ema_decay=run.optim.ema_decay,
+    mesh=mesh,
+  )
   items = run.task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
   # what noise / blank images score on these items: a step is kept as best only above it
   floor = chance_floor.floor_of(run.task, items.x, jax.random.key(config.seed + 4))
   keeper = Keeper(apply, run, config.seed, workdir, items, floor, record)
-  state = step_loop(config, run, training.replicate(state, mesh), data_state, step_fn, mesh, mgr,
-                    keeper, workdir, record, stop_at_step)
-  plots.training_curves(os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png"))
+  state = step_loop(
+    config,
+    run,
+    training.replicate(state, mesh),
+    data_state,
+    step_fn,
+    mesh,
+    mgr,
+    keeper,
+    workdir,
+    record,
+    stop_at_step,
+  )
+  plots.training_curves(
+    os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png")
+  )
   seconds = time.time() - t0
   print(summary(workdir, state, keeper.best, seconds))
   return {"step": int(state.step), "best": keeper.best, "seconds": seconds}

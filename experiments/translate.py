@@ -7,6 +7,7 @@ config, time sampler, optimiser, loss, the round-0 sampler and the refine config
 never reads a ConfigDict; the experiment modes read only `Run` and the loop knobs of
 `config.train` / `config.eval` (step counts, batch sizes, splits), whose keys are checked here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,20 +17,60 @@ import jax
 from experiments import tasks
 from ipr_jax import denoisers, pretrained, refine, sampling, selectors, time_sampling, training
 
-TOP = ("benchmark", "variant", "seed", "data", "model", "time_sampler", "train", "sample",
-       "refine", "eval")
+TOP = (
+  "benchmark",
+  "variant",
+  "seed",
+  "data",
+  "model",
+  "time_sampler",
+  "train",
+  "sample",
+  "refine",
+  "eval",
+)
 SECTIONS = {
-    "time_sampler": ("kind", "sharpness", "add_zeros", "density_images", "concentration",
-                     "zeros_power"),
-    "train": ("steps", "batch_size", "learning_rate", "warmup_steps", "lr_schedule", "ema_decay",
-              "weight_decay", "b1", "vlb_weight", "sigma_weight", "loss_reduction",
-              "checkpoint_every", "log_every", "eval_every", "eval_samples", "eval_split",
-              "max_to_keep", "data_workers", "init_from"),
-    "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature", "variance"),
-    "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type",
-               "selectors"),
-    "eval": ("splits", "num_samples", "batch_size", "strip_samples", "checkpoint", "rounds",
-             "pretrained", "settings_from"),
+  "time_sampler": (
+    "kind",
+    "sharpness",
+    "add_zeros",
+    "density_images",
+    "concentration",
+    "zeros_power",
+  ),
+  "train": (
+    "steps",
+    "batch_size",
+    "learning_rate",
+    "warmup_steps",
+    "lr_schedule",
+    "ema_decay",
+    "weight_decay",
+    "b1",
+    "vlb_weight",
+    "sigma_weight",
+    "loss_reduction",
+    "checkpoint_every",
+    "log_every",
+    "eval_every",
+    "eval_samples",
+    "eval_split",
+    "max_to_keep",
+    "data_workers",
+    "init_from",
+  ),
+  "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature", "variance"),
+  "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type", "selectors"),
+  "eval": (
+    "splits",
+    "num_samples",
+    "batch_size",
+    "strip_samples",
+    "checkpoint",
+    "rounds",
+    "pretrained",
+    "settings_from",
+  ),
 }
 # denoiser fields a benchmark fixes (Task.model_fields), never set in a config
 GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
@@ -41,14 +82,15 @@ DTYPES = ("float32", "bfloat16", "auto")
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
   """Everything the library needs from one experiment config."""
+
   task: tasks.Task
-  model: object                               # denoiser config (TransformerConfig, UNetConfig)
+  model: object  # denoiser config (TransformerConfig, UNetConfig)
   time_sampler: time_sampling.TimeSamplerConfig
   optim: training.OptimConfig
   loss: training.LossConfig
-  sampler: sampling.SamplerConfig             # the round-0 pass (and validation)
-  refine: refine.RefineConfig                 # first selector, config.refine.rounds rounds
-  selectors: tuple                            # every selector evaluated
+  sampler: sampling.SamplerConfig  # the round-0 pass (and validation)
+  refine: refine.RefineConfig  # first selector, config.refine.rounds rounds
+  selectors: tuple  # every selector evaluated
 
 
 def _keys(section, where: str, expected) -> None:
@@ -57,8 +99,9 @@ def _keys(section, where: str, expected) -> None:
   if unknown:
     raise ValueError(f"{where} has key(s) {unknown} that nothing reads; its keys: {sorted(want)}")
   if missing:
-    raise ValueError(f"{where} lacks key(s) {missing}: every key needs its default in the "
-                     "config file's get_config")
+    raise ValueError(
+      f"{where} lacks key(s) {missing}: every key needs its default in the config file's get_config"
+    )
 
 
 def model_keys(kind: str) -> tuple:
@@ -80,26 +123,33 @@ def check(config) -> tasks.Benchmark:
   kinds = [k for k in m.keys() if k in denoisers.KINDS]
   _keys(m, f"config.model ({config.benchmark})", ("kind", "dtype", *bench.model_keys, *kinds))
   if m.kind not in kinds:
-    raise ValueError(f"model.kind is {m.kind!r}, but config.model has sections only for "
-                     f"{kinds}: add config.model.{m.kind} with keys {list(model_keys(m.kind))}")
+    raise ValueError(
+      f"model.kind is {m.kind!r}, but config.model has sections only for "
+      f"{kinds}: add config.model.{m.kind} with keys {list(model_keys(m.kind))}"
+    )
   for kind in kinds:
     _keys(m[kind], f"config.model.{kind}", model_keys(kind))
-  for key, value, allowed in (("model.dtype", m.dtype, DTYPES),
-                              ("train.lr_schedule", config.train.lr_schedule, LR_SCHEDULES),
-                              ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS)):
+  for key, value, allowed in (
+    ("model.dtype", m.dtype, DTYPES),
+    ("train.lr_schedule", config.train.lr_schedule, LR_SCHEDULES),
+    ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS),
+  ):
     if value not in allowed:
       raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
   for section, key in (("eval", "pretrained"), ("eval", "settings_from"), ("train", "init_from")):
     name = config[section][key]
     if name and name not in pretrained.available():
-      raise ValueError(f"{section}.{key} names no shipped model: {name!r} "
-                       f"(shipped: {pretrained.available()})")
+      raise ValueError(
+        f"{section}.{key} names no shipped model: {name!r} (shipped: {pretrained.available()})"
+      )
   named = [s for s in config.eval.splits if isinstance(s, str)]  # Sudoku also takes (lo, hi)
   for split in named + list(config.eval.rounds.keys()):
     if bench.splits and split not in bench.splits:
       where = "eval.rounds names" if split not in named else "eval.splits holds"
-      raise ValueError(f"{where} split {split!r}, which {config.benchmark} does not have; its "
-                       f"splits: {bench.splits}")
+      raise ValueError(
+        f"{where} split {split!r}, which {config.benchmark} does not have; its "
+        f"splits: {bench.splits}"
+      )
   for split, rounds in config.eval.rounds.items():  # a split not evaluated now is unused
     if int(rounds) != rounds or rounds < 0:
       raise ValueError(f"eval.rounds[{split!r}] must be an integer >= 0, got {rounds}")
@@ -119,14 +169,19 @@ def split_rounds(config, split: str) -> int:
 def check_same_model(stored, model, what: str) -> None:
   """ValueError unless the denoiser config `stored` (a shipped or imported model's) is the
   config's `model` up to the compute dtype (the run's choice), naming the fields that differ."""
-  differ = [f"{f.name} {getattr(stored, f.name)} vs {getattr(model, f.name)}"
-            if f.name not in ("position_ids", "attention_graph") else f.name
-            for f in dataclasses.fields(model)
-            if f.name != "dtype" and getattr(stored, f.name, None) != getattr(model, f.name)]
+  differ = [
+    f"{f.name} {getattr(stored, f.name)} vs {getattr(model, f.name)}"
+    if f.name not in ("position_ids", "attention_graph")
+    else f.name
+    for f in dataclasses.fields(model)
+    if f.name != "dtype" and getattr(stored, f.name, None) != getattr(model, f.name)
+  ]
   if type(stored) is not type(model) or differ:
-    raise ValueError(f"{what} is a {type(stored).__name__} that differs from the config's "
-                     f"{type(model).__name__} in: {', '.join(differ) or 'kind'} (stored vs "
-                     f"config); the weights need the config's architecture")
+    raise ValueError(
+      f"{what} is a {type(stored).__name__} that differs from the config's "
+      f"{type(model).__name__} in: {', '.join(differ) or 'kind'} (stored vs "
+      f"config); the weights need the config's architecture"
+    )
 
 
 def compute_dtype(name: str) -> str:
@@ -144,39 +199,62 @@ def translate(config, codec=None) -> Run:
   m, ts, t, s, r = config.model, config.time_sampler, config.train, config.sample, config.refine
   fixed = sorted(set(task.model_fields) - set(GEOMETRY))
   if fixed:
-    raise ValueError(f"benchmark {task.name} fixes denoiser field(s) {fixed}; a benchmark may "
-                     f"fix only {GEOMETRY}")
-  model = denoisers.make_config(m.kind, **task.model_fields, **m[m.kind].to_dict(),
-                                dtype=compute_dtype(m.dtype))
+    raise ValueError(
+      f"benchmark {task.name} fixes denoiser field(s) {fixed}; a benchmark may fix only {GEOMETRY}"
+    )
+  model = denoisers.make_config(
+    m.kind, **task.model_fields, **m[m.kind].to_dict(), dtype=compute_dtype(m.dtype)
+  )
   if m.kind == "transformer" and not (model.skip or model.pixel_head):
     values = model.patch * model.patch * model.channels
     if model.dim < values:
       raise ValueError(
-          f"model.transformer.dim={model.dim} is below the {values} values of a region "
-          f"({model.patch}x{model.patch}x{model.channels}): its linear velocity head cannot "
-          f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
-          f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}")
+        f"model.transformer.dim={model.dim} is below the {values} values of a region "
+        f"({model.patch}x{model.patch}x{model.channels}): its linear velocity head cannot "
+        f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
+        f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}"
+      )
   for key, name in (("train.init_from", t.init_from), ("eval.pretrained", config.eval.pretrained)):
     if name:
-      check_same_model(pretrained.model_config(pretrained.manifest(name)["model"]), model,
-                       f"{key}={name!r}")
+      check_same_model(
+        pretrained.model_config(pretrained.manifest(name)["model"]), model, f"{key}={name!r}"
+      )
   optim = training.OptimConfig(
-      learning_rate=t.learning_rate, warmup_steps=t.warmup_steps, ema_decay=t.ema_decay,
-      decay_steps=t.steps if t.lr_schedule == "cosine" else 0, weight_decay=t.weight_decay,
-      b1=t.b1)
-  sampler = sampling.SamplerConfig(s.steps_per_patch, s.overlap, s.order, alpha=s.alpha,
-                                   temperature=s.temperature, variance=s.variance)
+    learning_rate=t.learning_rate,
+    warmup_steps=t.warmup_steps,
+    ema_decay=t.ema_decay,
+    decay_steps=t.steps if t.lr_schedule == "cosine" else 0,
+    weight_decay=t.weight_decay,
+    b1=t.b1,
+  )
+  sampler = sampling.SamplerConfig(
+    s.steps_per_patch,
+    s.overlap,
+    s.order,
+    alpha=s.alpha,
+    temperature=s.temperature,
+    variance=s.variance,
+  )
   ipr = dataclasses.replace(sampler, steps_per_patch=r.steps_per_patch, overlap=r.overlap)
   selectors = tuple(r.selectors)
   return Run(
-      task=task, model=model,
-      time_sampler=time_sampling.TimeSamplerConfig(ts.kind, ts.sharpness, ts.add_zeros,
-                                                   ts.concentration, ts.zeros_power),
-      optim=optim,
-      loss=training.LossConfig(vlb_weight=t.vlb_weight, sigma_weight=t.sigma_weight,
-                              reduction=t.loss_reduction),
-      sampler=sampler,
-      refine=refine.RefineConfig(rounds=r.rounds, resampling_ratio=r.resampling_ratio,
-                                 selector=selectors[0], noise_type=r.noise_type,
-                                 initial=sampler, ipr=ipr),
-      selectors=selectors)
+    task=task,
+    model=model,
+    time_sampler=time_sampling.TimeSamplerConfig(
+      ts.kind, ts.sharpness, ts.add_zeros, ts.concentration, ts.zeros_power
+    ),
+    optim=optim,
+    loss=training.LossConfig(
+      vlb_weight=t.vlb_weight, sigma_weight=t.sigma_weight, reduction=t.loss_reduction
+    ),
+    sampler=sampler,
+    refine=refine.RefineConfig(
+      rounds=r.rounds,
+      resampling_ratio=r.resampling_ratio,
+      selector=selectors[0],
+      noise_type=r.noise_type,
+      initial=sampler,
+      ipr=ipr,
+    ),
+    selectors=selectors,
+  )

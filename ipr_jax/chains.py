@@ -8,6 +8,7 @@ closest to the other chains' (the medoid; for one-hot Sudoku cells, the majority
 is usually followed by a refinement round in correction mode, which re-draws regions that do
 not fit together.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,7 +27,7 @@ def lowest_sigma(xs, sigma, eligible):
   chex.assert_rank(xs, 5)
   chex.assert_shape(sigma, (xs.shape[0], xs.shape[1], eligible.shape[1]))
   w = eligible.astype(jnp.float32)[None]
-  doubt = jnp.sum(sigma * w, axis=-1) / jnp.maximum(jnp.sum(w, axis=-1), 1.0)   # [K, B]
+  doubt = jnp.sum(sigma * w, axis=-1) / jnp.maximum(jnp.sum(w, axis=-1), 1.0)  # [K, B]
   chosen = jnp.argmin(doubt, axis=0)
   return jnp.take_along_axis(xs, chosen[None, :, None, None, None], axis=0)[0], chosen
 
@@ -38,9 +39,9 @@ def region_vote(xs, grid: regions.RegionGrid):
   chex.assert_rank(xs, 5)
   k, b = xs.shape[:2]
   patches = regions.patchify(xs.reshape(k * b, *xs.shape[2:]), grid)
-  patches = patches.reshape(k, b, grid.num_regions, -1)                          # [K, B, R, D]
+  patches = patches.reshape(k, b, grid.num_regions, -1)  # [K, B, R, D]
   # sum_l |p_k - p_l|^2 = K |p_k|^2 - 2 p_k . sum_l p_l + const: no [K, K, ...] intermediate
-  dist = k * jnp.sum(patches ** 2, -1) - 2.0 * jnp.sum(patches * patches.sum(0), -1)  # [K, B, R]
-  medoid = jnp.argmin(dist, axis=0)                                              # [B, R]
-  voted = jnp.take_along_axis(patches, medoid[None, ..., None], axis=0)[0]       # [B, R, D]
+  dist = k * jnp.sum(patches**2, -1) - 2.0 * jnp.sum(patches * patches.sum(0), -1)  # [K, B, R]
+  medoid = jnp.argmin(dist, axis=0)  # [B, R]
+  voted = jnp.take_along_axis(patches, medoid[None, ..., None], axis=0)[0]  # [B, R, D]
   return regions.unpatchify(voted, grid)

@@ -6,6 +6,7 @@ run's config as JSON and, where the run reads its batches through a checkpointab
 uninterrupted one would. Restores go against an abstract target (shapes and dtypes of a freshly
 built state), so a checkpoint is read back with the exact structure the code expects.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,13 +25,20 @@ def manager(directory: str, max_to_keep: int = 3, create: bool = True) -> ocp.Ch
   directory = os.path.abspath(directory)
   if not create and not os.path.isdir(directory):
     raise CheckpointError(f"checkpoint directory does not exist: {directory}")
-  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
-                                         enable_async_checkpointing=False)
+  options = ocp.CheckpointManagerOptions(
+    max_to_keep=max_to_keep, create=create, enable_async_checkpointing=False
+  )
   return ocp.CheckpointManager(directory, options=options, item_names=("state", "config", "data"))
 
 
-def save(mgr: ocp.CheckpointManager, step: int, state, config: Optional[dict] = None,
-         force: bool = True, data_state: Optional[dict] = None) -> None:
+def save(
+  mgr: ocp.CheckpointManager,
+  step: int,
+  state,
+  config: Optional[dict] = None,
+  force: bool = True,
+  data_state: Optional[dict] = None,
+) -> None:
   """Write `state` (any pytree of arrays), `config` (JSON-able dict) and, if given, the data
   iterator's `data_state` (JSON-able dict, e.g. `grain.DatasetIterator.get_state()`) as `step`."""
   items = dict(state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config or {}))
@@ -48,8 +56,9 @@ def data_state(mgr: ocp.CheckpointManager, step: Optional[int] = None) -> Option
   try:
     return dict(mgr.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore())).data)
   except Exception as e:
-    raise CheckpointError(f"data iterator state of {mgr.directory}/{step} is unreadable: "
-                          f"{type(e).__name__}: {e}") from e
+    raise CheckpointError(
+      f"data iterator state of {mgr.directory}/{step} is unreadable: {type(e).__name__}: {e}"
+    ) from e
 
 
 def latest_step(mgr: ocp.CheckpointManager) -> Optional[int]:
@@ -71,11 +80,16 @@ def restore(mgr: ocp.CheckpointManager, target, step: Optional[int] = None) -> t
     raise CheckpointError(f"no checkpoint found in {path}")
   step_dir = os.path.join(path, str(step))
   try:
-    out = mgr.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(_abstract(target)), config=ocp.args.JsonRestore()))
+    out = mgr.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(_abstract(target)), config=ocp.args.JsonRestore()
+      ),
+    )
   except Exception as e:  # orbax raises many types for truncated/corrupt files
-    raise CheckpointError(f"checkpoint at {step_dir} is missing or corrupt: "
-                          f"{type(e).__name__}: {e}") from e
+    raise CheckpointError(
+      f"checkpoint at {step_dir} is missing or corrupt: {type(e).__name__}: {e}"
+    ) from e
   return out.state, dict(out.config or {})
 
 

@@ -8,6 +8,7 @@ denoiser output of every step (and on the loss, gradients and new params of a tr
 naming what was not finite. The normal path is untouched: outside a checked trace
 `check_finite` adds nothing to the program.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +53,8 @@ def check_finite(tree, name: str) -> None:
   for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
     if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
       chex.assert_tree_all_finite(
-          leaf, custom_message=f"{name}{jax.tree_util.keystr(path)} holds NaN or Inf")
+        leaf, custom_message=f"{name}{jax.tree_util.keystr(path)} holds NaN or Inf"
+      )
 
 
 @functools.lru_cache(maxsize=64)

@@ -10,6 +10,7 @@ NaN reaches values or gradients at t = 0, s = 1 or t = s.
 Contracts (chex, checked when traced): images and their velocities share one shape, noise levels
 broadcast onto it (f32[..., H, W, 1] per pixel, or scalars), everything is floating point.
 """
+
 from __future__ import annotations
 
 import chex
@@ -104,8 +105,9 @@ def check_alpha(alpha) -> None:
     raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
 
 
-def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
-                   variance="learned_range"):
+def reverse_kernel(
+  z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0, variance="learned_range"
+):
   """Gaussian p(z_s | z_t) of method 3.4: returns (mean, std), broadcast over the arguments.
 
   mean = (1 - s) x_hat + gamma eps_hat. std: learned_range interpolates log sigma between
@@ -137,13 +139,25 @@ def reverse_kernel(z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
   return mean, std
 
 
-def reverse_step(key, z_t, t, s, velocity, v_interp, *, alpha, temperature=1.0,
-                 variance="learned_range", noise=None):
+def reverse_step(
+  key,
+  z_t,
+  t,
+  s,
+  velocity,
+  v_interp,
+  *,
+  alpha,
+  temperature=1.0,
+  variance="learned_range",
+  noise=None,
+):
   """Draw z_s ~ p(z_s | z_t); the mean (no noise) where s = 0 (method 3.2 step 3). `noise`
   (standard normal, the shape of z_t) replaces the draw from `key`: common random numbers, or
   another implementation's draw when comparing against it."""
-  mean, std = reverse_kernel(z_t, t, s, velocity, v_interp, alpha=alpha,
-                             temperature=temperature, variance=variance)
+  mean, std = reverse_kernel(
+    z_t, t, s, velocity, v_interp, alpha=alpha, temperature=temperature, variance=variance
+  )
   if noise is None:
     noise = jax.random.normal(key, jnp.shape(mean), jnp.result_type(mean))
   chex.assert_equal_shape(_shaped(mean, noise))

@@ -2,6 +2,7 @@
 
 Used by the region transformer as its attention mask. Every graph includes the diagonal.
 """
+
 from __future__ import annotations
 
 import numpy as np

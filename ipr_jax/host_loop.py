@@ -5,6 +5,7 @@ sigmas come to the host at selection steps). Slow on purpose. It is the oracle t
 `lax.scan` versions are tested against (same keys: the same regions at the same steps, values to
 float rounding) and the "reference design" the speed benchmark compares with. Greedy order only.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,10 +22,19 @@ from ipr_jax import flow, refine as refine_lib, regions, rng, sampling, schedule
 def _mover(grid: regions.RegionGrid, alpha: float, temperature: float, variance: str):
   @jax.jit
   def move(key, z, t, s, out, known, values):
-    z = flow.reverse_step(key, z[0], regions.to_pixels(t, grid)[0], regions.to_pixels(s, grid)[0],
-                          out.velocity[0], out.v_interp[0], alpha=alpha, temperature=temperature,
-                          variance=variance)[None]
+    z = flow.reverse_step(
+      key,
+      z[0],
+      regions.to_pixels(t, grid)[0],
+      regions.to_pixels(s, grid)[0],
+      out.velocity[0],
+      out.v_interp[0],
+      alpha=alpha,
+      temperature=temperature,
+      variance=variance,
+    )[None]
     return regions.impose_known(z, known, values, grid)
+
   return move
 
 
@@ -45,7 +55,7 @@ def sample_one(net, params, key, z, known, values, cfg: sampling.SamplerConfig):
   z = regions.impose_known(jnp.asarray(z), jnp.asarray(known), jnp.asarray(values), grid)
   c = 0
   for r in range(m):
-    t = jnp.asarray(T[r])[None]                                  # host -> device
+    t = jnp.asarray(T[r])[None]  # host -> device
     out = net(params, z, t)
     while c < n and plan.block_starts[c] == r:
       j = int(np.argmin(np.where(unknown, np.asarray(out.sigma_region[0]), np.inf)))  # -> host
@@ -53,7 +63,7 @@ def sample_one(net, params, key, z, known, values, cfg: sampling.SamplerConfig):
       start[j] = r
       for i in range(min(lc, m - r)):
         T[r + i, j] = min(np.float32(lc - i) / np.float32(lc), T[r + i, j])
-      T[r + lc:m, j] = 0.0
+      T[r + lc : m, j] = 0.0
       c += 1
     z = move(jax.random.fold_in(key, r), z, t, jnp.asarray(T[r + 1])[None], out, known, values)
   return z, start, m
@@ -64,8 +74,12 @@ def sample(apply, params, key, z_init, known_mask, known_values, cfg: sampling.S
   returns (x f32[B, H, W, C], start i32[B, R]) to compare with its `x` and `order`."""
   net = jax.jit(apply)
   keys = jax.random.split(rng.as_key(key), z_init.shape[0])
-  outs = [sample_one(net, params, keys[b], z_init[b:b + 1], known_mask[b:b + 1],
-                     known_values[b:b + 1], cfg) for b in range(z_init.shape[0])]
+  outs = [
+    sample_one(
+      net, params, keys[b], z_init[b : b + 1], known_mask[b : b + 1], known_values[b : b + 1], cfg
+    )
+    for b in range(z_init.shape[0])
+  ]
   return jnp.concatenate([o[0] for o in outs]), np.stack([o[1] for o in outs])
 
 

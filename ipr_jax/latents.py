@@ -14,6 +14,7 @@ space, so a denoiser trained on the latents stays valid. Every region is coded
 on its own: `_over_regions` is the one place regions are vmapped, so encode(x) of a board
 equals the per-cell encodings laid out on the grid.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,11 +34,12 @@ from ipr_jax.denoisers.common import compute_dtype
 @dataclasses.dataclass(frozen=True)
 class CodecConfig:
   """One region of `patch` x `patch` x `channels` pixels <-> `latent_dim` numbers."""
-  patch: int = 8             # region side in pixels, a multiple of 4 (two stride-2 convs)
+
+  patch: int = 8  # region side in pixels, a multiple of 4 (two stride-2 convs)
   channels: int = 1
   latent_dim: int = 8
-  width: int = 32            # conv channels of the first layer (the second has 2x)
-  dtype: str = "float32"     # compute dtype; params, latents and pixels stay float32
+  width: int = 32  # conv channels of the first layer (the second has 2x)
+  dtype: str = "float32"  # compute dtype; params, latents and pixels stay float32
 
   def __post_init__(self):
     for name in ("patch", "channels", "latent_dim", "width"):
@@ -57,7 +59,7 @@ class RegionAutoencoder(nnx.Module):
     dt, w, c = compute_dtype(cfg.dtype), cfg.width, cfg.channels
     conv = lambda i, o, s=1: nnx.Conv(i, o, (3, 3), strides=s, padding="SAME", dtype=dt, rngs=rngs)
     self.small = cfg.patch // 4
-    flat = 2 * w * self.small ** 2
+    flat = 2 * w * self.small**2
     self.enc = nnx.List([conv(c, w), conv(w, 2 * w, 2), conv(2 * w, 2 * w, 2)])
     self.to_latent = nnx.Linear(flat, cfg.latent_dim, dtype=dt, rngs=rngs)
     self.from_latent = nnx.Linear(cfg.latent_dim, flat, dtype=dt, rngs=rngs)
@@ -82,11 +84,12 @@ class RegionAutoencoder(nnx.Module):
 
 class Codec(NamedTuple):
   """The codec's pure functions; params are always their first argument."""
+
   config: CodecConfig
-  encode: Callable       # (params, x f32[B, H, W, C]) -> z f32[B, H/p, W/p, d]
-  decode: Callable       # (params, z f32[B, rows, cols, d]) -> x f32[B, rows p, cols p, C]
-  encode_raw: Callable   # (net, tiles f32[N, p, p, C]) -> f32[N, d], before normalisation
-  decode_raw: Callable   # (net, f32[N, d]) -> f32[N, p, p, C], unclipped
+  encode: Callable  # (params, x f32[B, H, W, C]) -> z f32[B, H/p, W/p, d]
+  decode: Callable  # (params, z f32[B, rows, cols, d]) -> x f32[B, rows p, cols p, C]
+  encode_raw: Callable  # (net, tiles f32[N, p, p, C]) -> f32[N, d], before normalisation
+  decode_raw: Callable  # (net, f32[N, d]) -> f32[N, p, p, C], unclipped
 
 
 def _check_finite(a, name: str) -> None:
@@ -100,16 +103,20 @@ def _check_image(cfg: CodecConfig, x) -> None:
     raise ValueError(f"x must be f32[B, H, W, C], got shape {np.shape(x)}")
   _, h, w, c = np.shape(x)
   if h % cfg.patch or w % cfg.patch or c != cfg.channels:
-    raise ValueError(f"x of shape {np.shape(x)} does not tile into regions of "
-                     f"{cfg.patch}x{cfg.patch}x{cfg.channels} (the codec's region size)")
+    raise ValueError(
+      f"x of shape {np.shape(x)} does not tile into regions of "
+      f"{cfg.patch}x{cfg.patch}x{cfg.channels} (the codec's region size)"
+    )
   _check_finite(x, "x")
 
 
 def _check_latent(cfg: CodecConfig, z) -> None:
   """ValueError unless z is f32[B, rows, cols, d] with d = cfg.latent_dim (and finite)."""
   if np.ndim(z) != 4 or np.shape(z)[-1] != cfg.latent_dim:
-    raise ValueError(f"z must be f32[B, rows, cols, {cfg.latent_dim}] (latent_dim "
-                     f"{cfg.latent_dim}), got shape {np.shape(z)}")
+    raise ValueError(
+      f"z must be f32[B, rows, cols, {cfg.latent_dim}] (latent_dim "
+      f"{cfg.latent_dim}), got shape {np.shape(z)}"
+    )
   _check_finite(z, "z")
 
 
@@ -159,8 +166,9 @@ def build(cfg: CodecConfig, key) -> tuple[Codec, dict]:
   def encode(params, x):
     _check_image(cfg, x)
     z = _over_regions(encode_region)(params, to_regions(jnp.asarray(x, jnp.float32), cfg.patch))
-    chex.assert_shape(z, (x.shape[0], x.shape[1] // cfg.patch, x.shape[2] // cfg.patch,
-                          cfg.latent_dim))
+    chex.assert_shape(
+      z, (x.shape[0], x.shape[1] // cfg.patch, x.shape[2] // cfg.patch, cfg.latent_dim)
+    )
     return z
 
   def decode(params, z):
@@ -170,21 +178,26 @@ def build(cfg: CodecConfig, key) -> tuple[Codec, dict]:
 
   d = cfg.latent_dim
   if key is None:
-    norm = {"mean": jax.ShapeDtypeStruct((d,), jnp.float32),
-            "std": jax.ShapeDtypeStruct((d,), jnp.float32)}
+    norm = {
+      "mean": jax.ShapeDtypeStruct((d,), jnp.float32),
+      "std": jax.ShapeDtypeStruct((d,), jnp.float32),
+    }
   else:
     norm = {"mean": jnp.zeros(d, jnp.float32), "std": jnp.ones(d, jnp.float32)}
-  return (Codec(cfg, encode, decode, encode_raw, decode_raw),
-          {"net": nnx.to_pure_dict(state), **norm})
+  return (
+    Codec(cfg, encode, decode, encode_raw, decode_raw),
+    {"net": nnx.to_pure_dict(state), **norm},
+  )
 
 
 # ---- training (images only) ----
 
+
 @flax.struct.dataclass
 class CodecState:
-  step: jax.Array      # i32[]
-  net: dict            # the autoencoder's weights (params["net"])
-  opt_state: object    # optax state of `net`
+  step: jax.Array  # i32[]
+  net: dict  # the autoencoder's weights (params["net"])
+  opt_state: object  # optax state of `net`
 
 
 def init_state(params, optimizer, step: int = 0) -> CodecState:
@@ -201,8 +214,9 @@ def decoder_only(optimizer: optax.GradientTransformation) -> optax.GradientTrans
 ENCODER = ("enc", "to_latent")  # the encoder's entries of params["net"]
 
 
-def reconstruction_loss(codec: Codec, net, tiles, key, latent_noise: float = 0.1,
-                        train_encoder: bool = True):
+def reconstruction_loss(
+  codec: Codec, net, tiles, key, latent_noise: float = 0.1, train_encoder: bool = True
+):
   """Mean squared error of tiles f32[N, p, p, C] through the codec, with Gaussian noise of
   `latent_noise` x the batch's per-channel std on the latents (the decoder then tolerates the
   small misses of a denoiser's samples). With `train_encoder=False` the encoder gets no gradient
@@ -216,16 +230,20 @@ def reconstruction_loss(codec: Codec, net, tiles, key, latent_noise: float = 0.1
   return loss, {"loss": loss}
 
 
-def make_train_step(codec: Codec, optimizer: optax.GradientTransformation, *,
-                    latent_noise: float = 0.1, train_encoder: bool = True):
+def make_train_step(
+  codec: Codec,
+  optimizer: optax.GradientTransformation,
+  *,
+  latent_noise: float = 0.1,
+  train_encoder: bool = True,
+):
   """Jitted step(state, tiles f32[N, p, p, C], key) -> (state, {'loss'}), state donated. With
   `train_encoder=False`, pass `decoder_only(optimizer)` (here and to `init_state`)."""
   if not latent_noise >= 0:
     raise ValueError(f"latent_noise must be >= 0, got {latent_noise}")
 
   def step(state: CodecState, tiles, key):
-    chex.assert_shape(tiles, (None, codec.config.patch, codec.config.patch,
-                              codec.config.channels))
+    chex.assert_shape(tiles, (None, codec.config.patch, codec.config.patch, codec.config.channels))
     loss = lambda n: reconstruction_loss(codec, n, tiles, key, latent_noise, train_encoder)
     grads, metrics = jax.grad(loss, has_aux=True)(state.net)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.net)
@@ -238,15 +256,23 @@ def normalise(codec: Codec, net, tiles, batch: int = 4096) -> dict:
   """Codec params of trained weights `net`: the latent mean and std per channel over `tiles`
   f32[N, p, p, C] (the training images' regions), so encoded latents have unit scale."""
   f = jax.jit(codec.encode_raw)
-  z = np.concatenate([np.asarray(f(net, tiles[i:i + batch])) for i in range(0, len(tiles), batch)])
-  return {"net": net, "mean": jnp.asarray(z.mean(axis=0), jnp.float32),
-          "std": jnp.asarray(np.maximum(z.std(axis=0), 1e-6), jnp.float32)}
+  z = np.concatenate(
+    [np.asarray(f(net, tiles[i : i + batch])) for i in range(0, len(tiles), batch)]
+  )
+  return {
+    "net": net,
+    "mean": jnp.asarray(z.mean(axis=0), jnp.float32),
+    "std": jnp.asarray(np.maximum(z.std(axis=0), 1e-6), jnp.float32),
+  }
 
 
 def identity_normalisation(net, latent_dim: int) -> dict:
   """Codec params of `net` without normalisation (the ablation's other arm)."""
-  return {"net": net, "mean": jnp.zeros(latent_dim, jnp.float32),
-          "std": jnp.ones(latent_dim, jnp.float32)}
+  return {
+    "net": net,
+    "mean": jnp.zeros(latent_dim, jnp.float32),
+    "std": jnp.ones(latent_dim, jnp.float32),
+  }
 
 
 def latent_metric(decode: Callable, pixel_metric: Callable) -> Callable:

@@ -8,6 +8,7 @@
 - L_sigma (step > 0): Gaussian NLL of u under N(stop_grad(u_hat), sigma_theta^2); trains sigma only.
 Every log-variance is clamped to [-30, 20].
 """
+
 from __future__ import annotations
 
 import math
@@ -27,12 +28,13 @@ def _logvar(std):
 
 def normal_kl(mean1, logvar1, mean2, logvar2):
   """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) per element, in nats."""
-  return 0.5 * (-1.0 + logvar2 - logvar1 + jnp.exp(logvar1 - logvar2)
-                + (mean1 - mean2) ** 2 * jnp.exp(-logvar2))
+  return 0.5 * (
+    -1.0 + logvar2 - logvar1 + jnp.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * jnp.exp(-logvar2)
+  )
 
 
 def _approx_cdf(x):
-  return 0.5 * (1.0 + jnp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+  return 0.5 * (1.0 + jnp.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
 
 
 def discretized_nll(x, mean, logvar):
@@ -43,8 +45,7 @@ def discretized_nll(x, mean, logvar):
   log_cdf_plus = jnp.log(jnp.maximum(cdf_plus, 1e-12))
   log_one_minus_cdf_min = jnp.log(jnp.maximum(1.0 - cdf_min, 1e-12))
   log_delta = jnp.log(jnp.maximum(cdf_plus - cdf_min, 1e-12))
-  logp = jnp.where(x < -0.999, log_cdf_plus,
-                   jnp.where(x > 0.999, log_one_minus_cdf_min, log_delta))
+  logp = jnp.where(x < -0.999, log_cdf_plus, jnp.where(x > 0.999, log_one_minus_cdf_min, log_delta))
   return -logp
 
 
@@ -61,8 +62,18 @@ def vlb_term(x, eps, z_t, t, velocity, v_interp):
   return jnp.where(nll_branch, nll, kl) / math.log(2.0)
 
 
-def srm_loss(out, x, eps, t_region, w_region, grid: regions.RegionGrid, *, step,
-             vlb_weight: float = 1.0, sigma_weight: float = 0.01):
+def srm_loss(
+  out,
+  x,
+  eps,
+  t_region,
+  w_region,
+  grid: regions.RegionGrid,
+  *,
+  step,
+  vlb_weight: float = 1.0,
+  sigma_weight: float = 0.01,
+):
   """Loss of one batch from the denoiser output `out` on z_t = (1 - t) x + t eps.
 
   x, eps f32[B, H, W, C]; t_region, w_region f32[B, R] (already multiplied by the mask when

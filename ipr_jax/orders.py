@@ -8,6 +8,7 @@ name:
 
     orders.register("reverse_raster", lambda key, r, sigma: -jnp.arange(sigma.shape[0], dtype=jnp.float32))
 """
+
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
@@ -29,11 +30,13 @@ _ORDERS = registry.Registry("order")
 def register(name: str, fn: Callable | None = None, *, one_block: bool = False):
   """Register `fn` as order `name` (usable as a decorator). A name is registered once: the
   jitted sampler is cached per config, which holds only the name."""
+
   def add(f):
     if not callable(f):
       raise ValueError(f"order {name!r} must be callable, got {type(f).__name__}")
     _ORDERS.add(name, Order(f, bool(one_block)))
     return f
+
   return add if fn is None else add(fn)
 
 

@@ -5,6 +5,7 @@ same sha256 check), so one set of weights can ship under two names with differen
 `load(name)` rebuilds the denoiser, checks the hash and the recommended settings;
 `recommended(manifest)` returns those settings as a RefineConfig. A latent model's folder also
 holds its per-region codec (`codec.npz`, manifest entry `codec`): `load_codec(name)`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,21 +22,25 @@ from ipr_jax import denoisers, graphs, latents, refine, sampling
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 _NAMED = {
-    "sudoku": lambda: tuple(tuple(int(i) for i in ids) for ids in graphs.sudoku_position_ids()),
-    "sudoku_peers": lambda: tuple(map(tuple, graphs.sudoku_peers())),
+  "sudoku": lambda: tuple(tuple(int(i) for i in ids) for ids in graphs.sudoku_position_ids()),
+  "sudoku_peers": lambda: tuple(map(tuple, graphs.sudoku_peers())),
 }
 
 
 def available() -> list[str]:
   if not os.path.isdir(ASSETS):
     return []
-  return sorted(d for d in os.listdir(ASSETS) if os.path.exists(os.path.join(ASSETS, d, "manifest.json")))
+  return sorted(
+    d for d in os.listdir(ASSETS) if os.path.exists(os.path.join(ASSETS, d, "manifest.json"))
+  )
 
 
 def leaf_paths(tree) -> list[str]:
   """'a/0/kernel'-style names of a params tree's leaves, in leaf order (the npz keys)."""
-  return ["/".join(str(getattr(k, "key", k)) for k in path)
-          for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+  return [
+    "/".join(str(getattr(k, "key", k)) for k in path)
+    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]
+  ]
 
 
 def flatten(params) -> dict:
@@ -48,14 +53,18 @@ def _unflatten(flat: dict, like, source: str) -> dict:
   paths = leaf_paths(like)
   missing, unexpected = sorted(set(paths) - set(flat)), sorted(set(flat) - set(paths))
   if missing or unexpected:
-    raise ValueError(f"{source} does not fit the model: missing {missing[:5]} "
-                     f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})")
+    raise ValueError(
+      f"{source} does not fit the model: missing {missing[:5]} "
+      f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
+    )
   leaves = []
   for path, want in zip(paths, jax.tree.leaves(like)):
     got = flat[path]
     if got.shape != tuple(want.shape) or got.dtype != want.dtype:
-      raise ValueError(f"{source}: {path} is {got.dtype}{list(got.shape)}, the model needs "
-                       f"{np.dtype(want.dtype)}{list(want.shape)}")
+      raise ValueError(
+        f"{source}: {path} is {got.dtype}{list(got.shape)}, the model needs "
+        f"{np.dtype(want.dtype)}{list(want.shape)}"
+      )
     if not np.isfinite(got).all():
       raise ValueError(f"{source}: {path} holds NaN or Inf")
     leaves.append(jnp.asarray(got))
@@ -79,8 +88,10 @@ def model_config(spec: dict):
     if isinstance(spec.get(field), str):
       spec[field] = _NAMED[spec[field]]()
   if kind == "transformer":  # nested tuples: the transformer config hashes its graph
-    spec = {k: tuple(map(tuple, v)) if k in ("position_ids", "attention_graph") and v is not None
-            else v for k, v in spec.items()}
+    spec = {
+      k: tuple(map(tuple, v)) if k in ("position_ids", "attention_graph") and v is not None else v
+      for k, v in spec.items()
+    }
   return denoisers.make_config(kind, **spec)
 
 
@@ -99,8 +110,11 @@ def save(name: str, params, model_spec: dict, manifest: dict, root: str = ASSETS
 def settings_dict(cfg: refine.RefineConfig) -> dict:
   """The manifest form of a RefineConfig (its round-0 and per-round samplers nested), without
   the caller's `keep_history`: what `save` callers put under manifest["recommended"]."""
-  out = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
-         if f.name not in ("initial", "ipr", "keep_history")}
+  out = {
+    f.name: getattr(cfg, f.name)
+    for f in dataclasses.fields(cfg)
+    if f.name not in ("initial", "ipr", "keep_history")
+  }
   return dict(out, initial=dataclasses.asdict(cfg.initial), ipr=dataclasses.asdict(cfg.ipr))
 
 
@@ -118,8 +132,9 @@ def recommended(manifest: dict) -> refine.RefineConfig:
     ipr = sampling.SamplerConfig(**rec.pop("ipr"))
     return refine.RefineConfig(**rec, initial=initial, ipr=ipr)
   except (KeyError, TypeError, ValueError) as e:
-    raise ValueError(f"shipped model {name!r}: bad recommended settings in its manifest: "
-                     f"{type(e).__name__}: {e}") from e
+    raise ValueError(
+      f"shipped model {name!r}: bad recommended settings in its manifest: {type(e).__name__}: {e}"
+    ) from e
 
 
 def load_raw(name: str, like, root: str = ASSETS):
@@ -130,10 +145,17 @@ def load_raw(name: str, like, root: str = ASSETS):
     raise ValueError(f"no shipped model {name!r} in {root} (available: {available()})")
   manifest = json.load(open(mpath))
   source = manifest.get("params_from", name)
-  if (not isinstance(source, str) or not source or os.path.basename(source) != source
-      or source in (".", "..") or not os.path.exists(os.path.join(root, source, "params.npz"))):
-    raise ValueError(f"shipped model {name!r}: params_from must name another asset with a "
-                     f"params.npz in {root}, got {source!r}")
+  if (
+    not isinstance(source, str)
+    or not source
+    or os.path.basename(source) != source
+    or source in (".", "..")
+    or not os.path.exists(os.path.join(root, source, "params.npz"))
+  ):
+    raise ValueError(
+      f"shipped model {name!r}: params_from must name another asset with a "
+      f"params.npz in {root}, got {source!r}"
+    )
   path = os.path.join(root, source, "params.npz")
   if sha256(path) != manifest["sha256"]:
     raise ValueError(f"{path} does not match the sha256 in its manifest")

@@ -7,6 +7,7 @@ Markov chain on complete samples. `metric_fn` runs inside the scan, so a whole b
 costs one call. With `chains=K`, K independent chains (own keys, own region masks) run under
 one `jax.vmap`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,6 +31,7 @@ MODES = ("standard", "correction")
 class RefineConfig:
   """Static knobs of IPR (method 6.3 Sudoku defaults). `initial` is the round-0 SRM pass,
   `ipr` the pass of every refinement round."""
+
   rounds: int = 15
   resampling_ratio: float = 0.25
   selector: str = "uniform"
@@ -37,7 +39,7 @@ class RefineConfig:
   noise_type: str = "random"
   mode: str = "standard"
   chains: Optional[int] = None
-  final_ratio: Optional[float] = None   # ratio decays linearly to this by the last round
+  final_ratio: Optional[float] = None  # ratio decays linearly to this by the last round
   keep_history: bool = False
   initial: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=3, overlap=0.0)
   ipr: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=10, overlap=0.8)
@@ -48,8 +50,10 @@ class RefineConfig:
     if not 0.0 < self.resampling_ratio <= 1.0:
       raise ValueError(f"resampling_ratio must lie in (0, 1], got {self.resampling_ratio}")
     selectors.get(self.selector)  # ValueError naming the registered selectors
-    for name, value, allowed in (("noise_type", self.noise_type, NOISE_TYPES),
-                                 ("mode", self.mode, MODES)):
+    for name, value, allowed in (
+      ("noise_type", self.noise_type, NOISE_TYPES),
+      ("mode", self.mode, MODES),
+    ):
       if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     if self.chains is not None and (int(self.chains) != self.chains or self.chains < 1):
@@ -60,12 +64,12 @@ class RefineConfig:
 
 @flax.struct.dataclass
 class RefineResult:
-  x: jax.Array             # f32[(K,) B, H, W, C] sample after the last round
-  metrics: object          # pytree of f32[(K,) rounds+1, B] (None without metric_fn)
-  nfe: jax.Array           # i32[(K,) rounds+1] network evaluations of round 0..B
-  history: object          # f32[(K,) rounds+1, B, H, W, C] with keep_history, else None
-  selected: jax.Array      # bool[(K,) rounds, B, R] regions re-noised in each round
-  sigma: jax.Array         # f32[(K,) B, R] the model's doubt about each region, last pass
+  x: jax.Array  # f32[(K,) B, H, W, C] sample after the last round
+  metrics: object  # pytree of f32[(K,) rounds+1, B] (None without metric_fn)
+  nfe: jax.Array  # i32[(K,) rounds+1] network evaluations of round 0..B
+  history: object  # f32[(K,) rounds+1, B, H, W, C] with keep_history, else None
+  selected: jax.Array  # bool[(K,) rounds, B, R] regions re-noised in each round
+  sigma: jax.Array  # f32[(K,) B, R] the model's doubt about each region, last pass
 
 
 def num_resampled(num_eligible: int, ratio: float) -> int:
@@ -84,8 +88,10 @@ def round_ratios(cfg: RefineConfig) -> list:
 
 def m_tables(cfg: RefineConfig, num_regions: int) -> np.ndarray:
   """i32[rounds, R + 1]: regions re-noised in each round for every eligible count |E|."""
-  return np.array([[num_resampled(n, ratio) for n in range(num_regions + 1)]
-                   for ratio in round_ratios(cfg)], np.int32).reshape(cfg.rounds, num_regions + 1)
+  return np.array(
+    [[num_resampled(n, ratio) for n in range(num_regions + 1)] for ratio in round_ratios(cfg)],
+    np.int32,
+  ).reshape(cfg.rounds, num_regions + 1)
 
 
 def selector_scores(key, eligible, sigma, cfg: RefineConfig):
@@ -124,8 +130,7 @@ def apply_metric(metric_fn, metric_params, x):
   return metric_fn(x) if metric_params is None else metric_fn(metric_params, x)
 
 
-def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x,
-                  eligible):
+def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x, eligible):
   """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds."""
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
@@ -135,8 +140,9 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
   z_init = jax.random.normal(k_init, x.shape)
   sigma = jnp.ones((b, r), jnp.float32)
   if cfg.mode == "standard":
-    state, nfe0 = sampling.run_pass(apply_fn, params, jax.random.split(k_pass, b), z_init,
-                                    ~eligible, x, sigma, cfg.initial)
+    state, nfe0 = sampling.run_pass(
+      apply_fn, params, jax.random.split(k_pass, b), z_init, ~eligible, x, sigma, cfg.initial
+    )
     x, sigma = state.z, jnp.where(eligible, state.sigma, sigma)
   else:
     nfe0 = jnp.zeros((), jnp.int32)
@@ -157,7 +163,8 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
     return (state.z, new_sigma), (apply_metric(metric_fn, metric_params, state.z), nfe, hist, sel)
 
   (x_final, sigma_final), (metrics, nfes, hist, selected) = jax.lax.scan(
-      round_fn, (x, sigma), (jnp.arange(1, cfg.rounds + 1), tables))
+    round_fn, (x, sigma), (jnp.arange(1, cfg.rounds + 1), tables)
+  )
   stack = lambda first, rest: jax.tree.map(lambda f, s: jnp.concatenate([f[None], s]), first, rest)
   metrics = None if metric_fn is None else stack(apply_metric(metric_fn, metric_params, x), metrics)
   history = stack(x, hist) if cfg.keep_history else None
@@ -180,13 +187,25 @@ def _check_eligible(x, eligible) -> None:
   if not isinstance(eligible, jax.core.Tracer):
     empty = ~np.asarray(eligible, bool).any(axis=1)
     if empty.any():
-      raise ValueError(f"eligible is empty for samples {np.flatnonzero(empty)[:10].tolist()}: "
-                       "every sample needs at least one region to refine")
+      raise ValueError(
+        f"eligible is empty for samples {np.flatnonzero(empty)[:10].tolist()}: "
+        "every sample needs at least one region to refine"
+      )
 
 
-def refine(apply_fn: Callable, params, key, x, eligible,
-           config: RefineConfig = RefineConfig(), metric_fn: Optional[Callable] = None, *,
-           metric_params=None, debug: Optional[bool] = None, devices=None) -> RefineResult:
+def refine(
+  apply_fn: Callable,
+  params,
+  key,
+  x,
+  eligible,
+  config: RefineConfig = RefineConfig(),
+  metric_fn: Optional[Callable] = None,
+  *,
+  metric_params=None,
+  debug: Optional[bool] = None,
+  devices=None,
+) -> RefineResult:
   """Run IPR on a batch. x f32[B, H, W, C]; eligible bool[B, R] (regions IPR may resample).
 
   Standard mode: regions not eligible are givens held at x; the eligible ones are generated
@@ -210,7 +229,11 @@ def refine(apply_fn: Callable, params, key, x, eligible,
     sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
   mesh = sharding.batch_mesh(np.shape(x)[0], devices)
   (params, metric_params, key), batch = sharding.place(
-      mesh, (params, metric_params, rng.as_key(key)), (x, jnp.asarray(eligible, bool)))
-  fn = (debug_lib.checked(_refine, apply_fn, metric_fn, config) if debug_lib.requested(debug)
-        else functools.partial(_refine_jit, apply_fn, metric_fn, config))
+    mesh, (params, metric_params, rng.as_key(key)), (x, jnp.asarray(eligible, bool))
+  )
+  fn = (
+    debug_lib.checked(_refine, apply_fn, metric_fn, config)
+    if debug_lib.requested(debug)
+    else functools.partial(_refine_jit, apply_fn, metric_fn, config)
+  )
   return fn(params, metric_params, key, *batch)

@@ -8,6 +8,7 @@ Functions take any leading batch dimensions: the last three axes are H, W, C (im
 last axis is R (region vectors). chex states each contract against the grid when traced, so a
 transposed or mis-sized array fails here, naming its shape, instead of reshaping silently.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 @dataclasses.dataclass(frozen=True)
 class RegionGrid:
   """Image of `height` x `width` pixels cut into `patch` x `patch` regions."""
+
   height: int
   width: int
   patch: int
@@ -91,15 +93,22 @@ def impose_known(z, known, known_values, grid: RegionGrid):
   return jnp.where(to_pixels(known, grid), known_values, z)
 
 
-def check_time_map(t_region, x, grid: RegionGrid, name: str = "t_region",
-                   channels: int | None = None) -> None:
+def check_time_map(
+  t_region, x, grid: RegionGrid, name: str = "t_region", channels: int | None = None
+) -> None:
   """ValueError naming `name` unless t_region is [B, R] for images x of [B, H, W, C] (with
   C = `channels` where the caller knows it, e.g. a denoiser)."""
   c = "C" if channels is None else channels
-  if x.ndim != 4 or x.shape[1:3] != (grid.height, grid.width) or (
-      channels is not None and x.shape[-1] != channels):
-    raise ValueError(f"image must be [B, H, W, C] = [B, {grid.height}, {grid.width}, {c}], "
-                     f"got {x.shape}")
+  if (
+    x.ndim != 4
+    or x.shape[1:3] != (grid.height, grid.width)
+    or (channels is not None and x.shape[-1] != channels)
+  ):
+    raise ValueError(
+      f"image must be [B, H, W, C] = [B, {grid.height}, {grid.width}, {c}], got {x.shape}"
+    )
   if tuple(t_region.shape) != (x.shape[0], grid.num_regions):
-    raise ValueError(f"{name} must have shape [B, R] = {(x.shape[0], grid.num_regions)}, "
-                     f"got {tuple(t_region.shape)}")
+    raise ValueError(
+      f"{name} must have shape [B, R] = {(x.shape[0], grid.num_regions)}, "
+      f"got {tuple(t_region.shape)}"
+    )

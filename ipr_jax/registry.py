@@ -4,6 +4,7 @@ A name is registered once: the jitted loops are cached per config, which holds o
 so a second, different entry under a registered name is a ValueError (registering the same
 entry again is a no-op, e.g. a module imported twice).
 """
+
 from __future__ import annotations
 
 

@@ -9,6 +9,7 @@ Step r for one sample (method 3.2): t = closed-form level at r; run the denoiser
 at r, select the next regions in the configured order (greedy = lowest sigma first); s = level at
 r + 1 with the new starts; z <- reverse step (mean where s = 0); re-impose the givens.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ from ipr_jax import flow, orders, regions, rng, schedules, sharding
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig:
   """Static knobs of one sequential pass (hashable; a jit static argument)."""
+
   steps_per_patch: int = 3
   overlap: float = 0.0
   order: str = "greedy"
@@ -50,24 +52,24 @@ class SamplerConfig:
 
 @flax.struct.dataclass
 class PassState:
-  z: jax.Array          # f32[H, W, C] current sample
-  start: jax.Array      # i32[R] step at which each region was selected (NEVER = not yet)
+  z: jax.Array  # f32[H, W, C] current sample
+  start: jax.Array  # i32[R] step at which each region was selected (NEVER = not yet)
   remaining: jax.Array  # bool[R] unknown and not selected yet
-  known: jax.Array      # bool[R] held at its value throughout (t = 0)
-  count: jax.Array      # i32[] blocks started so far
-  sigma: jax.Array      # f32[R] model sigma of each region at its selection step
+  known: jax.Array  # bool[R] held at its value throughout (t = 0)
+  count: jax.Array  # i32[] blocks started so far
+  sigma: jax.Array  # f32[R] model sigma of each region at its selection step
   num_blocks: jax.Array  # i32[] n
   total_steps: jax.Array  # i32[] M
   proto_len: jax.Array  # i32[] Lc
-  den: jax.Array        # i32[] (n - 1) a + b
+  den: jax.Array  # i32[] (n - 1) a + b
 
 
 @flax.struct.dataclass
 class SampleResult:
-  x: jax.Array           # f32[B, H, W, C] final samples
+  x: jax.Array  # f32[B, H, W, C] final samples
   sigma_region: jax.Array  # f32[B, R] sigma at each region's selection step (input sigma if kept)
-  nfe: jax.Array         # i32[] network evaluations run (the batch maximum of M)
-  order: jax.Array       # i32[B, R] start step of each region in this pass (NEVER if not selected)
+  nfe: jax.Array  # i32[] network evaluations run (the batch maximum of M)
+  order: jax.Array  # i32[B, R] start step of each region in this pass (NEVER if not selected)
 
 
 def grid_of(x_shape, num_regions: int) -> regions.RegionGrid:
@@ -131,19 +133,32 @@ def level(st: PassState, r):
   return schedules.noise_level(r, st.start, st.known, st.proto_len, st.total_steps)
 
 
-def pass_step(st: PassState, r, t, out_velocity, out_v, out_sigma, known_values, key, grid,
-              cfg: SamplerConfig) -> PassState:
+def pass_step(
+  st: PassState, r, t, out_velocity, out_v, out_sigma, known_values, key, grid, cfg: SamplerConfig
+) -> PassState:
   """One step r of one sample, given t = level(st, r) f32[R] and the denoiser output at t
   (velocity, v f32[H, W, C], sigma f32[R])."""
   chex.assert_equal_shape([st.z, out_velocity, out_v, known_values])
   chex.assert_equal_shape([t, out_sigma, st.start])
   sel, new_blocks = _select(st, r, order_scores(key, r, out_sigma, cfg), cfg)
-  st = st.replace(start=jnp.where(sel, r, st.start), remaining=st.remaining & ~sel,
-                  count=st.count + new_blocks, sigma=jnp.where(sel, out_sigma, st.sigma))
+  st = st.replace(
+    start=jnp.where(sel, r, st.start),
+    remaining=st.remaining & ~sel,
+    count=st.count + new_blocks,
+    sigma=jnp.where(sel, out_sigma, st.sigma),
+  )
   s = level(st, r + 1)
-  z = flow.reverse_step(jax.random.fold_in(key, r), st.z, regions.to_pixels(t, grid),
-                        regions.to_pixels(s, grid), out_velocity, out_v, alpha=cfg.alpha,
-                        temperature=cfg.temperature, variance=cfg.variance)
+  z = flow.reverse_step(
+    jax.random.fold_in(key, r),
+    st.z,
+    regions.to_pixels(t, grid),
+    regions.to_pixels(s, grid),
+    out_velocity,
+    out_v,
+    alpha=cfg.alpha,
+    temperature=cfg.temperature,
+    variance=cfg.variance,
+  )
   return st.replace(z=regions.impose_known(z, st.known, known_values, grid))
 
 
@@ -158,7 +173,8 @@ def run_pass(apply_fn, params, keys, z, known, known_values, sigma, cfg: Sampler
   chex.assert_shape(known_values, z.shape)
   chex.assert_shape(keys, (b, *keys.shape[1:]))
   state = jax.vmap(init_pass, in_axes=(0, 0, 0, 0, None, None))(
-      z, known, known_values, sigma, grid, cfg)
+    z, known, known_values, sigma, grid, cfg
+  )
   batch_steps = jnp.max(state.total_steps)
   step = jax.vmap(pass_step, in_axes=(0, None, 0, 0, 0, 0, 0, 0, None, None))
 
@@ -169,8 +185,10 @@ def run_pass(apply_fn, params, keys, z, known, known_values, sigma, cfg: Sampler
       debug_lib.check_finite(out, "denoiser output")
       chex.assert_shape(out.velocity, z.shape)
       chex.assert_shape(out.sigma_region, known.shape)
-      return step(st, r, t, out.velocity, out.v_interp, out.sigma_region, known_values, keys,
-                  grid, cfg)
+      return step(
+        st, r, t, out.velocity, out.v_interp, out.sigma_region, known_values, keys, grid, cfg
+      )
+
     new = jax.lax.cond(r < batch_steps, run, lambda st: st, st)
     chex.assert_trees_all_equal_shapes_and_dtypes(new, st)  # the loop state is invariant
     debug_lib.check_finite(new.z, "sampler state z")
@@ -187,8 +205,7 @@ def check_batch(x, mask, name: str, num_regions: Optional[int] = None) -> None:
     raise ValueError(f"images must be [B, H, W, C], got shape {np.shape(x)}")
   r = np.shape(mask)[-1] if num_regions is None else num_regions
   if np.ndim(mask) != 2 or np.shape(mask) != (np.shape(x)[0], r):
-    raise ValueError(f"{name} must have shape [B, R] = [{np.shape(x)[0]}, R], got "
-                     f"{np.shape(mask)}")
+    raise ValueError(f"{name} must have shape [B, R] = [{np.shape(x)[0]}, R], got {np.shape(mask)}")
   grid_of(np.shape(x), np.shape(mask)[-1])
 
 
@@ -207,7 +224,9 @@ def check_finite(x, name: str, where=None) -> None:
   bad = ~np.isfinite(np.asarray(x))
   if where is not None:
     grid = grid_of(np.shape(x), np.shape(where)[-1])
-    bad = np.asarray(regions.patchify(jnp.asarray(bad), grid).any(axis=-1)) & np.asarray(where, bool)
+    bad = np.asarray(regions.patchify(jnp.asarray(bad), grid).any(axis=-1)) & np.asarray(
+      where, bool
+    )
   rows = np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))
   if rows.size:
     part = "" if where is None else " (in regions it must hold fixed)"
@@ -217,17 +236,27 @@ def check_finite(x, name: str, where=None) -> None:
 def _sample(apply_fn, cfg, params, key, z_init, known, known_values):
   b, r = known.shape
   keys = jax.random.split(key, b)
-  state, nfe = run_pass(apply_fn, params, keys, z_init, known, known_values,
-                        jnp.zeros((b, r), jnp.float32), cfg)
+  state, nfe = run_pass(
+    apply_fn, params, keys, z_init, known, known_values, jnp.zeros((b, r), jnp.float32), cfg
+  )
   return SampleResult(state.z, state.sigma, nfe, state.start)
 
 
 _sample_jit = jax.jit(_sample, static_argnums=(0, 1))
 
 
-def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
-           config: SamplerConfig = SamplerConfig(), *, debug: Optional[bool] = None,
-           devices=None) -> SampleResult:
+def sample(
+  apply_fn: Callable,
+  params,
+  key,
+  z_init,
+  known_mask,
+  known_values,
+  config: SamplerConfig = SamplerConfig(),
+  *,
+  debug: Optional[bool] = None,
+  devices=None,
+) -> SampleResult:
   """Generate the unknown regions of a batch with the SRM sequential sampler (method 3).
 
   z_init f32[B, H, W, C] initial noise; known_mask bool[B, R] (True = given, held at
@@ -239,15 +268,20 @@ def sample(apply_fn: Callable, params, key, z_init, known_mask, known_values,
   """
   check_batch(z_init, known_mask, "known_mask")
   if np.shape(known_values) != np.shape(z_init):
-    raise ValueError(f"known_values must have the shape of z_init {np.shape(z_init)}, got "
-                     f"{np.shape(known_values)}")
+    raise ValueError(
+      f"known_values must have the shape of z_init {np.shape(z_init)}, got {np.shape(known_values)}"
+    )
   check_float(z_init, "z_init")
   check_float(known_values, "known_values")
   check_finite(z_init, "z_init")
   check_finite(known_values, "known_values", where=known_mask)
   mesh = sharding.batch_mesh(np.shape(z_init)[0], devices)
-  (params, key), batch = sharding.place(mesh, (params, rng.as_key(key)),
-                                        (z_init, jnp.asarray(known_mask, bool), known_values))
-  fn = (debug_lib.checked(_sample, apply_fn, config) if debug_lib.requested(debug)
-        else functools.partial(_sample_jit, apply_fn, config))
+  (params, key), batch = sharding.place(
+    mesh, (params, rng.as_key(key)), (z_init, jnp.asarray(known_mask, bool), known_values)
+  )
+  fn = (
+    debug_lib.checked(_sample, apply_fn, config)
+    if debug_lib.requested(debug)
+    else functools.partial(_sample_jit, apply_fn, config)
+  )
   return fn(params, key, *batch)

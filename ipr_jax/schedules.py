@@ -10,6 +10,7 @@ integer formulas run on Python ints (`sequential_plan`) and on traced per-sample
 the sampler, so the [M + 1, R] schedule matrix is never built: a region's noise level follows
 from its start step alone (`noise_level`, the closed form of method 3.2).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,15 +19,15 @@ from fractions import Fraction
 import chex
 import jax.numpy as jnp
 
-NEVER = 2 ** 30  # start step of a region not selected yet
+NEVER = 2**30  # start step of a region not selected yet
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  num_blocks: int          # n
-  total_steps: int         # M (NFEs)
-  proto_len: int           # Lc
-  block_starts: tuple      # (b_0, ..., b_{n-1})
+  num_blocks: int  # n
+  total_steps: int  # M (NFEs)
+  proto_len: int  # Lc
+  block_starts: tuple  # (b_0, ..., b_{n-1})
 
 
 def overlap_fraction(overlap) -> tuple[int, int]:

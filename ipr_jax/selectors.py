@@ -10,6 +10,7 @@ with probability proportional to w. `RefineConfig(selector=name)` accepts any re
     def doubt_squared(key, sigma, config):
       return jax.random.gumbel(key, sigma.shape) + 2.0 * jnp.log(jnp.maximum(sigma, 1e-30))
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -25,10 +26,12 @@ _SELECTORS = registry.Registry("selector")
 def register(name: str, fn: Callable | None = None):
   """Register `fn` as selector `name` (usable as a decorator). A name is registered once: the
   jitted refine is cached per config, which holds only the name."""
+
   def add(f):
     if not callable(f):
       raise ValueError(f"selector {name!r} must be callable, got {type(f).__name__}")
     return _SELECTORS.add(name, f)
+
   return add if fn is None else add(fn)
 
 
@@ -45,5 +48,6 @@ def uniform(key, sigma, config):
 @register("uncertainty")
 def uncertainty(key, sigma, config):
   """Ours: weights sigma ** selector_power, the model's doubt from its last pass."""
-  return (jax.random.gumbel(key, sigma.shape)
-          + config.selector_power * jnp.log(jnp.maximum(sigma, 1e-30)))
+  return jax.random.gumbel(key, sigma.shape) + config.selector_power * jnp.log(
+    jnp.maximum(sigma, 1e-30)
+  )

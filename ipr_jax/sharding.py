@@ -2,6 +2,7 @@
 batch split along its leading axis, params (and keys) replicated. Training, sampling and
 refinement use the same three placements; XLA partitions the compiled program to follow them.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -37,9 +38,11 @@ def batch_mesh(batch_size: int, devices: Optional[Sequence] = None) -> Optional[
   if len(devices) == 1:
     return None
   if batch_size % len(devices):
-    raise ValueError(f"a batch of {batch_size} does not split over {len(devices)} devices: use a "
-                     f"multiple of {len(devices)}, or devices=jax.local_devices()[:k] for a k "
-                     f"that divides it (devices_for({batch_size}) picks the most)")
+    raise ValueError(
+      f"a batch of {batch_size} does not split over {len(devices)} devices: use a "
+      f"multiple of {len(devices)}, or devices=jax.local_devices()[:k] for a k "
+      f"that divides it (devices_for({batch_size}) picks the most)"
+    )
   return data_mesh(devices)
 
 

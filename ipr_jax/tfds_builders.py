@@ -22,6 +22,7 @@ dataset in the same `data_dir`, never the cached one of another size. From Pytho
     b.download_and_prepare()          # generated offline, array_record
     test = b.as_data_source()["test"] # random access: test[i]["board"], ["givens_hard"], ...
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,6 +33,7 @@ import tensorflow_datasets as tfds
 
 from ipr_jax.data import counting_polygons, even_pixels, image_sudoku, sudoku
 from ipr_jax.evaluation import digit_classifier
+
 
 class _SizedConfigNotice(logging.Filter):
   """Drops TFDS's "Using custom data configuration" warning for our sized configs (by design)."""
@@ -69,32 +71,53 @@ def _splits(builder, make):
   return {s: make(s) for s, n in (("train", builder.num_train), ("test", builder.num_test)) if n}
 
 
-_SHAPES = {"symbolic": (9, 9, 9), "sklearn": (72, 72, 1), "idx_dir": (252, 252, 1),
-           "tfds": (252, 252, 1)}
+_SHAPES = {
+  "symbolic": (9, 9, 9),
+  "sklearn": (72, 72, 1),
+  "idx_dir": (252, 252, 1),
+  "tfds": (252, 252, 1),
+}
 
 
 class MnistSudoku(tfds.core.GeneratorBasedBuilder):
   """Sudoku boards with givens per difficulty, as symbolic cells or digit images."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=n, description=f"cells from {n}")
-                     for n in _SHAPES]
+  BUILDER_CONFIGS = [
+    tfds.core.BuilderConfig(name=n, description=f"cells from {n}") for n in _SHAPES
+  ]
 
-  def __init__(self, *, num_train: int = 2000, num_test: int = 1000,
-               idx_dir: str | None = None, config=None, **kwargs):
+  def __init__(
+    self,
+    *,
+    num_train: int = 2000,
+    num_test: int = 1000,
+    idx_dir: str | None = None,
+    config=None,
+    **kwargs,
+  ):
     self.num_train, self.num_test, self.idx_dir = num_train, num_test, idx_dir
     kwargs.setdefault("file_format", "array_record")
-    super().__init__(config=sized_config(type(self), config, idx_dir, num_train=num_train,
-                                         num_test=num_test), **kwargs)
+    super().__init__(
+      config=sized_config(type(self), config, idx_dir, num_train=num_train, num_test=num_test),
+      **kwargs,
+    )
 
   def _info(self):
-    feats = {"index": tfds.features.Scalar(dtype=np.int64),
-             "board": tfds.features.Tensor(shape=(9, 9), dtype=np.uint8),
-             "image": tfds.features.Tensor(shape=_SHAPES[_base(self)], dtype=np.uint8)}
-    feats.update({f"givens_{s}": tfds.features.Tensor(shape=(81,), dtype=np.bool_)
-                  for s in ("hard", "medium", "easy")})
-    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(feats),
-                                          disable_shuffling=True)
+    feats = {
+      "index": tfds.features.Scalar(dtype=np.int64),
+      "board": tfds.features.Tensor(shape=(9, 9), dtype=np.uint8),
+      "image": tfds.features.Tensor(shape=_SHAPES[_base(self)], dtype=np.uint8),
+    }
+    feats.update(
+      {
+        f"givens_{s}": tfds.features.Tensor(shape=(81,), dtype=np.bool_)
+        for s in ("hard", "medium", "easy")
+      }
+    )
+    return self.dataset_info_from_configs(
+      features=tfds.features.FeaturesDict(feats), disable_shuffling=True
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -104,7 +127,7 @@ class MnistSudoku(tfds.core.GeneratorBasedBuilder):
 
   def _image(self, board, split, index, bank):
     if _base(self) == "symbolic":
-      return (np.eye(9, dtype=np.uint8)[board - 1] * 255)
+      return np.eye(9, dtype=np.uint8)[board - 1] * 255
     return image_sudoku.compose_item(board, bank, index, split)[..., None]
 
   def _generate_examples(self, split):
@@ -117,7 +140,12 @@ class MnistSudoku(tfds.core.GeneratorBasedBuilder):
     for i in range(n):
       board = tests[i] if split == "test" else sudoku.train_board(i)
       givens = {f"givens_{s}": sudoku.test_givens(i, s) for s in ("hard", "medium", "easy")}
-      yield i, dict(index=i, board=board.astype(np.uint8), image=self._image(board, split, i, bank), **givens)
+      yield (
+        i,
+        dict(
+          index=i, board=board.astype(np.uint8), image=self._image(board, split, i, bank), **givens
+        ),
+      )
 
 
 class EvenPixels(tfds.core.GeneratorBasedBuilder):
@@ -129,13 +157,20 @@ class EvenPixels(tfds.core.GeneratorBasedBuilder):
   def __init__(self, *, num_train: int = 10000, num_test: int = 1000, config=None, **kwargs):
     self.num_train, self.num_test = num_train, num_test
     kwargs.setdefault("file_format", "array_record")
-    super().__init__(config=sized_config(type(self), config, num_train=num_train,
-                                         num_test=num_test), **kwargs)
+    super().__init__(
+      config=sized_config(type(self), config, num_train=num_train, num_test=num_test), **kwargs
+    )
 
   def _info(self):
-    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(
-        {"index": tfds.features.Scalar(dtype=np.int64),
-         "image": tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8)}), disable_shuffling=True)
+    return self.dataset_info_from_configs(
+      features=tfds.features.FeaturesDict(
+        {
+          "index": tfds.features.Scalar(dtype=np.int64),
+          "image": tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8),
+        }
+      ),
+      disable_shuffling=True,
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -150,26 +185,45 @@ class CountingPolygons(tfds.core.GeneratorBasedBuilder):
   """Counting Polygons items (method 5.3), item i of a split generated from its index."""
 
   VERSION = tfds.core.Version("1.0.0")
-  BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="blank", description="white backgrounds"),
-                     tfds.core.BuilderConfig(name="folder", description="backgrounds from a folder")]
+  BUILDER_CONFIGS = [
+    tfds.core.BuilderConfig(name="blank", description="white backgrounds"),
+    tfds.core.BuilderConfig(name="folder", description="backgrounds from a folder"),
+  ]
 
-  def __init__(self, *, num_train: int = 10000, num_test: int = 900,
-               background_dir: str | None = None, config=None, **kwargs):
+  def __init__(
+    self,
+    *,
+    num_train: int = 10000,
+    num_test: int = 900,
+    background_dir: str | None = None,
+    config=None,
+    **kwargs,
+  ):
     self.num_train, self.num_test, self.background_dir = num_train, num_test, background_dir
     kwargs.setdefault("file_format", "array_record")
-    super().__init__(config=sized_config(type(self), config, background_dir,
-                                         num_train=num_train, num_test=num_test), **kwargs)
+    super().__init__(
+      config=sized_config(
+        type(self), config, background_dir, num_train=num_train, num_test=num_test
+      ),
+      **kwargs,
+    )
 
   def _info(self):
     size = counting_polygons.SIZE
-    return self.dataset_info_from_configs(features=tfds.features.FeaturesDict(
-        {"index": tfds.features.Scalar(dtype=np.int64),
-         "image": tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8),
-         "num_polygons": tfds.features.Scalar(dtype=np.int32),
-         "num_vertices": tfds.features.Scalar(dtype=np.int32),
-         "numbers": tfds.features.Tensor(shape=(2,), dtype=np.int32),
-         "numbers_label": tfds.features.Scalar(dtype=np.int32),
-         "is_uniform": tfds.features.Scalar(dtype=np.bool_)}), disable_shuffling=True)
+    return self.dataset_info_from_configs(
+      features=tfds.features.FeaturesDict(
+        {
+          "index": tfds.features.Scalar(dtype=np.int64),
+          "image": tfds.features.Tensor(shape=(size, size, 3), dtype=np.uint8),
+          "num_polygons": tfds.features.Scalar(dtype=np.int32),
+          "num_vertices": tfds.features.Scalar(dtype=np.int32),
+          "numbers": tfds.features.Tensor(shape=(2,), dtype=np.int32),
+          "numbers_label": tfds.features.Scalar(dtype=np.int32),
+          "is_uniform": tfds.features.Scalar(dtype=np.bool_),
+        }
+      ),
+      disable_shuffling=True,
+    )
 
   def _split_generators(self, dl_manager):
     del dl_manager
@@ -183,6 +237,15 @@ class CountingPolygons(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, split, backgrounds):
     for i in range(self.num_test if split == "test" else self.num_train):
       image, labels = counting_polygons.item(i, split, backgrounds=backgrounds)
-      yield i, {"index": i, "image": image, "num_polygons": labels["num_polygons"],
-                "num_vertices": labels["num_vertices"], "numbers": np.array(labels["numbers"], np.int32),
-                "numbers_label": labels["numbers_label"], "is_uniform": labels["is_uniform"]}
+      yield (
+        i,
+        {
+          "index": i,
+          "image": image,
+          "num_polygons": labels["num_polygons"],
+          "num_vertices": labels["num_vertices"],
+          "numbers": np.array(labels["numbers"], np.int32),
+          "numbers_label": labels["numbers_label"],
+          "is_uniform": labels["is_uniform"],
+        },
+      )

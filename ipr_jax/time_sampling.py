@@ -15,6 +15,7 @@
   mean a / (a + 1): a > 1 trains more often with only a few regions left to generate, the regime
   of IPR rounds and of the end of a sequential pass.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,10 +34,10 @@ NUM_BINS = 1000
 @dataclasses.dataclass(frozen=True)
 class TimeSamplerConfig:
   kind: str = "mean_beta"
-  sharpness: float = 1.0         # mean_beta's split concentration factor (method 2)
+  sharpness: float = 1.0  # mean_beta's split concentration factor (method 2)
   add_zeros: bool = False
-  concentration: float = 20.0    # board_beta's c
-  zeros_power: float = 1.0       # add_zeros' cleaned fraction u ** (1 / zeros_power); 1 = the papers'
+  concentration: float = 20.0  # board_beta's c
+  zeros_power: float = 1.0  # add_zeros' cleaned fraction u ** (1 / zeros_power); 1 = the papers'
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -48,8 +49,10 @@ class TimeSamplerConfig:
     if not self.zeros_power > 0:
       raise ValueError(f"zeros_power must be > 0, got {self.zeros_power}")
     if self.zeros_power != 1.0 and not self.add_zeros:
-      raise ValueError(f"zeros_power={self.zeros_power} shapes add_zeros' draw, but add_zeros "
-                       "is off: set add_zeros=True or zeros_power=1")
+      raise ValueError(
+        f"zeros_power={self.zeros_power} shapes add_zeros' draw, but add_zeros "
+        "is off: set add_zeros=True or zeros_power=1"
+      )
 
 
 def beta_concentration(d: int, sharpness: float) -> float:
@@ -81,8 +84,7 @@ def _split(total, d: int, betas, cursor: list):
   cursor[0] += 1
   s1 = lo1 + beta * (hi1 - lo1)
   s2 = total - s1
-  return jnp.concatenate([_split(s1, h, betas, cursor),
-                          _split(s2, d - h, betas, cursor)], axis=-1)
+  return jnp.concatenate([_split(s1, h, betas, cursor), _split(s2, d - h, betas, cursor)], axis=-1)
 
 
 def _shuffle(key, v):
@@ -114,8 +116,9 @@ def board_beta_raw(key, batch: int, num_regions: int, concentration: float):
   return jax.random.beta(k_t, a, concentration - a)
 
 
-def mean_beta_density(key, num_regions: int, sharpness: float, num_images: int = 80_000,
-                      chunk: int = 4096) -> np.ndarray:
+def mean_beta_density(
+  key, num_regions: int, sharpness: float, num_images: int = 80_000, chunk: int = 4096
+) -> np.ndarray:
   """Marginal density of t under mean_beta on 1000 bins, normalised to mean 1 (method 2)."""
   hist = np.zeros(NUM_BINS, np.float64)
   draw = jax.jit(mean_beta_raw, static_argnums=(1, 2, 3))
@@ -128,8 +131,10 @@ def mean_beta_density(key, num_regions: int, sharpness: float, num_images: int =
   hist = np.convolve(np.pad(hist, 2, mode="reflect"), taps / taps.sum(), mode="valid")
   pdf = hist / hist.mean()
   if pdf.min() <= 1e-3:
-    raise ValueError(f"mean_beta density has empty bins (min {pdf.min():.2e}); "
-                     f"increase num_images (got {num_images})")
+    raise ValueError(
+      f"mean_beta density has empty bins (min {pdf.min():.2e}); "
+      f"increase num_images (got {num_images})"
+    )
   return pdf.astype(np.float32)
 
 

@@ -5,6 +5,7 @@ givens get t = 0 and weight 0, method 1.4). The step draws per-region times with
 sampler (method 2), noise, runs the denoiser with dropout keyed from the step key, and applies
 AdamW (with warm-up and clipping) then the EMA update.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +25,7 @@ from ipr_jax import flow, losses, regions, rng, sharding, time_sampling
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
   """Spec 1.6 defaults (eps 1e-8 in full fp32; the reference's 1e-7 is for bf16)."""
+
   learning_rate: float = 1e-4
   warmup_steps: int = 5000
   warmup_factor: float = 2e-4
@@ -33,7 +35,7 @@ class OptimConfig:
   weight_decay: float = 1e-6
   clip_norm: float = 1.0
   ema_decay: float = 0.9999
-  decay_steps: int = 0           # > 0: cosine decay to final_factor * lr at this step (incl. warm-up)
+  decay_steps: int = 0  # > 0: cosine decay to final_factor * lr at this step (incl. warm-up)
   final_factor: float = 0.05
 
 
@@ -47,6 +49,7 @@ class LossConfig:
   cells. "unknown" (not in the papers; docs/results/sudoku_symbolic.md): each board's weights are scaled by
   R / (its unknown regions), i.e. every board's loss is the mean over its own unknown cells and
   boards weigh equally however many givens they have. Without a mask both are the same."""
+
   vlb_weight: float = 1.0
   sigma_weight: float = 0.01
   reduction: str = "all"
@@ -58,11 +61,11 @@ class LossConfig:
 
 @flax.struct.dataclass
 class TrainState:
-  step: jax.Array          # i32[]
-  params: Any              # pytree of f32 arrays (the denoiser's)
-  ema_params: Any          # same structure as params
-  opt_state: Any           # optax state
-  time_pdf: jax.Array      # f32[1000] marginal density of t for the loss weights (method 2)
+  step: jax.Array  # i32[]
+  params: Any  # pytree of f32 arrays (the denoiser's)
+  ema_params: Any  # same structure as params
+  opt_state: Any  # optax state
+  time_pdf: jax.Array  # f32[1000] marginal density of t for the loss weights (method 2)
 
 
 def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
@@ -70,25 +73,37 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
   papers' default) or, with `decay_steps > 0`, a cosine decay to `final_factor * lr`."""
   if cfg.decay_steps > 0:
     if cfg.decay_steps <= cfg.warmup_steps:
-      raise ValueError(f"decay_steps ({cfg.decay_steps}) must exceed warmup_steps ({cfg.warmup_steps})")
+      raise ValueError(
+        f"decay_steps ({cfg.decay_steps}) must exceed warmup_steps ({cfg.warmup_steps})"
+      )
     schedule = optax.warmup_cosine_decay_schedule(
-        cfg.learning_rate * cfg.warmup_factor, cfg.learning_rate, cfg.warmup_steps,
-        cfg.decay_steps, cfg.learning_rate * cfg.final_factor)
+      cfg.learning_rate * cfg.warmup_factor,
+      cfg.learning_rate,
+      cfg.warmup_steps,
+      cfg.decay_steps,
+      cfg.learning_rate * cfg.final_factor,
+    )
   else:
-    schedule = optax.linear_schedule(cfg.learning_rate * cfg.warmup_factor, cfg.learning_rate,
-                                     max(cfg.warmup_steps, 1))
+    schedule = optax.linear_schedule(
+      cfg.learning_rate * cfg.warmup_factor, cfg.learning_rate, max(cfg.warmup_steps, 1)
+    )
   return optax.chain(
-      optax.clip_by_global_norm(cfg.clip_norm),
-      optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay))
+    optax.clip_by_global_norm(cfg.clip_norm),
+    optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps, weight_decay=cfg.weight_decay),
+  )
 
 
 def init_state(params, optimizer, time_pdf=None) -> TrainState:
   """Fresh state owning copies of `params` (the train step donates its state)."""
   params = jax.tree.map(jnp.copy, params)
   pdf = jnp.ones(time_sampling.NUM_BINS, jnp.float32) if time_pdf is None else jnp.asarray(time_pdf)
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    ema_params=jax.tree.map(jnp.copy, params),
-                    opt_state=optimizer.init(params), time_pdf=pdf)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    ema_params=jax.tree.map(jnp.copy, params),
+    opt_state=optimizer.init(params),
+    time_pdf=pdf,
+  )
 
 
 def ema_update(ema, params, step, decay: float):
@@ -119,20 +134,37 @@ def _loss_fn(params, apply_fn, batch, key, step, pdf, grid, sampler_cfg, loss_cf
   if "mask" in batch:
     chex.assert_shape(batch["mask"], (b, grid.num_regions))
   k_t, k_eps, k_drop = jax.random.split(key, 3)
-  t, w = time_sampling.sample_times(k_t, b, grid.num_regions, sampler_cfg,
-                                    pdf if sampler_cfg.kind == "mean_beta" else None)
+  t, w = time_sampling.sample_times(
+    k_t, b, grid.num_regions, sampler_cfg, pdf if sampler_cfg.kind == "mean_beta" else None
+  )
   if "mask" in batch:
     t, w = apply_mask(t, w, batch["mask"], loss_cfg.reduction)
   eps = jax.random.normal(k_eps, x.shape, x.dtype)
   out = apply_fn(params, flow.interpolate(x, eps, regions.to_pixels(t, grid)), t, key=k_drop)
-  return losses.srm_loss(out, x, eps, t, w, grid, step=step, vlb_weight=loss_cfg.vlb_weight,
-                         sigma_weight=loss_cfg.sigma_weight)
+  return losses.srm_loss(
+    out,
+    x,
+    eps,
+    t,
+    w,
+    grid,
+    step=step,
+    vlb_weight=loss_cfg.vlb_weight,
+    sigma_weight=loss_cfg.sigma_weight,
+  )
 
 
-def make_train_step(apply_fn, optimizer, grid: regions.RegionGrid,
-                    sampler_cfg: time_sampling.TimeSamplerConfig,
-                    loss_cfg: LossConfig = LossConfig(), ema_decay: float = 0.9999,
-                    mesh: Optional[Mesh] = None, *, debug: Optional[bool] = None):
+def make_train_step(
+  apply_fn,
+  optimizer,
+  grid: regions.RegionGrid,
+  sampler_cfg: time_sampling.TimeSamplerConfig,
+  loss_cfg: LossConfig = LossConfig(),
+  ema_decay: float = 0.9999,
+  mesh: Optional[Mesh] = None,
+  *,
+  debug: Optional[bool] = None,
+):
   """Return jitted train_step(state, batch, key) -> (state, metrics), state donated.
 
   `debug=True` (or IPR_JAX_DEBUG_NANS=1) compiles a checked step that stops at the first NaN/Inf
@@ -144,8 +176,9 @@ def make_train_step(apply_fn, optimizer, grid: regions.RegionGrid,
 
   def step_fn(state: TrainState, batch, key):
     grad_fn = jax.value_and_grad(_loss_fn, has_aux=True)
-    (_, metrics), grads = grad_fn(state.params, apply_fn, batch, key, state.step,
-                                  state.time_pdf, grid, sampler_cfg, loss_cfg)
+    (_, metrics), grads = grad_fn(
+      state.params, apply_fn, batch, key, state.step, state.time_pdf, grid, sampler_cfg, loss_cfg
+    )
     debug_lib.check_finite(metrics, "loss")
     debug_lib.check_finite(grads, "gradient")
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -163,8 +196,9 @@ def make_train_step(apply_fn, optimizer, grid: regions.RegionGrid,
   else:
     rep = NamedSharding(mesh, PartitionSpec())
     data = NamedSharding(mesh, PartitionSpec("data"))
-    jitted = jax.jit(step_fn, donate_argnums=0, in_shardings=(rep, data, rep),
-                     out_shardings=(rep, rep))
+    jitted = jax.jit(
+      step_fn, donate_argnums=0, in_shardings=(rep, data, rep), out_shardings=(rep, rep)
+    )
 
   def train_step(state: TrainState, batch, key):
     return jitted(state, batch, rng.as_key(key))  # legacy PRNGKeys accepted too

@@ -13,8 +13,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # blocks with the defaults, as a user would. Benchmarks and timings are never taken from tests.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 if "jax" in sys.modules:  # imported before this file (a plugin): jax read the variable already
-  sys.modules["jax"].config.update("jax_disable_most_optimizations",
-                                   os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", ""))
+  sys.modules["jax"].config.update(
+    "jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", "")
+  )
 
 # the held-out test sets are prepared by their TFDS builders on first use: into a fresh folder
 # per test process (never the user's ~/tensorflow_datasets). pytest-xdist workers inherit the

@@ -1,8 +1,9 @@
 """Subprocess of tests/test_kill_drill.py: train the smoke config and SIGKILL ourselves.
 
-    python -m tests.kill_driver WORKDIR save N DELAY   # during the N-th checkpoint write
-    python -m tests.kill_driver WORKDIR step N DELAY   # DELAY s into training step N
+python -m tests.kill_driver WORKDIR save N DELAY   # during the N-th checkpoint write
+python -m tests.kill_driver WORKDIR step N DELAY   # DELAY s into training step N
 """
+
 import os
 import signal
 import sys

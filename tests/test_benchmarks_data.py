@@ -15,8 +15,11 @@ def plain_valid(board) -> bool:
   b = [[int(v) for v in row] for row in board]
   rows = all(set(r) == want for r in b)
   cols = all({b[r][c] for r in range(9)} == want for c in range(9))
-  boxes = all({b[r][c] for r in range(br, br + 3) for c in range(bc, bc + 3)} == want
-              for br in (0, 3, 6) for bc in (0, 3, 6))
+  boxes = all(
+    {b[r][c] for r in range(br, br + 3) for c in range(bc, bc + 3)} == want
+    for br in (0, 3, 6)
+    for bc in (0, 3, 6)
+  )
   return rows and cols and boxes
 
 
@@ -32,8 +35,10 @@ def test_generated_boards_valid_deterministic_disjoint():
   test_keys = {b.tobytes() for b in test}
   assert not any(b.tobytes() in test_keys for b in stream.pool)
   assert not any(b.astype(np.int8).tobytes() in test_keys for b in digits)
-  np.testing.assert_array_equal(sudoku.generate_solved(np.random.default_rng(3)),
-                                sudoku.generate_solved(np.random.default_rng(3)))
+  np.testing.assert_array_equal(
+    sudoku.generate_solved(np.random.default_rng(3)),
+    sudoku.generate_solved(np.random.default_rng(3)),
+  )
 
 
 @pytest.mark.parametrize("split,lo,hi", [("hard", 0, 26), ("medium", 27, 53), ("easy", 54, 80)])
@@ -56,10 +61,14 @@ def test_sudoku_metrics_on_truth_and_corruptions():
   assert int(dup.min()) >= 2
   givens = np.zeros((50, 81), bool)
   givens[:, 0] = True
-  assert not np.any(sudoku_eval.matches_givens(jnp.asarray(bad), jnp.asarray(boards[:50]),
-                                               jnp.asarray(givens)))
-  assert np.all(sudoku_eval.matches_givens(jnp.asarray(boards[:50]), jnp.asarray(boards[:50]),
-                                           jnp.asarray(givens)))
+  assert not np.any(
+    sudoku_eval.matches_givens(jnp.asarray(bad), jnp.asarray(boards[:50]), jnp.asarray(givens))
+  )
+  assert np.all(
+    sudoku_eval.matches_givens(
+      jnp.asarray(boards[:50]), jnp.asarray(boards[:50]), jnp.asarray(givens)
+    )
+  )
   # jit over [rounds, B]
   stacked = jnp.stack([jnp.asarray(boards[:50]), jnp.asarray(bad)])
   v = jax.jit(sudoku_eval.is_valid)(stacked)
@@ -99,7 +108,7 @@ def test_even_pixels_truth_and_flip():
 def test_even_pixels_hsv_matches_matplotlib():
   rgb = np.random.default_rng(0).random((500, 3)).astype(np.float32)
   rgb[:50, 1] = rgb[:50, 2]  # ties
-  rgb[50:60] = 0.3           # grey
+  rgb[50:60] = 0.3  # grey
   np.testing.assert_allclose(ep_eval.rgb_to_hsv(jnp.asarray(rgb)), rgb_to_hsv(rgb), atol=1e-6)
   with pytest.raises(ValueError, match="H, W, 3"):
     ep_eval.metrics(jnp.zeros((2, 32, 32, 1)))

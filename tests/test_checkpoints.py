@@ -66,8 +66,13 @@ def test_resume_in_fresh_process_equals_uninterrupted(tmp_path):
   ck = str(tmp_path / "ck")
   checkpoints.save(checkpoints.manager(ck), n, half)
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  res = subprocess.run([sys.executable, "-c", RESUME.format(root=root, ck=ck, n=n)], cwd=root,
-                       capture_output=True, text=True, timeout=600)
+  res = subprocess.run(
+    [sys.executable, "-c", RESUME.format(root=root, ck=ck, n=n)],
+    cwd=root,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert res.returncode == 0, res.stderr[-3000:]
   resumed, _ = checkpoints.restore(checkpoints.manager(ck), training.init_state(params, opt))
   assert int(resumed.step) == 2 * n

@@ -1,5 +1,6 @@
 """chex contracts inside the library: a wrong-shaped call of an inner function fails when traced
 with chex's message naming the shapes; the NaN debug switch; one compile per shapes and config."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -28,8 +29,11 @@ def test_flow_rejects_mismatched_velocity():
   z = jnp.zeros((B, 4, 4, 2))
   t = jnp.full((B, 4, 4, 1), 0.5)
   with pytest.raises(AssertionError, match=CHEX + r".*\(3, 4, 4, 2\).*\(3, 4, 2, 4\)"):
-    _traced(lambda z, v: flow.reverse_step(jax.random.key(0), z, t, t * 0.5, v, v, alpha=0.5),
-            z, jnp.zeros((B, 4, 2, 4)))
+    _traced(
+      lambda z, v: flow.reverse_step(jax.random.key(0), z, t, t * 0.5, v, v, alpha=0.5),
+      z,
+      jnp.zeros((B, 4, 2, 4)),
+    )
   with pytest.raises(AssertionError, match=CHEX):  # t must broadcast onto the image
     _traced(flow.interpolate, z, z, jnp.zeros((B, 4, 4, 3)))
   with pytest.raises(AssertionError, match=CHEX + ".*int32"):
@@ -47,8 +51,9 @@ def test_regions_reject_sizes_that_do_not_fit_the_grid():
 
 def test_schedule_level_needs_one_start_per_region():
   with pytest.raises(AssertionError, match=CHEX + r".*\(4,\).*\(5,\)"):
-    schedules.noise_level(jnp.int32(0), jnp.zeros(4, jnp.int32), jnp.zeros(5, bool),
-                          jnp.int32(3), jnp.int32(9))
+    schedules.noise_level(
+      jnp.int32(0), jnp.zeros(4, jnp.int32), jnp.zeros(5, bool), jnp.int32(3), jnp.int32(9)
+    )
 
 
 def test_run_pass_rejects_transposed_mask_and_bad_denoiser_output():
@@ -73,8 +78,9 @@ def test_run_pass_rejects_transposed_mask_and_bad_denoiser_output():
 def test_refine_choose_regions_contract():
   cfg = refine.RefineConfig()
   with pytest.raises(AssertionError, match=CHEX + r".*\(4,\).*\(5,\)"):
-    refine.choose_regions(jax.random.key(0), jnp.ones(4, bool), jnp.ones(5), jnp.ones(5, jnp.int32),
-                          cfg)
+    refine.choose_regions(
+      jax.random.key(0), jnp.ones(4, bool), jnp.ones(5), jnp.ones(5, jnp.int32), cfg
+    )
 
 
 def test_loss_rejects_transposed_noise_and_region_maps():
@@ -110,6 +116,7 @@ def test_sudoku_metric_needs_integer_boards():
 
 # ---- the NaN debug switch -------------------------------------------------------------------
 
+
 def _nan_apply(params, z_t, t_region, key=None):
   """The tiny model, but it produces NaN velocity once their noise level drops below nan_below."""
   out = APPLY(params, z_t, t_region)
@@ -125,8 +132,11 @@ def _refine_inputs():
 def test_debug_refine_stops_at_the_first_nan_and_names_it():
   x, eligible = _refine_inputs()
   params = dict(PARAMS, nan_below=jnp.float32(0.6))
-  cfg = refine.RefineConfig(rounds=1, initial=sampling.SamplerConfig(steps_per_patch=2),
-                            ipr=sampling.SamplerConfig(steps_per_patch=2))
+  cfg = refine.RefineConfig(
+    rounds=1,
+    initial=sampling.SamplerConfig(steps_per_patch=2),
+    ipr=sampling.SamplerConfig(steps_per_patch=2),
+  )
   silent = refine.refine(_nan_apply, params, jax.random.key(0), x, eligible, cfg)
   assert np.isnan(np.asarray(silent.x)).any()  # without the switch NaN flows through silently
   with pytest.raises(AssertionError, match="denoiser output.*velocity.*NaN or Inf"):
@@ -169,13 +179,15 @@ def test_debug_train_step_names_the_bad_gradient():
 
   params = dict(PARAMS, scale=jnp.float32(-1.0))  # sqrt(-1): NaN from the first step
   optimizer, state, batch = _train_parts(params)
-  step = training.make_train_step(apply, optimizer, GRID,
-                                  time_sampling.TimeSamplerConfig("independent"), debug=True)
+  step = training.make_train_step(
+    apply, optimizer, GRID, time_sampling.TimeSamplerConfig("independent"), debug=True
+  )
   with pytest.raises(AssertionError, match="loss.*NaN or Inf"):
     step(state, batch, jax.random.key(0))
 
 
 # ---- one compile per shapes and config ------------------------------------------------------
+
 
 def test_sample_and_train_step_trace_once_for_new_data():
   chex.clear_trace_counter()
@@ -190,8 +202,9 @@ def test_sample_and_train_step_trace_once_for_new_data():
   chex.clear_trace_counter()
   counted = chex.assert_max_traces(APPLY, n=1)
   optimizer, state, _ = _train_parts(PARAMS)
-  step = training.make_train_step(counted, optimizer, GRID,
-                                  time_sampling.TimeSamplerConfig("independent"))
+  step = training.make_train_step(
+    counted, optimizer, GRID, time_sampling.TimeSamplerConfig("independent")
+  )
   for i in range(3):
     batch = {"x": jax.random.normal(jax.random.key(20 + i), (B, 4, 4, 2))}
     state, _ = step(state, batch, jax.random.key(i))

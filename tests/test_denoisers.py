@@ -12,9 +12,15 @@ TINY_U = dict(widths=(8, 16), attention=(False, True), time_dim=16, head_channel
 
 def _configs():
   row, col, box = graphs.sudoku_position_ids()
-  yield denoisers.TransformerConfig(9, 9, 9, 1, position_ids=(tuple(row), tuple(col), tuple(box)),
-                                    attention_graph=tuple(map(tuple, graphs.sudoku_peers())),
-                                    **TINY_T)
+  yield denoisers.TransformerConfig(
+    9,
+    9,
+    9,
+    1,
+    position_ids=(tuple(row), tuple(col), tuple(box)),
+    attention_graph=tuple(map(tuple, graphs.sudoku_peers())),
+    **TINY_T,
+  )
   yield denoisers.TransformerConfig(8, 12, 3, 4, **TINY_T)
   yield denoisers.TransformerConfig(8, 12, 3, 4, skip=True, **TINY_T)  # 16 < 48 values: skip
   yield denoisers.TransformerConfig(8, 12, 3, 4, pixel_head=8, **TINY_T)
@@ -22,9 +28,14 @@ def _configs():
   yield denoisers.UNetConfig(18, 18, 1, 2, **TINY_U)  # odd sizes: 18 -> 9 (pad 1, stride 2)
 
 
-@pytest.mark.parametrize("cfg", list(_configs()),
-                         ids=lambda c: (f"{type(c).__name__}-{c.height}-{c.patch}-{getattr(c, 'skip', '')}"
-                                              f"-{getattr(c, 'pixel_head', '')}"))
+@pytest.mark.parametrize(
+  "cfg",
+  list(_configs()),
+  ids=lambda c: (
+    f"{type(c).__name__}-{c.height}-{c.patch}-{getattr(c, 'skip', '')}"
+    f"-{getattr(c, 'pixel_head', '')}"
+  ),
+)
 def test_shapes_and_zero_init(cfg):
   apply, params = denoisers.build(cfg, jax.random.key(0))
   b, r = 3, (cfg.height // cfg.patch) * (cfg.width // cfg.patch)
@@ -38,8 +49,11 @@ def test_shapes_and_zero_init(cfg):
   np.testing.assert_allclose(out.sigma_region, 1.0, atol=1e-7)
 
 
-@pytest.mark.parametrize("cfg", [list(_configs())[i] for i in (1, 2, 3, 4)],
-                         ids=["transformer", "transformer-skip", "transformer-pixel-head", "unet"])
+@pytest.mark.parametrize(
+  "cfg",
+  [list(_configs())[i] for i in (1, 2, 3, 4)],
+  ids=["transformer", "transformer-skip", "transformer-pixel-head", "unet"],
+)
 def test_traces_once_for_new_inputs(cfg):
   chex.clear_trace_counter()  # counters are keyed by code object, shared by all `apply`s
   apply, params = denoisers.build(cfg, jax.random.key(0))
@@ -75,8 +89,9 @@ def _perturbed(cfg):
   apply, params = denoisers.build(cfg, jax.random.key(0))
   leaves, treedef = jax.tree.flatten(params)
   keys = jax.random.split(jax.random.key(5), len(leaves))
-  return apply, jax.tree.unflatten(treedef, [p + 0.3 * jax.random.normal(k, p.shape)
-                                             for p, k in zip(leaves, keys)])
+  return apply, jax.tree.unflatten(
+    treedef, [p + 0.3 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)]
+  )
 
 
 def _region0_velocities(skip):
@@ -91,9 +106,11 @@ def _region0_velocities(skip):
 def test_skip_lets_a_narrow_transformer_span_its_whole_region():
   """Without the skip a region's velocity is affine in a 16-dim token: centred, rank <= 16 of its
   48 values, so noise outside that span can never be removed. The z_t skip spans all 48."""
+
   def rank(m):
     s = np.linalg.svd(m - m.mean(0), compute_uv=False)
     return int((s > 1e-4 * s[0]).sum())
+
   assert rank(_region0_velocities(False)[3]) <= 16
   assert rank(_region0_velocities(True)[3]) == 48
 
@@ -103,11 +120,13 @@ def test_skip_adds_gain_times_z_per_channel():
   moves by exactly g[c] * z_t[..., c] against bias 0."""
   params, apply, z, _ = _region0_velocities(True)
   gain = jnp.asarray([0.5, -1.0, 2.0])
+
   def with_bias(b):
     p = jax.tree.map(lambda x: x, params)
     p["skip"]["kernel"] = jnp.zeros_like(p["skip"]["kernel"])
     p["skip"]["bias"] = b
     return apply(p, z[:4], jnp.full((4, 4), 0.3)).velocity
+
   moved = with_bias(gain) - with_bias(jnp.zeros(3))
   np.testing.assert_allclose(moved, gain * z[:4], rtol=1e-5, atol=1e-5)
 
@@ -134,8 +153,9 @@ def test_pixel_head_is_one_function_of_a_pixel_and_its_context():
   placed = head(params, z)
   assert np.abs(placed[0, 0] - placed[1, 2]).max() > 1e-4
   with pytest.raises(ValueError, match="pixel_head must be >= 0"):
-    denoisers.build(denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=-1, **TINY_T),
-                    jax.random.key(0))
+    denoisers.build(
+      denoisers.TransformerConfig(8, 8, 3, 4, pixel_head=-1, **TINY_T), jax.random.key(0)
+    )
 
 
 def test_bad_input():
@@ -148,23 +168,32 @@ def test_bad_input():
   with pytest.raises(ValueError, match="patch=3"):
     denoisers.build(denoisers.UNetConfig(8, 8, 1, 3, **TINY_U), jax.random.key(0))
   with pytest.raises(ValueError, match="attention_graph"):
-    denoisers.build(denoisers.TransformerConfig(8, 8, 1, 4, attention_graph=((True,),), **TINY_T),
-                    jax.random.key(0))
+    denoisers.build(
+      denoisers.TransformerConfig(8, 8, 1, 4, attention_graph=((True,),), **TINY_T),
+      jax.random.key(0),
+    )
 
 
-@pytest.mark.parametrize("hw,c,p,widths,att", [
-    (252, 1, 28, (128, 128, 256, 256, 512, 512), (False,) * 4 + (True, True)),   # MNIST Sudoku
-    (32, 3, 4, (64, 128, 128, 256), (False, False, True, True)),                 # Even Pixels
-])
+@pytest.mark.parametrize(
+  "hw,c,p,widths,att",
+  [
+    (252, 1, 28, (128, 128, 256, 256, 512, 512), (False,) * 4 + (True, True)),  # MNIST Sudoku
+    (32, 3, 4, (64, 128, 128, 256), (False, False, True, True)),  # Even Pixels
+  ],
+)
 def test_paper_unet_sizes_are_expressible(hw, c, p, widths, att):
   """Spec 6.2 sizes: shapes only (jax.eval_shape), no compute."""
   from flax import nnx
+
   cfg = denoisers.UNetConfig(hw, hw, c, p, widths=widths, attention=att)
   model = nnx.eval_shape(lambda: denoisers.UNet(cfg, rngs=nnx.Rngs(0)))
   graphdef, state = nnx.split(model)
   n = sum(np.prod(x.shape) for x in jax.tree.leaves(state))
   assert n > 10_000_000 if hw == 252 else n > 1_000_000
-  out = jax.eval_shape(lambda st, z, t: nnx.merge(graphdef, st)(z, t), state,
-                       jax.ShapeDtypeStruct((2, hw, hw, c), jnp.float32),
-                       jax.ShapeDtypeStruct((2, (hw // p) ** 2), jnp.float32))
+  out = jax.eval_shape(
+    lambda st, z, t: nnx.merge(graphdef, st)(z, t),
+    state,
+    jax.ShapeDtypeStruct((2, hw, hw, c), jnp.float32),
+    jax.ShapeDtypeStruct((2, (hw // p) ** 2), jnp.float32),
+  )
   assert out.velocity.shape == (2, hw, hw, c) and out.sigma_region.shape == (2, (hw // p) ** 2)

@@ -24,8 +24,12 @@ def _write_idx(path, arr, gz):
 @pytest.mark.parametrize("gz", [True, False])
 def test_idx_dir_source_on_tiny_files(tmp_path, gz):
   rng = np.random.default_rng(0)
-  arrays = {"train_images": rng.integers(0, 256, (7, 28, 28)), "train_labels": rng.integers(0, 10, 7),
-            "test_images": rng.integers(0, 256, (3, 28, 28)), "test_labels": rng.integers(0, 10, 3)}
+  arrays = {
+    "train_images": rng.integers(0, 256, (7, 28, 28)),
+    "train_labels": rng.integers(0, 10, 7),
+    "test_images": rng.integers(0, 256, (3, 28, 28)),
+    "test_labels": rng.integers(0, 10, 3),
+  }
   for key, stem in digits.IDX_FILES.items():
     _write_idx(str(tmp_path / stem), arrays[key], gz)
   d = digits.load("idx_dir", str(tmp_path))
@@ -88,7 +92,9 @@ def test_shipped_classifier_and_ground_truth_boards(source, cell, min_acc):
   if board[0, 0] != board[1, 0]:
     bank = dc.banks(source, idx_dir)["test"]
     img = digits.compose_board(board, bank, np.random.default_rng(0))
-    bad = sudoku_eval.image_metrics(apply, params, jnp.asarray(digits.to_model(img))[None, ..., None], cell)
+    bad = sudoku_eval.image_metrics(
+      apply, params, jnp.asarray(digits.to_model(img))[None, ..., None], cell
+    )
     assert float(bad["duplicate_count"][0]) >= 2
 
 

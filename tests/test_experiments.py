@@ -10,9 +10,24 @@ from experiments import evaluate, tasks, train, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import checkpoints, pretrained
 
-SCHEMA = {"benchmark", "variant", "split", "num_samples", "seed", "rounds", "split_rounds",
-          "headline", "nfe",
-          "metrics", "config", "checkpoint", "commit", "device", "command", "seconds"}
+SCHEMA = {
+  "benchmark",
+  "variant",
+  "split",
+  "num_samples",
+  "seed",
+  "rounds",
+  "split_rounds",
+  "headline",
+  "nfe",
+  "metrics",
+  "config",
+  "checkpoint",
+  "commit",
+  "device",
+  "command",
+  "seconds",
+}
 
 
 def check_schema(saved: dict, rounds: int) -> None:
@@ -80,6 +95,7 @@ def test_smoke_train_checkpoint_refine(tmp_path):
 @pytest.mark.parametrize("bench", ["mnist_sudoku", "even_pixels", "counting_polygons"])
 def test_other_benchmarks_smoke(tmp_path, bench):
   import importlib
+
   config = importlib.import_module(f"experiments.configs.{bench}").get_config("smoke")
   train.train(config, str(tmp_path))
   results = evaluate.run(config, str(tmp_path), "refine")
@@ -125,10 +141,12 @@ def test_refine_without_checkpoint_is_clear_error(tmp_path):
     evaluate.run(config, str(tmp_path), "refine")
 
 
-@pytest.mark.skipif("sudoku_symbolic" not in pretrained.available(),
-                    reason="shipped model not present")
+@pytest.mark.skipif(
+  "sudoku_symbolic" not in pretrained.available(), reason="shipped model not present"
+)
 def test_quickstart_reduced(tmp_path):
   from experiments import quickstart
+
   results = quickstart.main(["--num", "4", "--rounds", "2", "--out", str(tmp_path)])
   check_schema(json.load(open(tmp_path / "results.json")), 2)
   assert results["num_samples"] == 2 and len(results["per_sample"]["valid"]) == 4
@@ -137,8 +155,15 @@ def test_quickstart_reduced(tmp_path):
     assert os.path.exists(tmp_path / name)
 
 
-SHIPPED_MODELS = ["sudoku_symbolic", "sudoku_symbolic_cpu", "sudoku_symbolic_long", "mnist_sudoku_cpu",
-                  "mnist_sudoku_latent", "even_pixels", "counting_polygons"]
+SHIPPED_MODELS = [
+  "sudoku_symbolic",
+  "sudoku_symbolic_cpu",
+  "sudoku_symbolic_long",
+  "mnist_sudoku_cpu",
+  "mnist_sudoku_latent",
+  "even_pixels",
+  "counting_polygons",
+]
 
 
 @pytest.mark.parametrize("name", SHIPPED_MODELS)
@@ -164,7 +189,8 @@ def _config_mismatches(recorded: dict, current: dict, path: str = "") -> list:
     if isinstance(value, dict) and isinstance(now, dict):
       out += _config_mismatches(value, now, here)
     elif (list(value) if isinstance(value, (list, tuple)) else value) != (
-        list(now) if isinstance(now, (list, tuple)) else now):
+      list(now) if isinstance(now, (list, tuple)) else now
+    ):
       out.append((here, value, now))
   return out
 
@@ -175,13 +201,17 @@ def test_shipped_model_recipe_is_its_config_variant(name):
   time sampler, train) are what `get_config(variant)` of its config file gives today, so the
   documented `--config experiments/configs/<benchmark>.py:<variant>` command retrains it."""
   import importlib
+
   if name not in pretrained.available():
     pytest.skip("shipped model not present")
   manifest = pretrained.manifest(name)
   config = importlib.import_module(f"experiments.configs.{manifest['benchmark']}")
   current = config.get_config(manifest["variant"]).to_dict()
-  recorded = {k: manifest["config"][k] for k in ("seed", "data", "model", "time_sampler", "train")
-              if k in manifest["config"]}  # older manifests predate the data section
+  recorded = {
+    k: manifest["config"][k]
+    for k in ("seed", "data", "model", "time_sampler", "train")
+    if k in manifest["config"]
+  }  # older manifests predate the data section
   assert {"model", "train"} <= set(recorded)
   assert _config_mismatches(recorded, current) == []
 
@@ -194,24 +224,32 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
   from experiments.configs import mnist_sudoku
   from ipr_jax import sampling
   from ipr_jax.evaluation import digit_classifier
+
   apply, params, _ = pretrained.load("mnist_sudoku_cpu")
   cls_apply, cls_params, man = digit_classifier.load(mnist_sudoku.get_config("cpu").data.source)
   task = tasks.make_task(mnist_sudoku.get_config("cpu"))
   items = task.test_items("medium", 24, validation=True)
   n = len(items.x)
   missing = np.zeros((n, 81), bool)
-  missing[np.arange(n), (np.arange(n) * 37) % 81] = True   # one cell per board, spread out
-  res = sampling.sample(apply, params, jax.random.key(0), jax.random.normal(jax.random.key(1),
-                        items.x.shape), jnp.asarray(~missing), jnp.asarray(items.x),
-                        sampling.SamplerConfig(steps_per_patch=3, overlap=0.0, alpha=0.5))
+  missing[np.arange(n), (np.arange(n) * 37) % 81] = True  # one cell per board, spread out
+  res = sampling.sample(
+    apply,
+    params,
+    jax.random.key(0),
+    jax.random.normal(jax.random.key(1), items.x.shape),
+    jnp.asarray(~missing),
+    jnp.asarray(items.x),
+    sampling.SamplerConfig(steps_per_patch=3, overlap=0.0, alpha=0.5),
+  )
   read = np.asarray(digit_classifier.board_digits(cls_apply, cls_params, res.x, cell=man["cell"]))
   read = read.reshape(n, 81)[missing]
   truth = items.labels["boards"].reshape(n, 81)[missing]
   assert np.mean(read == truth) >= 0.75
 
 
-@pytest.mark.skipif("mnist_sudoku_latent" not in pretrained.available(),
-                    reason="shipped model not present")
+@pytest.mark.skipif(
+  "mnist_sudoku_latent" not in pretrained.available(), reason="shipped model not present"
+)
 def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   """The shipped latent model with its codec: given 80 encoded digit cells, the one missing
   cell it generates decodes to a digit the evaluator reads right (an untrained model: ~1 in 9),
@@ -219,6 +257,7 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   from experiments import codec
   from experiments.configs import mnist_sudoku
   from ipr_jax import sampling
+
   config = mnist_sudoku.get_config("latent_cpu")
   config.eval.pretrained = "mnist_sudoku_latent"
   apply, params, manifest = pretrained.load("mnist_sudoku_latent")
@@ -230,20 +269,29 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   assert float(jnp.mean(truth["valid"])) >= 0.9  # decode(encode(board)) is still read as valid
   missing = np.zeros((n, 81), bool)
   missing[np.arange(n), (np.arange(n) * 37) % 81] = True
-  res = sampling.sample(apply, params, jax.random.key(0), jax.random.normal(jax.random.key(1),
-                        items.x.shape), jnp.asarray(~missing), jnp.asarray(items.x),
-                        pretrained.recommended(manifest).initial)
+  res = sampling.sample(
+    apply,
+    params,
+    jax.random.key(0),
+    jax.random.normal(jax.random.key(1), items.x.shape),
+    jnp.asarray(~missing),
+    jnp.asarray(items.x),
+    pretrained.recommended(manifest).initial,
+  )
   assert float(jnp.mean(task.metrics(res.x)["valid"])) >= 0.75
   x = decode(codec_params, res.x)
   assert x.shape == (n, 72, 72, 1) and encode(codec_params, x).shape == items.x.shape
 
 
-@pytest.mark.skipif("mnist_sudoku_latent" not in pretrained.available(),
-                    reason="shipped model not present")
+@pytest.mark.skipif(
+  "mnist_sudoku_latent" not in pretrained.available(), reason="shipped model not present"
+)
 def test_quickstart_image_sudoku_reduced(tmp_path):
   from experiments import quickstart
-  results = quickstart.main(["--benchmark", "mnist_sudoku", "--num", "4", "--rounds", "1",
-                             "--out", str(tmp_path)])
+
+  results = quickstart.main(
+    ["--benchmark", "mnist_sudoku", "--num", "4", "--rounds", "1", "--out", str(tmp_path)]
+  )
   check_schema(json.load(open(tmp_path / "results.json")), 1)
   assert results["benchmark"] == "mnist_sudoku" and len(results["per_sample"]["valid"]) == 4
   assert os.path.exists(tmp_path / "strip.png")
@@ -257,12 +305,14 @@ def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
     pytest.skip("shipped model not present")
   from experiments.studies import image_diagnostics as diag
   from experiments.configs import even_pixels
+
   apply, params, manifest = pretrained.load("even_pixels")
   task = tasks.make_task(even_pixels.get_config("cpu"))
   x = np.asarray(task.test_items("test", 8, validation=True).x)
   cfg = pretrained.recommended(manifest).initial
-  out = np.asarray(diag.regenerate(apply, params, jax.random.key(0), jnp.asarray(x), task.grid, 1,
-                                   cfg))
+  out = np.asarray(
+    diag.regenerate(apply, params, jax.random.key(0), jnp.asarray(x), task.grid, 1, cfg)
+  )
   hues = [np.unique(img.reshape(-1, 3), axis=0) for img in x]
   assert all(len(h) == 2 for h in hues)
 
@@ -286,11 +336,14 @@ def test_shipped_counting_polygons_model_redraws_a_missing_patch_near_the_truth(
     pytest.skip("shipped model not present")
   from experiments.studies import image_diagnostics as diag
   from experiments.configs import counting_polygons
+
   apply, params, manifest = pretrained.load("counting_polygons")
   task = tasks.make_task(counting_polygons.get_config("cpu"))
   x = jnp.asarray(task.test_items("test", 32, validation=True).x)
   key, n = jax.random.key(0), 32 * 16 * 16 * 3  # one 16x16 RGB patch per item
-  out = diag.regenerate(apply, params, key, x, task.grid, 1, pretrained.recommended(manifest).initial)
+  out = diag.regenerate(
+    apply, params, key, x, task.grid, 1, pretrained.recommended(manifest).initial
+  )
   error = float(jnp.abs(out - x).sum()) / n
   noise = float(jnp.abs(diag.references(key, x, task.grid, 1)["noise fill"] - x).sum()) / n
   assert noise > 1.0 and error < 0.6, (error, noise)
@@ -300,6 +353,7 @@ def test_chance_floor_inputs_and_the_sudoku_floor():
   """Noise, blank and shuffled inputs have the items' shape; shuffling keeps every region's
   content (a permutation); symbolic Sudoku scores 0 on all of them and 1 on the truth."""
   from experiments import chance_floor
+
   task = tasks.make_task(sudoku_symbolic.get_config("smoke"))
   items = task.test_items("hard", 8)
   inputs = chance_floor.floor_inputs(items.x, task.grid, jax.random.key(0))
@@ -313,8 +367,9 @@ def test_chance_floor_inputs_and_the_sudoku_floor():
   assert chance_floor.floor_of(task, items.x, jax.random.key(0)) == 0.0
 
 
-@pytest.mark.skipif("sudoku_symbolic_cpu" not in pretrained.available(),
-                    reason="shipped model not present")
+@pytest.mark.skipif(
+  "sudoku_symbolic_cpu" not in pretrained.available(), reason="shipped model not present"
+)
 def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
   """`eval.pretrained` makes the experiment modes sample with a shipped model (no training run);
   its denoiser must be the config's, and the name must be shipped."""
@@ -327,8 +382,11 @@ def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
   small = sudoku_symbolic.get_config("smoke")
   small.eval.pretrained = "sudoku_symbolic_cpu"
-  with pytest.raises(ValueError, match="eval.pretrained='sudoku_symbolic_cpu' is a Transformer"
-                     "Config that differs from the config's TransformerConfig in: dim 64 vs 16"):
+  with pytest.raises(
+    ValueError,
+    match="eval.pretrained='sudoku_symbolic_cpu' is a Transformer"
+    "Config that differs from the config's TransformerConfig in: dim 64 vs 16",
+  ):
     translate.translate(small)  # before any work
   small.eval.pretrained = "sudoku_symbolic_huge"
   with pytest.raises(ValueError, match="eval.pretrained names no shipped model"):
@@ -361,7 +419,9 @@ def test_warm_start_from_a_shipped_model(tmp_path):
     translate.translate(config)
   small = sudoku_symbolic.get_config("smoke")
   small.train.init_from = "sudoku_symbolic_long"
-  with pytest.raises(ValueError, match="differs from the config's TransformerConfig in: dim 64 vs 16"):
+  with pytest.raises(
+    ValueError, match="differs from the config's TransformerConfig in: dim 64 vs 16"
+  ):
     translate.translate(small)
 
 
@@ -372,6 +432,7 @@ def test_sudoku_diagnostics_oracle_and_chance():
   from ipr_jax import regions
   from ipr_jax.data import sudoku
   from ipr_jax.denoisers.common import DenoiserOutput
+
   grid = regions.make_grid(9, 9, 1)
   boards, givens = sudoku.validation_set((20, 20), 64)
   x = jnp.asarray(sudoku.to_symbolic(boards))
@@ -396,6 +457,7 @@ def test_image_diagnostics_oracle():
   from experiments.studies import image_diagnostics as diag
   from ipr_jax import regions, sampling
   from ipr_jax.denoisers.common import DenoiserOutput
+
   grid = regions.make_grid(8, 8, 4)
   x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 3), minval=-1.0, maxval=1.0)
 
@@ -408,19 +470,25 @@ def test_image_diagnostics_oracle():
     assert diag.denoising_error(oracle, None, x, grid, t, jax.random.key(1)) < 1e-5
   z0 = jax.random.normal(jax.random.key(2), x.shape)
   np.testing.assert_allclose(diag.euler(oracle, None, z0, grid, steps=10), x, atol=1e-4)
-  assert diag.contrast(jnp.asarray([[[[0.4, -1.0, 0.0]]]])) == "largest channel +0.400, smallest -1.000"
+  assert (
+    diag.contrast(jnp.asarray([[[[0.4, -1.0, 0.0]]]])) == "largest channel +0.400, smallest -1.000"
+  )
   known = diag.regenerate_mask(jax.random.key(3), 5, grid.num_regions, 2)
   assert known.shape == (5, 4) and (np.asarray(known).sum(1) == 2).all()
   assert not np.array_equal(known[0], known[1]) or not np.array_equal(known[0], known[2])
   with pytest.raises(ValueError, match="k must be in"):
     diag.regenerate_mask(jax.random.key(3), 5, grid.num_regions, 5)
   cfg = sampling.SamplerConfig(steps_per_patch=4, overlap=0.5)
-  np.testing.assert_allclose(diag.regenerate(oracle, None, jax.random.key(4), x, grid, 2, cfg), x,
-                             atol=1e-4)  # the oracle repairs what it regenerates
+  np.testing.assert_allclose(
+    diag.regenerate(oracle, None, jax.random.key(4), x, grid, 2, cfg), x, atol=1e-4
+  )  # the oracle repairs what it regenerates
 
   def blind(params, z, t_region):  # regenerated regions move to 0, given ones are held
-    return DenoiserOutput(z / jnp.maximum(regions.to_pixels(t_region, grid), 1e-3),
-                          jnp.zeros_like(z), jnp.zeros(t_region.shape))
+    return DenoiserOutput(
+      z / jnp.maximum(regions.to_pixels(t_region, grid), 1e-3),
+      jnp.zeros_like(z),
+      jnp.zeros(t_region.shape),
+    )
 
   def moved(out):  # bool[3, R]: the regions where out differs from x
     return np.asarray(jnp.abs(regions.patchify(out - x, grid)).max(-1) > 1e-4)
@@ -433,7 +501,9 @@ def test_image_diagnostics_oracle():
     np.testing.assert_array_equal(moved(filled), changed, err_msg=name)
   bg = np.asarray(regions.patchify(refs["background fill"], grid))
   for i in range(3):
-    np.testing.assert_array_equal(bg[i][changed[i]].reshape(-1, 3), np.broadcast_to(colour[i], (16, 3)))
+    np.testing.assert_array_equal(
+      bg[i][changed[i]].reshape(-1, 3), np.broadcast_to(colour[i], (16, 3))
+    )
   page = np.zeros((2, 4, 4, 3), np.float32)
   page[0, :2, :1] = 0.5  # 2 of 16 pixels inked: the page's colour is still 0
   page[1] = 0.3
@@ -443,19 +513,32 @@ def test_image_diagnostics_oracle():
 
 def test_recipe_table_names_the_reverse_std_of_each_line(tmp_path):
   from experiments.studies import sudoku_recipe
-  line = {"row": "baseline", "change": "as shipped", "steps": 2400, "cpu_minutes": 12.0,
-          "hard": {"valid": {"0": 0.2, "15": 0.5, "30": 0.56}}, "medium": {"valid": {"0": 0.8}}}
+
+  line = {
+    "row": "baseline",
+    "change": "as shipped",
+    "steps": 2400,
+    "cpu_minutes": 12.0,
+    "hard": {"valid": {"0": 0.2, "15": 0.5, "30": 0.56}},
+    "medium": {"valid": {"0": 0.8}},
+  }
   path = tmp_path / "results.jsonl"
   path.write_text(json.dumps(line) + "\n" + json.dumps({**line, "variance": "fixed_small"}) + "\n")
   rows = sudoku_recipe.table(str(path)).splitlines()[2:]
-  assert [r.split(" | ")[2] for r in rows] == ["learned_range", "fixed_small"]  # old lines: the papers'
+  assert [r.split(" | ")[2] for r in rows] == [
+    "learned_range",
+    "fixed_small",
+  ]  # old lines: the papers'
   assert rows[0].endswith("| 20% | 50% | 56% | 80% | - |")
   with pytest.raises(ValueError, match="unknown row"):
     sudoku_recipe.row_config("no_such_row", 10)
   wide = sudoku_recipe.row_config("wide128", 10)  # a nested key; a row's own length wins
   assert wide.model.transformer.dim == 128 and wide.train.steps == wide.train.eval_every == 1200
   assert sudoku_recipe.row_config("baseline", 10).model.transformer.dim == 64
-  assert (sudoku_recipe.row_config("seed1", 10).seed, sudoku_recipe.row_config("baseline", 10).seed) == (1, 0)
+  assert (
+    sudoku_recipe.row_config("seed1", 10).seed,
+    sudoku_recipe.row_config("baseline", 10).seed,
+  ) == (1, 0)
   shipped = sudoku_recipe.row_config("shipped_cpu", 10)  # scored without training: its length
   assert shipped.train.steps == pretrained.manifest(shipped.eval.pretrained)["steps"]
   assert sudoku_recipe.row_config("steps4800", 10).train.steps == 4800
@@ -472,6 +555,7 @@ def test_budget_run_method_of_each_kind():
   correction round) on a tiny model: NFE within the plan (hard puzzles have < 81 unknowns)."""
   from experiments.studies import sudoku_budget
   from tests.tiny import make_tiny
+
   run = translate.translate(sudoku_symbolic.get_config("cpu"))
   items = run.task.test_items("hard", 2)
   apply = make_tiny(run.task.grid)
@@ -496,14 +580,20 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   from experiments.studies import sudoku_budget
   from ipr_jax import refine, regions, sampling
   from tests.tiny import make_tiny
+
   # planned_nfe is what the refine then spends (tiny model, every region eligible)
   grid = regions.make_grid(6, 6, 2)
   params = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.1, 2.0, 9)}
-  cfg = refine.RefineConfig(rounds=3, resampling_ratio=0.5, final_ratio=0.2,
-                            initial=sampling.SamplerConfig(2, 0.0),
-                            ipr=sampling.SamplerConfig(3, 0.5))
-  res = refine.refine(make_tiny(grid), params, jax.random.key(0), jnp.zeros((2, 6, 6, 2)),
-                      jnp.ones((2, 9), bool), cfg)
+  cfg = refine.RefineConfig(
+    rounds=3,
+    resampling_ratio=0.5,
+    final_ratio=0.2,
+    initial=sampling.SamplerConfig(2, 0.0),
+    ipr=sampling.SamplerConfig(3, 0.5),
+  )
+  res = refine.refine(
+    make_tiny(grid), params, jax.random.key(0), jnp.zeros((2, 6, 6, 2)), jnp.ones((2, 9), bool), cfg
+  )
   assert sudoku_budget.planned_nfe(cfg, 9) == int(np.sum(res.nfe))
   run = translate.translate(sudoku_symbolic.get_config("cpu"))
   base = dataclasses.replace(run.refine, rounds=30, selector="uniform")
@@ -521,19 +611,25 @@ def test_budget_methods_are_planned_to_the_paper_budget():
     sudoku_budget.method_config("ipr_ratio0.5", base)
   # the first chain methods are the general ones at the paper's ratio (12 rounds in each of 2)
   assert sudoku_budget.method_config("chains2_uncertainty", base) == dataclasses.replace(
-      base, rounds=12, chains=2, selector="uncertainty")
+    base, rounds=12, chains=2, selector="uncertainty"
+  )
   for name in ("chains2_lowest_sigma", "chains3_uncertainty_ratio0.5", "chains4_uniform_ratio0.25"):
     cfg = sudoku_budget.method_config(name, base)
     nfe = cfg.chains * sudoku_budget.planned_nfe(cfg, 81)  # every chain pays its own round 0
     assert 0.9 * paper <= nfe <= paper and cfg.rounds >= 1, name
-  assert sudoku_budget.method_config("chains3_vote", base) == dataclasses.replace(base, rounds=6,
-                                                                                chains=3)
+  assert sudoku_budget.method_config("chains3_vote", base) == dataclasses.replace(
+    base, rounds=6, chains=3
+  )
   with pytest.raises(ValueError, match="unknown method"):
     sudoku_budget.method_config("chains1_uniform_ratio0.5", base)
   with pytest.raises(SystemExit, match="ipr_uniform_ratio1.5.*resampling_ratio must lie in"):
-    sudoku_budget.main(["--methods", "ipr_uniform_ratio1.5", "--num", "2", "--out", "/nonexistent/x"])
+    sudoku_budget.main(
+      ["--methods", "ipr_uniform_ratio1.5", "--num", "2", "--out", "/nonexistent/x"]
+    )
   with pytest.raises(SystemExit, match="'ipr_ratio0.5': unknown method"):
-    sudoku_budget.main(["--methods", "sequential,ipr_ratio0.5", "--num", "2", "--out", "/nonexistent/x"])
+    sudoku_budget.main(
+      ["--methods", "sequential,ipr_ratio0.5", "--num", "2", "--out", "/nonexistent/x"]
+    )
   assert sudoku_budget.method_config("ipr_steps20", base).ipr.steps_per_patch == 20
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
@@ -547,6 +643,7 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   training stream equals encoding the image stream's boards (encode is per region)."""
   from experiments import codec
   from experiments.configs import mnist_sudoku
+
   config = mnist_sudoku.get_config("latent_smoke")
   with pytest.raises(ValueError, match="latent config"):
     translate.translate(config)  # a latent task needs its codec
@@ -572,8 +669,9 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   assert (run.model.height, run.model.channels, run.model.patch) == (9, 16, 1)
   stream = run.task.train_stream(config.seed, 2)
   pixel = tasks.sudoku._ImageSudokuStream(config.seed, 2, config.data.pool_size, "sklearn", None)
-  np.testing.assert_allclose(stream.batch(3)["x"], coder.encode(params, pixel.batch(3)["x"]),
-                             atol=1e-4)
+  np.testing.assert_allclose(
+    stream.batch(3)["x"], coder.encode(params, pixel.batch(3)["x"]), atol=1e-4
+  )
   train.train(config, str(tmp_path))  # reuses the codec, resumes the denoiser: nothing to do
   results = evaluate.run(config, str(tmp_path), "refine")
   saved = json.load(open(tmp_path / "results.json"))

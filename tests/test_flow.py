@@ -20,7 +20,7 @@ def _rand(seed, n=512):
 def test_gamma_sigma_identity(alpha):
   t, s, *_ = _rand(0)
   g, sm = flow.gamma(t, s, alpha), flow.sigma_small(t, s, alpha)
-  np.testing.assert_allclose(g ** 2 + sm ** 2, s ** 2, atol=1e-6)
+  np.testing.assert_allclose(g**2 + sm**2, s**2, atol=1e-6)
 
 
 def test_alpha_zero_is_euler():
@@ -48,9 +48,9 @@ def test_alpha_one_fixed_small_is_ddpm_posterior():
   # DDPM posterior q(z_s | z_t, x) with a = 1 - t, b = t (variance-exploding in b/a form).
   a_t, b_t, a_s, b_s = 1 - t, t, 1 - s, s
   a_ts = a_t / a_s
-  var_ts = b_t ** 2 - a_ts ** 2 * b_s ** 2
-  post_mean = (a_ts * b_s ** 2 / b_t ** 2) * z + (a_s * var_ts / b_t ** 2) * x_hat
-  post_std = jnp.sqrt(var_ts * b_s ** 2 / b_t ** 2)
+  var_ts = b_t**2 - a_ts**2 * b_s**2
+  post_mean = (a_ts * b_s**2 / b_t**2) * z + (a_s * var_ts / b_t**2) * x_hat
+  post_std = jnp.sqrt(var_ts * b_s**2 / b_t**2)
   np.testing.assert_allclose(mean, post_mean, atol=1e-4)
   np.testing.assert_allclose(std, post_std, atol=1e-5)
   del e_hat

@@ -6,6 +6,7 @@ reference computed from them. No torch is needed. Tolerance: 3e-5 absolute on ne
 (measured max 1.4e-5, mean 8e-7, on values up to 2.9: float32 summation order; a layout error
 shows as O(0.1)); 1e-6 on the flow step.
 """
+
 import os
 import pickle
 import zipfile
@@ -19,10 +20,20 @@ from ipr_jax import denoisers, flow, importers, regions
 from ipr_jax.importers import srm_unet, torch_zip
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures", "srm_unet")
-pytestmark = pytest.mark.skipif(not os.path.isdir(FIXTURE), reason="shared/fixtures/srm_unet absent")
-CFG = denoisers.UNetConfig(36, 36, 1, 4, widths=(32, 32, 32, 32),
-                           attention=(False, False, False, True), num_blocks=2, time_dim=16,
-                           head_channels=16)
+pytestmark = pytest.mark.skipif(
+  not os.path.isdir(FIXTURE), reason="shared/fixtures/srm_unet absent"
+)
+CFG = denoisers.UNetConfig(
+  36,
+  36,
+  1,
+  4,
+  widths=(32, 32, 32, 32),
+  attention=(False, False, False, True),
+  num_blocks=2,
+  time_dim=16,
+  head_channels=16,
+)
 ATOL = 3e-5
 
 
@@ -87,7 +98,9 @@ def test_flow_reverse_step_reproduces_the_reference_step():
   close(std, "step_std")
   z_s = flow.reverse_step(None, z, t, s, u, v, alpha=alpha, noise=_nhwc(io["step_noise"]))
   known = jnp.asarray(io["mask_region"] == 0)
-  close(regions.impose_known(z_s, known, _nhwc(io["masked"]), regions.make_grid(36, 36, 4)), "z_next")
+  close(
+    regions.impose_known(z_s, known, _nhwc(io["masked"]), regions.make_grid(36, 36, 4)), "z_next"
+  )
 
 
 def test_state_dict_round_trip():
@@ -165,26 +178,37 @@ def test_reference_key_scheme_matches_the_fixture():
       continue
     key, shape = line.split("\t")[:2]
     if key.startswith("denoiser."):
-      listed[key[len("denoiser."):]] = tuple(int(x) for x in shape.strip("[]").split(",") if x)
+      listed[key[len("denoiser.") :]] = tuple(int(x) for x in shape.strip("[]").split(",") if x)
   assert _reference_keys((32,) * 4, (False, False, False, True), 2, 1, 16) == listed
 
 
 def test_paper_mnist_sudoku_mapping_is_complete():
   """Shape only: every key the reference saves for the paper's MNIST-Sudoku UNet (method 6.2)
   maps onto our 118,994,691 params, each filled once."""
-  cfg = denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
-                             attention=(False,) * 4 + (True, True))
+  cfg = denoisers.UNetConfig(
+    252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512), attention=(False,) * 4 + (True, True)
+  )
   keys = _reference_keys(cfg.widths, cfg.attention, 2, 1, 512)
   zero = np.zeros((), np.float32)
-  sd = {p + k: np.broadcast_to(zero, s) for p in ("denoiser.", "ema_denoiser.module.")
-        for k, s in keys.items()}
+  sd = {
+    p + k: np.broadcast_to(zero, s)
+    for p in ("denoiser.", "ema_denoiser.module.")
+    for k, s in keys.items()
+  }
   sd["ema_denoiser.n_averaged"] = np.array(250_000)
   entries = srm_unet.check(sd, cfg, ema=True)
-  assert sum(int(np.prod(sd["ema_denoiser.module." + e.ref_key].shape)) for e in entries) == 118_994_691
-  assert len({e.path for e in entries}) == len(entries) == len(jax.tree.leaves(denoisers.build(cfg, None)[1]))
+  assert (
+    sum(int(np.prod(sd["ema_denoiser.module." + e.ref_key].shape)) for e in entries) == 118_994_691
+  )
+  assert (
+    len({e.path for e in entries})
+    == len(entries)
+    == len(jax.tree.leaves(denoisers.build(cfg, None)[1]))
+  )
 
 
 # --- bad input: each a clear error naming the file / key, never a partial load ---------------
+
 
 def _write_zip(path, members):
   with zipfile.ZipFile(path, "w") as zf:
@@ -213,16 +237,26 @@ class _Evil:
 
 def test_pickle_asking_for_another_class_is_refused(tmp_path):
   path = tmp_path / "evil.ckpt"
-  _write_zip(path, {"archive/data.pkl": pickle.dumps({"state_dict": _Evil()}, protocol=2),
-                    "archive/byteorder": "little"})
-  with pytest.raises(importers.CheckpointFormatError, match=r"evil.ckpt.*refusing to load (posix|os)\.system"):
+  _write_zip(
+    path,
+    {
+      "archive/data.pkl": pickle.dumps({"state_dict": _Evil()}, protocol=2),
+      "archive/byteorder": "little",
+    },
+  )
+  with pytest.raises(
+    importers.CheckpointFormatError, match=r"evil.ckpt.*refusing to load (posix|os)\.system"
+  ):
     importers.load_srm_checkpoint(str(path), CFG)
 
 
 def test_storage_too_short_is_refused(tmp_path):
   """A record shorter than its tensor (an edited or truncated member) is caught, not read past."""
   path = tmp_path / "short.ckpt"
-  with zipfile.ZipFile(os.path.join(FIXTURE, "model.ckpt")) as src, zipfile.ZipFile(path, "w") as dst:
+  with (
+    zipfile.ZipFile(os.path.join(FIXTURE, "model.ckpt")) as src,
+    zipfile.ZipFile(path, "w") as dst,
+  ):
     for name in src.namelist():
       data = src.read(name)
       dst.writestr(name, data[:8] if name.endswith("/data/0") else data)
@@ -231,14 +265,27 @@ def test_storage_too_short_is_refused(tmp_path):
 
 
 def test_other_architecture_and_mismatched_config():
-  other = denoisers.UNetConfig(36, 36, 1, 4, widths=(32, 32, 32), attention=(False, False, True),
-                               num_blocks=2, time_dim=16, head_channels=16)
+  other = denoisers.UNetConfig(
+    36,
+    36,
+    1,
+    4,
+    widths=(32, 32, 32),
+    attention=(False, False, True),
+    num_blocks=2,
+    time_dim=16,
+    head_channels=16,
+  )
   path = os.path.join(FIXTURE, "state_dict.npz")
-  with pytest.raises(importers.CheckpointMismatchError, match=r"state_dict.npz.*unexpected: .*encoder"):
+  with pytest.raises(
+    importers.CheckpointMismatchError, match=r"state_dict.npz.*unexpected: .*encoder"
+  ):
     importers.load_srm_checkpoint(path, other)
   wrong_time = CFG.__class__(**{**CFG.__dict__, "time_dim": 32})
-  with pytest.raises(importers.CheckpointMismatchError,
-                     match=r"wrong-shaped: ema_denoiser.module.time_embedding.mlp.0.weight \[16, 256\] \(expected \[32, 256\]\)"):
+  with pytest.raises(
+    importers.CheckpointMismatchError,
+    match=r"wrong-shaped: ema_denoiser.module.time_embedding.mlp.0.weight \[16, 256\] \(expected \[32, 256\]\)",
+  ):
     importers.load_srm_checkpoint(path, wrong_time)
   rgb = CFG.__class__(**{**CFG.__dict__, "channels": 3})
   with pytest.raises(importers.CheckpointMismatchError, match="encoder.blocks.0.0.weight"):
@@ -260,8 +307,12 @@ def test_missing_unexpected_alias_and_nan_keys(tmp_path):
   path = _edited(tmp_path, lambda sd: sd.pop(key))
   with pytest.raises(importers.CheckpointMismatchError, match=f"edited.npz.*1 missing: {key}"):
     importers.load_srm_checkpoint(path, CFG)
-  path = _edited(tmp_path, lambda sd: sd.update({"ema_denoiser.module.label_embedding.weight": np.ones(3)}))
-  with pytest.raises(importers.CheckpointMismatchError, match="1 unexpected: ema_denoiser.module.label_embedding"):
+  path = _edited(
+    tmp_path, lambda sd: sd.update({"ema_denoiser.module.label_embedding.weight": np.ones(3)})
+  )
+  with pytest.raises(
+    importers.CheckpointMismatchError, match="1 unexpected: ema_denoiser.module.label_embedding"
+  ):
     importers.load_srm_checkpoint(path, CFG)
   alias = "ema_denoiser.module.model.encoder.blocks.1.0.norm_with_embedding.t_emb.mlp.0.bias"
   path = _edited(tmp_path, lambda sd: sd.update({alias: sd[alias] + 1}))
@@ -271,6 +322,7 @@ def test_missing_unexpected_alias_and_nan_keys(tmp_path):
   def nan(sd):
     sd[key] = sd[key].copy()
     sd[key][0, 0, 0, 0] = np.nan
+
   with pytest.raises(importers.CheckpointMismatchError, match="out.2.weight holds NaN"):
     importers.load_srm_checkpoint(_edited(tmp_path, nan), CFG)
   # the online weights of that file are intact: ema=False loads
@@ -309,34 +361,44 @@ def test_import_checkpoint_cli_feeds_the_experiment_modes(tmp_path):
   from experiments import evaluate, translate
   from experiments.tools import import_checkpoint
   from experiments.configs import even_pixels
+
   config = even_pixels.get_config("smoke")
   config.model.update(kind="unet")
-  config.model.unet.update(widths=(16, 16), attention=(False, True), groups=8, time_dim=16,
-                           head_channels=8)
+  config.model.unet.update(
+    widths=(16, 16), attention=(False, True), groups=8, time_dim=16, head_channels=8
+  )
   model = translate.translate(config).model
   apply, ema_params = denoisers.build(model, jax.random.key(1))
   _, online = denoisers.build(model, jax.random.key(2))
-  sd = {**srm_unet.to_state_dict(ema_params, model),
-        **srm_unet.to_state_dict(online, model, prefix="denoiser."),
-        "ema_denoiser.n_averaged": np.array(7)}
+  sd = {
+    **srm_unet.to_state_dict(ema_params, model),
+    **srm_unet.to_state_dict(online, model, prefix="denoiser."),
+    "ema_denoiser.n_averaged": np.array(7),
+  }
   ckpt = str(tmp_path / "ref.npz")
   np.savez(ckpt, **sd)
   folder = import_checkpoint.run(config, ckpt, str(tmp_path / "run"))
   assert os.path.exists(os.path.join(folder, "params.npz"))
   got = evaluate.run(config, str(tmp_path / "run"), "sample")
   assert "imported" in got["checkpoint"]
-  want = evaluate.run(config, str(tmp_path / "direct"), "sample",
-                      params_source=(apply, ema_params, "direct"))
+  want = evaluate.run(
+    config, str(tmp_path / "direct"), "sample", params_source=(apply, ema_params, "direct")
+  )
   assert got["metrics"] == want["metrics"]
   other = config.copy_and_resolve_references()
   other.model.unet.widths = (16, 32)  # the imported weights are not this architecture's
-  with pytest.raises(ValueError, match=r"imported is a UNetConfig that differs from the "
-                     r"config's UNetConfig in: widths \(16, 16\) vs \(16, 32\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"imported is a UNetConfig that differs from the "
+    r"config's UNetConfig in: widths \(16, 16\) vs \(16, 32\)",
+  ):
     evaluate.run(other, str(tmp_path / "run"), "sample")
   with pytest.raises(ValueError, match="model.kind is 'transformer'"):
     import_checkpoint.run(even_pixels.get_config("smoke"), ckpt, str(tmp_path / "t"))
   yaml_path = tmp_path / "config.yaml"
-  yaml_path.write_text("model:\n  denoiser:\n    hid_dims: [16, 32]\n    attention: [false, true]\n"
-                       "    t_emb_dim: 16\n    num_head_channels: 8\n")
+  yaml_path.write_text(
+    "model:\n  denoiser:\n    hid_dims: [16, 32]\n    attention: [false, true]\n"
+    "    t_emb_dim: 16\n    num_head_channels: 8\n"
+  )
   with pytest.raises(ValueError, match=r"widths: config \(16, 16\) vs .*\(16, 32\)"):
     import_checkpoint.run(config, ckpt, str(tmp_path / "h"), hydra_config=str(yaml_path))

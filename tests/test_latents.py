@@ -1,4 +1,5 @@
 """ipr_jax.latents: the per-region codec (shapes, training, round trips, refine over latents)."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ def _digits(n=6, seed=0):
 
 def _board(tiles, rows=2, cols=3):
   """f32[1, rows*8, cols*8, 1] made of `tiles` laid row-major."""
-  t = jnp.asarray(tiles[:rows * cols]).reshape(1, rows, cols, 8, 8, 1)
+  t = jnp.asarray(tiles[: rows * cols]).reshape(1, rows, cols, 8, 8, 1)
   return latents.from_regions(t)
 
 
@@ -37,8 +38,7 @@ def test_shapes_and_per_region_coding():
   chex.assert_shape(z, (1, 2, 3, 4))
   # each region is coded on its own: the board's latents are the tiles' latents on the grid
   one = codec.encode(params, jnp.asarray(tiles))  # six 8x8 "images" of one region each
-  np.testing.assert_allclose(np.asarray(z).reshape(6, 4), np.asarray(one).reshape(6, 4),
-                             atol=1e-5)
+  np.testing.assert_allclose(np.asarray(z).reshape(6, 4), np.asarray(one).reshape(6, 4), atol=1e-5)
   y = codec.decode(params, z)
   chex.assert_shape(y, x.shape)
   assert float(jnp.max(jnp.abs(y))) <= 1.0
@@ -54,8 +54,11 @@ def test_normalisation_gives_unit_latents_and_decode_inverts_it():
   np.testing.assert_allclose(z.std(axis=0), 1.0, atol=1e-3)
   # the normalisation is undone before decoding: same pixels as the identity-normalised codec
   raw = latents.identity_normalisation(params["net"], 4)
-  np.testing.assert_allclose(codec.decode(normed, codec.encode(normed, tiles)),
-                             codec.decode(raw, codec.encode(raw, tiles)), atol=1e-5)
+  np.testing.assert_allclose(
+    codec.decode(normed, codec.encode(normed, tiles)),
+    codec.decode(raw, codec.encode(raw, tiles)),
+    atol=1e-5,
+  )
 
 
 def test_a_tiny_codec_learns_and_round_trips():
@@ -94,8 +97,10 @@ def test_decoder_stage_keeps_the_latent_space():
   for name in latents.ENCODER:
     chex.assert_trees_all_equal(state.net[name], params["net"][name])
   assert not np.allclose(state.net["to_pixels"]["kernel"], params["net"]["to_pixels"]["kernel"])
-  np.testing.assert_array_equal(codec.encode(dict(params, net=state.net), _board(_digits(6))),
-                                codec.encode(params, _board(_digits(6))))
+  np.testing.assert_array_equal(
+    codec.encode(dict(params, net=state.net), _board(_digits(6))),
+    codec.encode(params, _board(_digits(6))),
+  )
 
 
 def test_bad_input_is_a_named_error():
@@ -130,16 +135,29 @@ def test_refine_over_latents_decodes_inside_one_compile():
     return {"bright": (jnp.mean(x, axis=(1, 2, 3)) > w).astype(jnp.float32)}
 
   metric = latents.latent_metric(codec.decode, pixel_metric)
-  cfg = ipr.RefineConfig(rounds=2, initial=sampling.SamplerConfig(steps_per_patch=2),
-                         ipr=sampling.SamplerConfig(steps_per_patch=2))
+  cfg = ipr.RefineConfig(
+    rounds=2,
+    initial=sampling.SamplerConfig(steps_per_patch=2),
+    ipr=sampling.SamplerConfig(steps_per_patch=2),
+  )
   chex.clear_trace_counter()
   for seed in range(3):
     z = codec.encode(params, _board(_digits(6, seed=seed)))
     eligible = jnp.ones((1, 6), bool).at[0, 0].set(False)
-    mp = {"codec": jax.tree.map(lambda a: a * (1.0 + 0.01 * seed), params),
-          "pixels": jnp.float32(-0.5 + 0.1 * seed)}
-    res = ipr.refine(apply, {"a": jnp.float32(0.1), "sigma": jnp.linspace(0.1, 1.0, 6)},
-                     jax.random.key(seed), z, eligible, cfg, metric, metric_params=mp)
+    mp = {
+      "codec": jax.tree.map(lambda a: a * (1.0 + 0.01 * seed), params),
+      "pixels": jnp.float32(-0.5 + 0.1 * seed),
+    }
+    res = ipr.refine(
+      apply,
+      {"a": jnp.float32(0.1), "sigma": jnp.linspace(0.1, 1.0, 6)},
+      jax.random.key(seed),
+      z,
+      eligible,
+      cfg,
+      metric,
+      metric_params=mp,
+    )
     chex.assert_shape(res.metrics["bright"], (3, 1))
     chex.assert_shape(res.x, (1, 2, 3, 4))
   assert len(metric_calls) == 2  # traced once for round 0 and once in the scan body, one compile
@@ -152,8 +170,9 @@ def test_save_and_load_codec_round_trip_and_hash(tmp_path):
   assert pretrained.manifest("m", str(tmp_path))["codec"]["steps"] == 7
   x = _board(_digits(6))
   np.testing.assert_array_equal(encode(loaded, x), codec.encode(params, x))
-  np.testing.assert_array_equal(decode(loaded, encode(loaded, x)),
-                                codec.decode(params, codec.encode(params, x)))
+  np.testing.assert_array_equal(
+    decode(loaded, encode(loaded, x)), codec.decode(params, codec.encode(params, x))
+  )
   with open(tmp_path / "m" / pretrained.CODEC_FILE, "ab") as f:
     f.write(b"tampered")
   with pytest.raises(ValueError, match="sha256"):

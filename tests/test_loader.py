@@ -1,5 +1,6 @@
 """Training batches through grain: workers hand the trainer exactly the serial run's batches in
 step order, and a saved iterator state (as in the Orbax checkpoint) resumes at the right step."""
+
 import json
 
 import numpy as np

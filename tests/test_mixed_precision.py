@@ -1,5 +1,6 @@
 """bf16 compute: params stay float32, outputs float32 and close to the float32 network's, training
 and refinement run."""
+
 import dataclasses
 
 import jax
@@ -12,9 +13,10 @@ from ipr_jax.evaluation import counting_polygons as cp_eval
 from ipr_jax.evaluation import digit_classifier
 
 CONFIGS = {
-    "transformer": denoisers.TransformerConfig(9, 9, 9, 1, dim=32, depth=2, heads=2),
-    "unet": denoisers.UNetConfig(16, 16, 1, 4, widths=(16, 32), attention=(False, True), groups=8,
-                                 head_channels=16, dropout=0.0),
+  "transformer": denoisers.TransformerConfig(9, 9, 9, 1, dim=32, depth=2, heads=2),
+  "unet": denoisers.UNetConfig(
+    16, 16, 1, 4, widths=(16, 32), attention=(False, True), groups=8, head_channels=16, dropout=0.0
+  ),
 }
 # bf16 keeps 8 bits of mantissa (relative step 2^-8 = 0.4%); a few layers of rounding stay
 # within 5% of the output's scale
@@ -58,10 +60,14 @@ def test_bf16_train_step_finite_and_refine_runs():
     state, metrics = step(state, {"x": x}, jax.random.key(i))
     assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
   assert {p.dtype for p in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
-  rcfg = refine.RefineConfig(rounds=2, initial=sampling.SamplerConfig(steps_per_patch=2),
-                             ipr=sampling.SamplerConfig(steps_per_patch=2))
-  res = refine.refine(apply, state.ema_params, jax.random.key(5), x[:2], jnp.ones((2, 81), bool),
-                      rcfg)
+  rcfg = refine.RefineConfig(
+    rounds=2,
+    initial=sampling.SamplerConfig(steps_per_patch=2),
+    ipr=sampling.SamplerConfig(steps_per_patch=2),
+  )
+  res = refine.refine(
+    apply, state.ema_params, jax.random.key(5), x[:2], jnp.ones((2, 81), bool), rcfg
+  )
   assert res.x.dtype == jnp.float32 and np.isfinite(np.asarray(res.x)).all()
 
 

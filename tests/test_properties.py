@@ -1,6 +1,7 @@
 """Property-based checks of `refine` and `sample` over random shapes, masks, ratios and configs
 (hypothesis): the invariants hold for every draw, or a named ValueError comes before compile.
 Few examples each (every new shape compiles once); the seed of each failure is printed."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,8 +12,12 @@ from ipr_jax import refine as ipr
 from ipr_jax import regions, sampling
 from tests.tiny import make_tiny
 
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+  max_examples=12,
+  deadline=None,
+  derandomize=True,
+  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 @st.composite
@@ -23,8 +28,9 @@ def problems(draw):
   b, c = draw(st.integers(1, 3)), draw(st.integers(1, 2))
   grid = regions.make_grid(gh * patch, gw * patch, patch)
   r = grid.num_regions
-  mask = np.array(draw(st.lists(st.lists(st.booleans(), min_size=r, max_size=r),
-                                min_size=b, max_size=b)), bool).reshape(b, r)
+  mask = np.array(
+    draw(st.lists(st.lists(st.booleans(), min_size=r, max_size=r), min_size=b, max_size=b)), bool
+  ).reshape(b, r)
   mask[np.arange(b), draw(st.lists(st.integers(0, r - 1), min_size=b, max_size=b))] = True
   seed = draw(st.integers(0, 2**16))
   x = np.asarray(jax.random.normal(jax.random.key(seed), (b, grid.height, grid.width, c)))
@@ -37,22 +43,34 @@ def _region_values(a, grid):
 
 
 @SETTINGS
-@given(problems(), st.floats(0.01, 1.0), st.integers(0, 3), st.sampled_from(["uniform", "uncertainty"]),
-       st.sampled_from(["random", "fixed"]), st.integers(1, 4), st.sampled_from([0.0, 0.5, 0.8]))
+@given(
+  problems(),
+  st.floats(0.01, 1.0),
+  st.integers(0, 3),
+  st.sampled_from(["uniform", "uncertainty"]),
+  st.sampled_from(["random", "fixed"]),
+  st.integers(1, 4),
+  st.sampled_from([0.0, 0.5, 0.8]),
+)
 def test_refine_invariants(problem, ratio, rounds, selector, noise, steps, overlap):
   grid, x, eligible, params, seed = problem
-  cfg = ipr.RefineConfig(rounds=rounds, resampling_ratio=ratio, selector=selector,
-                         noise_type=noise, keep_history=True,
-                         initial=sampling.SamplerConfig(steps, overlap),
-                         ipr=sampling.SamplerConfig(steps, overlap))
+  cfg = ipr.RefineConfig(
+    rounds=rounds,
+    resampling_ratio=ratio,
+    selector=selector,
+    noise_type=noise,
+    keep_history=True,
+    initial=sampling.SamplerConfig(steps, overlap),
+    ipr=sampling.SamplerConfig(steps, overlap),
+  )
   res = ipr.refine(make_tiny(grid), params, jax.random.key(seed), x, eligible, cfg)
-  hist = np.asarray(res.history)                         # [rounds+1, B, H, W, C]
+  hist = np.asarray(res.history)  # [rounds+1, B, H, W, C]
   assert hist.shape == (rounds + 1, *x.shape) and np.isfinite(hist).all()
   given_regions = ~eligible
   xr = _region_values(x, grid)
-  for h in hist:                                         # givens bit-identical in every round
+  for h in hist:  # givens bit-identical in every round
     np.testing.assert_array_equal(_region_values(h, grid)[given_regions], xr[given_regions])
-  sel = np.asarray(res.selected)                         # [rounds, B, R]
+  sel = np.asarray(res.selected)  # [rounds, B, R]
   want_m = [ipr.num_resampled(int(n), ratio) for n in eligible.sum(axis=1)]
   for i in range(rounds):
     assert not (sel[i] & ~eligible).any()
@@ -63,8 +81,13 @@ def test_refine_invariants(problem, ratio, rounds, selector, noise, steps, overl
 
 
 @SETTINGS
-@given(problems(), st.integers(1, 4), st.sampled_from([0.0, 0.5, 0.9]),
-       st.sampled_from(["greedy", "random", "raster", "parallel"]), st.integers(1, 3))
+@given(
+  problems(),
+  st.integers(1, 4),
+  st.sampled_from([0.0, 0.5, 0.9]),
+  st.sampled_from(["greedy", "random", "raster", "parallel"]),
+  st.integers(1, 3),
+)
 def test_sample_invariants(problem, steps, overlap, order, top_k):
   grid, x, unknown, params, seed = problem
   cfg = sampling.SamplerConfig(steps, overlap, order, top_k=top_k)
@@ -72,9 +95,11 @@ def test_sample_invariants(problem, steps, overlap, order, top_k):
   res = sampling.sample(make_tiny(grid), params, jax.random.key(seed), z, ~unknown, x, cfg)
   out = np.asarray(res.x)
   assert np.isfinite(out).all()
-  np.testing.assert_array_equal(_region_values(out, grid)[~unknown], _region_values(x, grid)[~unknown])
+  np.testing.assert_array_equal(
+    _region_values(out, grid)[~unknown], _region_values(x, grid)[~unknown]
+  )
   # every unknown region was started exactly once; givens never
-  started = np.asarray(res.order) < 2 ** 30
+  started = np.asarray(res.order) < 2**30
   np.testing.assert_array_equal(started, unknown)
   n = [1 if order == "parallel" else -(-int(u) // top_k) for u in unknown.sum(axis=1)]
   want = max(sampling.schedules.sequential_plan(k, steps, overlap).total_steps for k in n)
@@ -86,8 +111,7 @@ def test_sample_invariants(problem, steps, overlap, order, top_k):
 def test_bad_configs_are_named_errors(ratio, overlap, rounds):
   """Any ratio / overlap / rounds either builds a config or raises a ValueError naming it."""
   try:
-    ipr.RefineConfig(rounds=rounds, resampling_ratio=ratio,
-                     ipr=sampling.SamplerConfig(3, overlap))
+    ipr.RefineConfig(rounds=rounds, resampling_ratio=ratio, ipr=sampling.SamplerConfig(3, overlap))
   except ValueError as e:
     assert any(n in str(e) for n in ("resampling_ratio", "overlap", "rounds")), e
   else:

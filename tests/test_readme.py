@@ -22,13 +22,22 @@ def test_readme_python_blocks_run_in_a_fresh_process():
   on the cores)."""
   import subprocess
   import sys
+
   blocks = _blocks("python")
   assert len(blocks) >= 3
   root = os.path.dirname(README)
   env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
-  procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=root, env=env)
-           for code in blocks]
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-c", code],
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      cwd=root,
+      env=env,
+    )
+    for code in blocks
+  ]
   for i, (code, proc) in enumerate(zip(blocks, procs)):
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, f"README Python block {i + 1} failed:\n{code}\n{err[-3000:]}"

@@ -38,8 +38,8 @@ def test_round_invariants():
   for b in range(1, 5):
     sel = np.asarray(res.selected[b - 1])
     changed = _region_changed(hist[b], hist[b - 1])
-    assert not np.any(changed & ~sel)            # unselected regions bitwise unchanged
-    assert np.all(changed[sel])                   # re-noised regions were regenerated
+    assert not np.any(changed & ~sel)  # unselected regions bitwise unchanged
+    assert np.all(changed[sel])  # re-noised regions were regenerated
     m = [ipr.num_resampled(int(n), 0.25) for n in np.asarray(eligible).sum(1)]
     np.testing.assert_array_equal(sel.sum(-1), m)  # exactly m per round
     assert not np.any(sel & ~np.asarray(eligible))
@@ -59,7 +59,7 @@ def test_same_key_same_output_different_keys_differ():
 
 def test_metrics_shape_and_values_and_nfe():
   x, eligible = _inputs()
-  metric = lambda s: jnp.mean(s ** 2, axis=(1, 2, 3))
+  metric = lambda s: jnp.mean(s**2, axis=(1, 2, 3))
   cfg = ipr.RefineConfig(rounds=3, keep_history=True, **FAST)
   res = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible, cfg, metric_fn=metric)
   assert res.metrics.shape == (4, 3)
@@ -68,17 +68,26 @@ def test_metrics_shape_and_values_and_nfe():
   assert int(res.nfe[0]) == 2 * 9
   m = ipr.num_resampled(9, 0.25)
   from ipr_jax.schedules import sequential_plan
+
   assert all(int(n) == sequential_plan(m, 3, 0.5).total_steps for n in res.nfe[1:])
-  chained = ipr.refine(APPLY, PARAMS, jax.random.key(1), x, eligible,
-                       ipr.RefineConfig(rounds=3, chains=2, **FAST), metric_fn=metric)
+  chained = ipr.refine(
+    APPLY,
+    PARAMS,
+    jax.random.key(1),
+    x,
+    eligible,
+    ipr.RefineConfig(rounds=3, chains=2, **FAST),
+    metric_fn=metric,
+  )
   assert chained.metrics.shape == (2, 4, 3) and chained.nfe.shape == (2, 4)
 
 
 def test_chains_equal_separate_calls():
   x, eligible = _inputs()
   k = 3
-  res = ipr.refine(APPLY, PARAMS, jax.random.key(4), x, eligible,
-                   ipr.RefineConfig(rounds=2, chains=k, **FAST))
+  res = ipr.refine(
+    APPLY, PARAMS, jax.random.key(4), x, eligible, ipr.RefineConfig(rounds=2, chains=k, **FAST)
+  )
   keys = jax.random.split(jax.random.key(4), k)
   for i in range(k):
     one = ipr.refine(APPLY, PARAMS, keys[i], x, eligible, ipr.RefineConfig(rounds=2, **FAST))
@@ -115,8 +124,14 @@ def test_uncertainty_selector_prefers_uncertain_regions():
   params = {"a": jnp.float32(0.7), "sigma": jnp.array([0.05] * 6 + [5.0] * 3)}
   counts = {}
   for sel in ("uniform", "uncertainty"):
-    res = ipr.refine(APPLY, params, jax.random.key(0), x, eligible,
-                     ipr.RefineConfig(rounds=3, selector=sel, selector_power=2.0, **FAST))
+    res = ipr.refine(
+      APPLY,
+      params,
+      jax.random.key(0),
+      x,
+      eligible,
+      ipr.RefineConfig(rounds=3, selector=sel, selector_power=2.0, **FAST),
+    )
     counts[sel] = np.asarray(res.selected).sum(axis=(0, 1))
   share = lambda c: c[6:].sum() / c.sum()
   assert share(counts["uncertainty"]) > 0.8 and share(counts["uniform"]) < 0.5
@@ -125,11 +140,17 @@ def test_uncertainty_selector_prefers_uncertain_regions():
 def test_bad_input():
   x, eligible = _inputs()
   run = lambda cfg=ipr.RefineConfig(rounds=1, **FAST), e=eligible, xx=x: ipr.refine(
-      APPLY, PARAMS, jax.random.key(0), xx, e, cfg)
-  for kwargs, name in [(dict(resampling_ratio=0.0), "resampling_ratio"),
-                       (dict(resampling_ratio=1.5), "resampling_ratio"), (dict(rounds=-1), "rounds"),
-                       (dict(selector="best"), "selector"), (dict(noise_type="pink"), "noise_type"),
-                       (dict(mode="x"), "mode"), (dict(chains=0), "chains")]:
+    APPLY, PARAMS, jax.random.key(0), xx, e, cfg
+  )
+  for kwargs, name in [
+    (dict(resampling_ratio=0.0), "resampling_ratio"),
+    (dict(resampling_ratio=1.5), "resampling_ratio"),
+    (dict(rounds=-1), "rounds"),
+    (dict(selector="best"), "selector"),
+    (dict(noise_type="pink"), "noise_type"),
+    (dict(mode="x"), "mode"),
+    (dict(chains=0), "chains"),
+  ]:
     with pytest.raises(ValueError, match=name):
       ipr.RefineConfig(**kwargs)
   with pytest.raises(ValueError, match="overlap"):
@@ -152,7 +173,7 @@ def test_host_loop_refine_runs_the_same_plans():
   x, eligible = _inputs(b=2)
   cfg = ipr.RefineConfig(rounds=3, **FAST)
   for b in range(2):
-    xb, eb = x[b:b + 1], eligible[b:b + 1]
+    xb, eb = x[b : b + 1], eligible[b : b + 1]
     res = ipr.refine(APPLY, PARAMS, jax.random.key(0), xb, eb, cfg)
     out, nfe = host_loop.refine_one(jax.jit(APPLY), PARAMS, 0, xb, eb, cfg)
     assert nfe == int(np.sum(res.nfe))
@@ -166,13 +187,19 @@ def test_decaying_ratio_renoises_the_scheduled_count_each_round():
   grid = regions.make_grid(4, 4, 1)
   apply = make_tiny(grid)
   params = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.2, 1.0, 16)}
-  cfg = ipr.RefineConfig(rounds=4, resampling_ratio=0.5, final_ratio=0.125,
-                         initial=sampling.SamplerConfig(2), ipr=sampling.SamplerConfig(2))
+  cfg = ipr.RefineConfig(
+    rounds=4,
+    resampling_ratio=0.5,
+    final_ratio=0.125,
+    initial=sampling.SamplerConfig(2),
+    ipr=sampling.SamplerConfig(2),
+  )
   assert ipr.round_ratios(cfg) == [0.5, 0.375, 0.25, 0.125]
   assert ipr.m_tables(cfg, 16)[:, 16].tolist() == [8, 6, 4, 2]
   assert ipr.round_ratios(ipr.RefineConfig(rounds=3)) == [0.25] * 3
-  res = ipr.refine(apply, params, jax.random.key(0), jnp.zeros((2, 4, 4, 1)),
-                   jnp.ones((2, 16), bool), cfg)
+  res = ipr.refine(
+    apply, params, jax.random.key(0), jnp.zeros((2, 4, 4, 1)), jnp.ones((2, 16), bool), cfg
+  )
   assert np.asarray(res.selected).sum(axis=-1).tolist() == [[8, 8], [6, 6], [4, 4], [2, 2]]
   assert res.sigma.shape == (2, 16)
   with pytest.raises(ValueError, match="final_ratio"):
@@ -181,18 +208,25 @@ def test_decaying_ratio_renoises_the_scheduled_count_each_round():
 
 def test_chain_choices_lowest_sigma_and_region_vote():
   from ipr_jax import chains
+
   grid = regions.make_grid(2, 2, 1)
-  xs = jnp.stack([jnp.full((2, 2, 2, 1), float(k)) for k in range(3)])     # chain k = all k
-  sigma = jnp.array([[[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 9.0, 9.0]],
-                     [[0.2, 0.2, 0.2, 0.2], [0.3, 0.3, 0.0, 0.0]],
-                     [[0.9, 0.9, 0.9, 0.9], [0.2, 0.2, 9.0, 9.0]]])
+  xs = jnp.stack([jnp.full((2, 2, 2, 1), float(k)) for k in range(3)])  # chain k = all k
+  sigma = jnp.array(
+    [
+      [[0.5, 0.5, 0.5, 0.5], [0.1, 0.1, 9.0, 9.0]],
+      [[0.2, 0.2, 0.2, 0.2], [0.3, 0.3, 0.0, 0.0]],
+      [[0.9, 0.9, 0.9, 0.9], [0.2, 0.2, 9.0, 9.0]],
+    ]
+  )
   eligible = jnp.array([[True] * 4, [True, True, False, False]])
   x, chosen = chains.lowest_sigma(xs, sigma, eligible)
-  assert chosen.tolist() == [1, 0]           # sample 1: only the eligible regions count
+  assert chosen.tolist() == [1, 0]  # sample 1: only the eligible regions count
   np.testing.assert_array_equal(x[0], xs[1, 0])
   np.testing.assert_array_equal(x[1], xs[0, 1])
   # one-hot "digits": per region the majority of 3 chains wins, whatever the chain order
   one_hot = lambda d: jax.nn.one_hot(jnp.asarray(d), 3)[None, ..., None, :].reshape(1, 2, 2, 3)
   votes = jnp.stack([one_hot([0, 1, 2, 2]), one_hot([0, 2, 2, 1]), one_hot([1, 1, 2, 0])])
   got = chains.region_vote(votes, grid)
-  np.testing.assert_array_equal(jnp.argmax(got, -1).reshape(-1), jnp.array([0, 1, 2, 2]))  # a 3-way tie: the first chain
+  np.testing.assert_array_equal(
+    jnp.argmax(got, -1).reshape(-1), jnp.array([0, 1, 2, 2])
+  )  # a 3-way tie: the first chain

@@ -16,7 +16,9 @@ def test_patchify_roundtrip_and_order(h, w, p, c):
   # region j = (j // gw, j % gw) in row-major order
   j = grid.num_regions - 1 if grid.num_regions > 1 else 0
   r, q = divmod(j, grid.grid_w)
-  np.testing.assert_array_equal(patches[1, j], x[1, r * p:(r + 1) * p, q * p:(q + 1) * p].ravel())
+  np.testing.assert_array_equal(
+    patches[1, j], x[1, r * p : (r + 1) * p, q * p : (q + 1) * p].ravel()
+  )
 
 
 def test_to_pixels_is_kron_and_region_mean_inverts():

@@ -1,6 +1,7 @@
 """Bad inputs that used to slip through: legacy keys, NaN/Inf givens, integer or mis-channelled
 images, altered shipped-model files. Each is accepted correctly or a named ValueError before any
 compile, never an obscure trace error or silent NaNs."""
+
 import json
 import os
 import shutil
@@ -19,8 +20,9 @@ GRID = regions.make_grid(6, 6, 2)
 R, SHAPE = 9, (6, 6, 2)
 APPLY = make_tiny(GRID)
 PARAMS = {"a": jnp.float32(0.7), "sigma": jnp.linspace(0.1, 2.0, R)}
-CFG = ipr.RefineConfig(rounds=2, initial=sampling.SamplerConfig(2, 0.0),
-                       ipr=sampling.SamplerConfig(3, 0.5))
+CFG = ipr.RefineConfig(
+  rounds=2, initial=sampling.SamplerConfig(2, 0.0), ipr=sampling.SamplerConfig(3, 0.5)
+)
 
 
 def _inputs(b=3):
@@ -42,11 +44,14 @@ def test_legacy_prng_keys_are_accepted_everywhere():
   cfg = denoisers.TransformerConfig(4, 4, 2, 1, dim=8, depth=1, heads=2, mlp_ratio=2)
   apply, params = denoisers.build(cfg, jax.random.key(0))
   opt = training.make_optimizer(training.OptimConfig(learning_rate=1e-3))
-  step = training.make_train_step(apply, opt, regions.make_grid(4, 4, 1),
-                                  time_sampling.TimeSamplerConfig("independent"))
+  step = training.make_train_step(
+    apply, opt, regions.make_grid(4, 4, 1), time_sampling.TimeSamplerConfig("independent")
+  )
   batch = {"x": jnp.ones((2, 4, 4, 2))}
   s_legacy, _ = step(training.init_state(params, opt), batch, jax.random.PRNGKey(5))
-  s_typed, _ = step(training.init_state(params, opt), batch, jax.random.wrap_key_data(jax.random.PRNGKey(5)))
+  s_typed, _ = step(
+    training.init_state(params, opt), batch, jax.random.wrap_key_data(jax.random.PRNGKey(5))
+  )
   assert all(jax.tree.leaves(jax.tree.map(jnp.array_equal, s_legacy.params, s_typed.params)))
   for bad in ("seed", np.zeros(3, np.uint32), jax.random.split(typed, 2), np.zeros(2, np.int64)):
     with pytest.raises(ValueError, match="key must be a (jax.random.key|single key)"):
@@ -59,15 +64,25 @@ def test_non_finite_givens_and_noise_are_named():
   x, eligible = _inputs()
   given = np.array(x)
   given[0, 0, 0, 1] = np.nan  # region 0 of sample 0 is a given
-  with pytest.raises(ValueError, match=r"x holds NaN or Inf \(in regions it must hold fixed\) in samples \[0\]"):
+  with pytest.raises(
+    ValueError, match=r"x holds NaN or Inf \(in regions it must hold fixed\) in samples \[0\]"
+  ):
     ipr.refine(APPLY, PARAMS, jax.random.key(0), given, eligible, CFG)
   free = np.array(x)
   free[2, 0, 0, 0] = np.inf  # sample 2 has no givens: its x is never read, so this is fine
   out = ipr.refine(APPLY, PARAMS, jax.random.key(0), free, eligible, CFG)
   assert np.isfinite(out.x).all()
-  with pytest.raises(ValueError, match=r"x holds NaN or Inf in samples \[2\]"):  # correction reads all
-    ipr.refine(APPLY, PARAMS, jax.random.key(0), free, eligible,
-               ipr.RefineConfig(rounds=1, mode="correction"))
+  with pytest.raises(
+    ValueError, match=r"x holds NaN or Inf in samples \[2\]"
+  ):  # correction reads all
+    ipr.refine(
+      APPLY,
+      PARAMS,
+      jax.random.key(0),
+      free,
+      eligible,
+      ipr.RefineConfig(rounds=1, mode="correction"),
+    )
   z = np.array(jax.random.normal(jax.random.key(1), x.shape))
   z[1, 3, 3, 0] = np.nan
   with pytest.raises(ValueError, match=r"z_init holds NaN or Inf in samples \[1\]"):
@@ -78,17 +93,28 @@ def test_non_finite_givens_and_noise_are_named():
 
 def test_integer_or_wrong_channel_images_are_named():
   x, eligible = _inputs()
-  with pytest.raises(ValueError, match="x must be a float array f32\\[B, H, W, C\\], got dtype int32"):
-    ipr.refine(APPLY, PARAMS, jax.random.key(0), np.asarray(x).astype(np.int32), eligible,
-               ipr.RefineConfig(rounds=1, mode="correction"))
+  with pytest.raises(
+    ValueError, match="x must be a float array f32\\[B, H, W, C\\], got dtype int32"
+  ):
+    ipr.refine(
+      APPLY,
+      PARAMS,
+      jax.random.key(0),
+      np.asarray(x).astype(np.int32),
+      eligible,
+      ipr.RefineConfig(rounds=1, mode="correction"),
+    )
   with pytest.raises(ValueError, match="z_init must be a float array"):
     sampling.sample(APPLY, PARAMS, jax.random.key(0), np.zeros(x.shape, np.int32), ~eligible, x)
   cfg = denoisers.TransformerConfig(6, 6, 2, 2, dim=8, depth=1, heads=2, mlp_ratio=2)
   apply, params = denoisers.build(cfg, jax.random.key(0))
-  with pytest.raises(ValueError, match=r"image must be \[B, H, W, C\] = \[B, 6, 6, 2\], got \(3, 6, 6, 3\)"):
+  with pytest.raises(
+    ValueError, match=r"image must be \[B, H, W, C\] = \[B, 6, 6, 2\], got \(3, 6, 6, 3\)"
+  ):
     ipr.refine(apply, params, jax.random.key(0), jnp.zeros((3, 6, 6, 3)), eligible, CFG)
-  unet = denoisers.UNetConfig(8, 8, 3, 2, widths=(8,), attention=(False,), groups=4, time_dim=8,
-                              head_channels=8)
+  unet = denoisers.UNetConfig(
+    8, 8, 3, 2, widths=(8,), attention=(False,), groups=4, time_dim=8, head_channels=8
+  )
   apply, params = denoisers.build(unet, jax.random.key(0))
   with pytest.raises(ValueError, match=r"= \[B, 8, 8, 3\], got \(1, 8, 8, 1\)"):
     apply(params, jnp.zeros((1, 8, 8, 1)), jnp.zeros((1, 16)))
@@ -113,7 +139,9 @@ def test_pretrained_load_validates_every_array(tmp_path):
   flat = dict(np.load(path))
   kernel = next(k for k, v in flat.items() if v.ndim == 2 and v.shape[0] != v.shape[1])
   _rewrite(root, name, path, {**flat, kernel: flat[kernel].T})
-  with pytest.raises(ValueError, match=f"params.npz: {kernel} is float32\\[{flat[kernel].shape[1]}"):
+  with pytest.raises(
+    ValueError, match=f"params.npz: {kernel} is float32\\[{flat[kernel].shape[1]}"
+  ):
     pretrained.load(name, root)
   bad = flat[kernel].copy()
   bad[0, 0] = np.nan
@@ -141,7 +169,9 @@ def _rewrite_hash_only(root, name, path):
   json.dump(man, open(mpath, "w"))
 
 
-@pytest.mark.parametrize("bench", ["sudoku_symbolic", "mnist_sudoku", "even_pixels", "counting_polygons"])
+@pytest.mark.parametrize(
+  "bench", ["sudoku_symbolic", "mnist_sudoku", "even_pixels", "counting_polygons"]
+)
 @pytest.mark.parametrize("variant", ["smoke", "cpu", "paper"])
 def test_compute_matched_baseline_within_ten_percent(bench, variant):
   """For every benchmark and variant, at its configured budget (and at 15 and 30 rounds), the
@@ -151,9 +181,14 @@ def test_compute_matched_baseline_within_ten_percent(bench, variant):
   import importlib
   from experiments import evaluate, translate
   from ipr_jax import schedules
+
   config = importlib.import_module(f"experiments.configs.{bench}").get_config(variant)
-  unknown = {"sudoku_symbolic": 81, "mnist_sudoku": 81, "even_pixels": 64,
-             "counting_polygons": 256}[bench]
+  unknown = {
+    "sudoku_symbolic": 81,
+    "mnist_sudoku": 81,
+    "even_pixels": 64,
+    "counting_polygons": 256,
+  }[bench]
   cfg = translate.translate(config).refine
   first = schedules.sequential_plan(unknown, cfg.initial.steps_per_patch, cfg.initial.overlap)
   m = ipr.num_resampled(unknown, cfg.resampling_ratio)
@@ -168,25 +203,40 @@ def test_compute_matched_baseline_within_ten_percent(bench, variant):
 def test_manifest_recommended_settings_are_checked_when_loaded(tmp_path):
   """A manifest's recommended settings round-trip to the RefineConfig they came from, and a
   manifest whose settings the sampler would reject fails at load, naming the model and entry."""
-  cfg = ipr.RefineConfig(rounds=30, selector="uncertainty", final_ratio=0.1,
-                                initial=sampling.SamplerConfig(steps_per_patch=30, overlap=0.9),
-                                ipr=sampling.SamplerConfig(steps_per_patch=7, overlap=0.5))
-  model = denoisers.TransformerConfig(height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2)
+  cfg = ipr.RefineConfig(
+    rounds=30,
+    selector="uncertainty",
+    final_ratio=0.1,
+    initial=sampling.SamplerConfig(steps_per_patch=30, overlap=0.9),
+    ipr=sampling.SamplerConfig(steps_per_patch=7, overlap=0.5),
+  )
+  model = denoisers.TransformerConfig(
+    height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2
+  )
   _, params = denoisers.build(model, jax.random.key(0))
   settings = json.loads(json.dumps(pretrained.settings_dict(cfg)))  # as stored on disk
-  pretrained.save("tiny", params, denoisers.to_dict(model),
-                  {"name": "tiny", "recommended": settings}, root=str(tmp_path))
+  pretrained.save(
+    "tiny",
+    params,
+    denoisers.to_dict(model),
+    {"name": "tiny", "recommended": settings},
+    root=str(tmp_path),
+  )
   _, _, manifest = pretrained.load("tiny", root=str(tmp_path))
   assert pretrained.recommended(manifest) == cfg
-  for bad, match in (({"rounds": -1}, "rounds must be"),
-                     ({"ipr": dict(settings["ipr"], overlap=1.5)}, "overlap"),
-                     ({"initial": dict(settings["initial"], stepz=3)}, "stepz"),
-                     ({"selector": "oracle"}, "oracle")):
+  for bad, match in (
+    ({"rounds": -1}, "rounds must be"),
+    ({"ipr": dict(settings["ipr"], overlap=1.5)}, "overlap"),
+    ({"initial": dict(settings["initial"], stepz=3)}, "stepz"),
+    ({"selector": "oracle"}, "oracle"),
+  ):
     path = tmp_path / "tiny" / "manifest.json"
     stored = json.load(open(path))
     stored["recommended"] = dict(settings, **bad)
     json.dump(stored, open(path, "w"))
-    with pytest.raises(ValueError, match=f"shipped model 'tiny': bad recommended settings.*{match}"):
+    with pytest.raises(
+      ValueError, match=f"shipped model 'tiny': bad recommended settings.*{match}"
+    ):
       pretrained.load("tiny", root=str(tmp_path))
   with pytest.raises(ValueError, match="carries no recommended settings"):
     pretrained.recommended({"name": "tiny"})
@@ -195,7 +245,9 @@ def test_manifest_recommended_settings_are_checked_when_loaded(tmp_path):
 def test_params_from_ships_one_set_of_weights_under_two_names(tmp_path):
   """A manifest with params_from reads the other asset's npz (same hash check), keeps its own
   recommended settings; a params_from that names no asset, or a path, is rejected by name."""
-  model = denoisers.TransformerConfig(height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2)
+  model = denoisers.TransformerConfig(
+    height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2
+  )
   _, params = denoisers.build(model, jax.random.key(0))
   root = str(tmp_path)
   pretrained.save("base", params, denoisers.to_dict(model), {"name": "base"}, root=root)
@@ -203,9 +255,10 @@ def test_params_from_ships_one_set_of_weights_under_two_names(tmp_path):
   cfg = ipr.RefineConfig(rounds=7, selector="uncertainty")
   os.makedirs(tmp_path / "alias")
   for source, ok in (("base", True), ("nowhere", False), ("../base", False), ("", False)):
-    json.dump(dict(man, name="alias", params_from=source,
-                   recommended=pretrained.settings_dict(cfg)),
-              open(tmp_path / "alias" / "manifest.json", "w"))
+    json.dump(
+      dict(man, name="alias", params_from=source, recommended=pretrained.settings_dict(cfg)),
+      open(tmp_path / "alias" / "manifest.json", "w"),
+    )
     if ok:
       _, got, alias = pretrained.load("alias", root)
       assert pretrained.recommended(alias) == cfg
@@ -215,7 +268,9 @@ def test_params_from_ships_one_set_of_weights_under_two_names(tmp_path):
     else:
       with pytest.raises(ValueError, match="shipped model 'alias': params_from must name another"):
         pretrained.load("alias", root)
-  json.dump(dict(man, name="alias", params_from="base", sha256="0" * 64),
-            open(tmp_path / "alias" / "manifest.json", "w"))
+  json.dump(
+    dict(man, name="alias", params_from="base", sha256="0" * 64),
+    open(tmp_path / "alias" / "manifest.json", "w"),
+  )
   with pytest.raises(ValueError, match="does not match the sha256"):
     pretrained.load("alias", root)

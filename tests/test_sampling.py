@@ -56,8 +56,15 @@ def test_exact_velocity_recovers_target(ps, ov):
   target = jax.random.normal(jax.random.key(7), (1, *SHAPE))
   z, known, _ = _inputs()
   vals = jnp.broadcast_to(target, z.shape)
-  res = sampling.sample(make_exact(GRID, target), _params(), jax.random.key(0), z, known, vals,
-                        sampling.SamplerConfig(ps, ov, alpha=0.0))
+  res = sampling.sample(
+    make_exact(GRID, target),
+    _params(),
+    jax.random.key(0),
+    z,
+    known,
+    vals,
+    sampling.SamplerConfig(ps, ov, alpha=0.0),
+  )
   np.testing.assert_allclose(res.x, vals, atol=1e-4)
 
 
@@ -65,26 +72,55 @@ def test_greedy_picks_ascending_sigma_and_other_orders():
   params = _params(5)
   z, _, vals = _inputs()
   known = jnp.zeros((4, R), bool)
-  res = sampling.sample(make_tiny(GRID), params, jax.random.key(0), z, known, vals,
-                        sampling.SamplerConfig(2, 0.0))
+  res = sampling.sample(
+    make_tiny(GRID), params, jax.random.key(0), z, known, vals, sampling.SamplerConfig(2, 0.0)
+  )
   order = np.argsort(np.asarray(res.order), axis=1)
   expect = np.argsort(np.asarray(params["sigma"]))
   for b in range(4):
     np.testing.assert_array_equal(order[b], expect)
   np.testing.assert_array_equal(np.sort(np.asarray(res.order[0])), np.arange(R) * 2)
-  raster = sampling.sample(make_tiny(GRID), params, jax.random.key(0), z, known, vals,
-                           sampling.SamplerConfig(2, 0.0, order="raster"))
+  raster = sampling.sample(
+    make_tiny(GRID),
+    params,
+    jax.random.key(0),
+    z,
+    known,
+    vals,
+    sampling.SamplerConfig(2, 0.0, order="raster"),
+  )
   np.testing.assert_array_equal(raster.order[0], np.arange(R) * 2)
-  par = sampling.sample(make_tiny(GRID), params, jax.random.key(0), z, known, vals,
-                        sampling.SamplerConfig(5, 0.0, order="parallel"))
+  par = sampling.sample(
+    make_tiny(GRID),
+    params,
+    jax.random.key(0),
+    z,
+    known,
+    vals,
+    sampling.SamplerConfig(5, 0.0, order="parallel"),
+  )
   np.testing.assert_array_equal(par.order, 0)
   assert int(par.nfe) == 5
-  rnd = sampling.sample(make_tiny(GRID), params, jax.random.key(0), z, known, vals,
-                        sampling.SamplerConfig(2, 0.0, order="random"))
+  rnd = sampling.sample(
+    make_tiny(GRID),
+    params,
+    jax.random.key(0),
+    z,
+    known,
+    vals,
+    sampling.SamplerConfig(2, 0.0, order="random"),
+  )
   assert sorted(np.asarray(rnd.order[0]).tolist()) == list(range(0, 18, 2))
   assert not np.array_equal(rnd.order[0], rnd.order[1])
-  topk = sampling.sample(make_tiny(GRID), params, jax.random.key(0), z, known, vals,
-                         sampling.SamplerConfig(2, 0.0, top_k=4))
+  topk = sampling.sample(
+    make_tiny(GRID),
+    params,
+    jax.random.key(0),
+    z,
+    known,
+    vals,
+    sampling.SamplerConfig(2, 0.0, top_k=4),
+  )
   assert sorted(np.asarray(topk.order[0]).tolist()) == [0] * 4 + [2] * 4 + [4]
   assert int(topk.nfe) == 6
 
@@ -92,8 +128,9 @@ def test_greedy_picks_ascending_sigma_and_other_orders():
 def test_mixed_unknown_counts_and_nfe():
   z, _, vals = _inputs()
   known = jnp.zeros((4, R), bool).at[0, :].set(True).at[1, :5].set(True)
-  res = sampling.sample(make_tiny(GRID), _params(), jax.random.key(0), z, known, vals,
-                        sampling.SamplerConfig(3, 0.0))
+  res = sampling.sample(
+    make_tiny(GRID), _params(), jax.random.key(0), z, known, vals, sampling.SamplerConfig(3, 0.0)
+  )
   assert int(res.nfe) == 3 * R  # the batch maximum: samples 2 and 3 have every region unknown
   np.testing.assert_array_equal(res.x[0], vals[0])  # nothing to generate: identity
   assert np.all(np.asarray(res.order[1, :5]) == schedules.NEVER)
@@ -110,9 +147,14 @@ def test_bad_input():
     sampling.sample(apply, params, jax.random.key(0), z, known, vals[:, :4])
   with pytest.raises(ValueError, match="regions do not tile"):
     sampling.sample(apply, params, jax.random.key(0), z, jnp.zeros((4, 7), bool), vals)
-  for kwargs, name in [(dict(steps_per_patch=0), "steps_per_patch"), (dict(overlap=1.0), "overlap"),
-                       (dict(order="best"), "order"), (dict(alpha=2.0), "alpha"),
-                       (dict(top_k=0), "top_k"), (dict(variance="x"), "variance"),
-                       (dict(temperature=0.0), "temperature")]:
+  for kwargs, name in [
+    (dict(steps_per_patch=0), "steps_per_patch"),
+    (dict(overlap=1.0), "overlap"),
+    (dict(order="best"), "order"),
+    (dict(alpha=2.0), "alpha"),
+    (dict(top_k=0), "top_k"),
+    (dict(variance="x"), "variance"),
+    (dict(temperature=0.0), "temperature"),
+  ]:
     with pytest.raises(ValueError, match=name):
       sampling.SamplerConfig(**kwargs)

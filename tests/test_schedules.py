@@ -59,7 +59,7 @@ def reference_matrix(known, order, ps, ov):
     j = order[k]
     for i in range(min(lc, m - b)):
       T[b + i, j] = min(proto[i], T[b + i, j])
-    T[b + lc:m, j] = 0.0
+    T[b + lc : m, j] = 0.0
     T[m] = 0.0
   return T, plan
 
@@ -76,8 +76,9 @@ def test_closed_form_equals_reference_matrix(ps, ov):
   for step in range(plan.total_steps + 1):
     # before a region's start the closed form reads NEVER, exactly like the matrix's 1s
     cur = np.where(start <= step, start, schedules.NEVER)
-    t = schedules.noise_level(step, jnp.asarray(cur), jnp.asarray(known), plan.proto_len,
-                              plan.total_steps)
+    t = schedules.noise_level(
+      step, jnp.asarray(cur), jnp.asarray(known), plan.proto_len, plan.total_steps
+    )
     # equal up to 1 ulp: XLA:CPU's float32 division is not correctly rounded (9/10 is 1 ulp off)
     np.testing.assert_array_max_ulp(np.asarray(t), T[step], maxulp=1)
     np.testing.assert_array_equal(np.asarray(t) == 1, T[step] == 1, err_msg=f"step {step}")

@@ -1,5 +1,6 @@
 """sample and refine split the batch over devices without changing results: 4 forced host
 devices against 1, same keys (run in a subprocess: the device count is fixed at JAX start-up)."""
+
 import json
 import os
 import subprocess
@@ -47,8 +48,13 @@ SCRIPT = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def runs():
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  res = subprocess.run([sys.executable, "-c", SCRIPT.format(root=root)], capture_output=True,
-                       text=True, timeout=600, cwd=root)
+  res = subprocess.run(
+    [sys.executable, "-c", SCRIPT.format(root=root)],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=root,
+  )
   assert res.returncode == 0, res.stderr[-3000:]
   return json.loads(res.stdout.strip().splitlines()[-1])
 

@@ -1,4 +1,5 @@
 """`kill` (SIGTERM) of an experiment run takes its grain data workers with it."""
+
 import os
 import signal
 import subprocess
@@ -46,8 +47,13 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
 def test_sigterm_ends_the_data_workers_too():
-  proc = subprocess.Popen([sys.executable, "-c", SCRIPT], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    [sys.executable, "-c", SCRIPT],
+    cwd=ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   try:
     assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
     workers = [c for c in _children(proc.pid) if _alive(c)]

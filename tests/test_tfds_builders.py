@@ -28,16 +28,21 @@ def _prepare_and_read(cls, kwargs, tmp_path):
   b.download_and_prepare()
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   kw = "".join(f"{k}={v!r}, " for k, v in kwargs.items())
-  res = subprocess.run([sys.executable, "-c", READ_BACK.format(root=root, cls=cls, kwargs=kw,
-                                                               d=str(tmp_path))],
-                       capture_output=True, text=True, timeout=600, cwd=root)
+  res = subprocess.run(
+    [sys.executable, "-c", READ_BACK.format(root=root, cls=cls, kwargs=kw, d=str(tmp_path))],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=root,
+  )
   assert res.returncode == 0, res.stderr[-2000:]
   return b, [int(v) for v in res.stdout.split()[-4:]]
 
 
 def test_mnist_sudoku_symbolic_builder(tmp_path):
   b, (n_train, n_test, img_sum, board_sum) = _prepare_and_read(
-      "MnistSudoku", {"config": "symbolic", "num_train": 6, "num_test": 4}, tmp_path)
+    "MnistSudoku", {"config": "symbolic", "num_train": 6, "num_test": 4}, tmp_path
+  )
   assert (n_train, n_test) == (6, 4)
   board = sudoku.test_boards()[1]
   assert board_sum == int((board * np.arange(1, 82).reshape(9, 9)).sum()) and img_sum == 81 * 255
@@ -49,20 +54,24 @@ def test_mnist_sudoku_symbolic_builder(tmp_path):
   assert batch["x"].shape == (2, 9, 9, 9) and batch["x"].min() == -1 and batch["x"].max() == 1
   assert batch["mask"].shape == (2, 81)
   epoch = np.concatenate([stream.batch(0)["x"], stream.batch(1)["x"]])  # 4 items: one epoch
-  np.testing.assert_array_equal(np.sort(epoch.reshape(4, -1), axis=0),
-                                np.sort(sudoku.to_symbolic(sudoku.test_boards(4)).reshape(4, -1), axis=0))
+  np.testing.assert_array_equal(
+    np.sort(epoch.reshape(4, -1), axis=0),
+    np.sort(sudoku.to_symbolic(sudoku.test_boards(4)).reshape(4, -1), axis=0),
+  )
 
 
 def test_mnist_sudoku_sklearn_images(tmp_path):
   b, (n_train, n_test, _, _) = _prepare_and_read(
-      "MnistSudoku", {"config": "sklearn", "num_train": 2, "num_test": 2}, tmp_path)
+    "MnistSudoku", {"config": "sklearn", "num_train": 2, "num_test": 2}, tmp_path
+  )
   img = np.asarray(b.as_data_source()["test"][0]["image"])
   assert img.shape == (72, 72, 1) and img.dtype == np.uint8
 
 
 def test_even_pixels_builder(tmp_path):
   b, (n_train, n_test, img_sum, _) = _prepare_and_read(
-      "EvenPixels", {"num_train": 3, "num_test": 2}, tmp_path)
+    "EvenPixels", {"num_train": 3, "num_test": 2}, tmp_path
+  )
   assert (n_train, n_test) == (3, 2)
   assert img_sum == int(even_pixels.item(1).sum())
 
@@ -79,8 +88,10 @@ def test_source_stream_bad_batch():
 
 def test_counting_polygons_builder(tmp_path):
   from ipr_jax.data import counting_polygons
+
   b, (n_train, n_test, img_sum, _) = _prepare_and_read(
-      "CountingPolygons", {"config": "blank", "num_train": 2, "num_test": 3}, tmp_path)
+    "CountingPolygons", {"config": "blank", "num_train": 2, "num_test": 3}, tmp_path
+  )
   assert (n_train, n_test) == (2, 3)
   image, labels = counting_polygons.item(1, "test")
   assert img_sum == int(image.sum())
@@ -92,13 +103,21 @@ def test_counting_polygons_builder(tmp_path):
 def test_counting_polygons_folder_config(tmp_path):
   from PIL import Image
   from ipr_jax.data import counting_polygons
+
   with pytest.raises(ValueError, match="background_dir"):
-    tfds_builders.CountingPolygons(config="folder", data_dir=str(tmp_path / "a")).download_and_prepare()
+    tfds_builders.CountingPolygons(
+      config="folder", data_dir=str(tmp_path / "a")
+    ).download_and_prepare()
   folder = tmp_path / "bg"
   folder.mkdir()
   Image.fromarray(np.full((200, 150, 3), (20, 200, 40), np.uint8)).save(folder / "0.png")
-  b = tfds_builders.CountingPolygons(config="folder", background_dir=str(folder), num_train=1,
-                                     num_test=1, data_dir=str(tmp_path / "b"))
+  b = tfds_builders.CountingPolygons(
+    config="folder",
+    background_dir=str(folder),
+    num_train=1,
+    num_test=1,
+    data_dir=str(tmp_path / "b"),
+  )
   b.download_and_prepare()
   img = np.asarray(b.as_data_source()["test"][0]["image"])
   assert (img[0, 0] == (20, 200, 40)).all()  # a corner shows the (resized, cropped) background
@@ -109,6 +128,7 @@ def test_size_is_part_of_the_fingerprint_and_tfds_builder_works(tmp_path):
   """Rebuilding with another size in the same data_dir is another dataset, never the cached
   one; `tfds.builder(name, config=..., sizes...)` reaches our builders once they are imported."""
   import tensorflow_datasets as tfds
+
   d = str(tmp_path)
   small = tfds.builder("mnist_sudoku", config="symbolic", num_train=0, num_test=2, data_dir=d)
   small.download_and_prepare()
@@ -118,8 +138,9 @@ def test_size_is_part_of_the_fingerprint_and_tfds_builder_works(tmp_path):
   assert small.info.full_name == "mnist_sudoku/symbolic_train0_test2/1.0.0"
   assert len(small.as_data_source()["test"]) == 2 and len(big.as_data_source()["test"]) == 5
   assert "train" not in big.as_data_source()  # a size-0 split is not written
-  np.testing.assert_array_equal(big.as_data_source()["test"][1]["board"],
-                                small.as_data_source()["test"][1]["board"])
+  np.testing.assert_array_equal(
+    big.as_data_source()["test"][1]["board"], small.as_data_source()["test"][1]["board"]
+  )
   with pytest.raises(ValueError, match="config must be one of"):
     tfds_builders.MnistSudoku(config="nope", data_dir=d)
   with pytest.raises(ValueError, match="num_test"):

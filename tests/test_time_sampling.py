@@ -44,8 +44,10 @@ def test_zeros_power_leaves_fewer_regions_to_generate():
   spec = ts.TimeSamplerConfig("independent", add_zeros=True)
   more = ts.TimeSamplerConfig("independent", add_zeros=True, zeros_power=3.0)
   key = jax.random.key(5)
-  zeros = {a: np.mean(np.asarray(ts.sample_times(key, 4096, 64, cfg)[0]) == 0, axis=1)
-           for a, cfg in ((1, spec), (3, more))}
+  zeros = {
+    a: np.mean(np.asarray(ts.sample_times(key, 4096, 64, cfg)[0]) == 0, axis=1)
+    for a, cfg in ((1, spec), (3, more))
+  }
   assert abs(zeros[1].mean() - (0.5 - 0.5 / 64)) < 0.02  # #{k: (k + 1)/64 < u}
   assert abs(zeros[3].mean() - (0.75 - 0.5 / 64)) < 0.02
   assert (zeros[3] >= zeros[1]).all()  # u ** (1/3) >= u: never fewer zeros
@@ -58,7 +60,9 @@ def test_zeros_power_leaves_fewer_regions_to_generate():
 
 def test_weights_one_for_shared_and_independent():
   for kind in ("shared", "independent"):
-    t, w = ts.sample_times(jax.random.key(0), 16, 10, ts.TimeSamplerConfig(kind), jnp.full(1000, 3.0))
+    t, w = ts.sample_times(
+      jax.random.key(0), 16, 10, ts.TimeSamplerConfig(kind), jnp.full(1000, 3.0)
+    )
     np.testing.assert_array_equal(w, 1.0)
   t, _ = ts.sample_times(jax.random.key(0), 16, 10, ts.TimeSamplerConfig("shared"))
   np.testing.assert_array_equal(t, jnp.broadcast_to(t[:, :1], t.shape))

@@ -16,8 +16,9 @@ def tiny_setup(lr=3e-3):
   cfg = denoisers.TransformerConfig(4, 4, 2, 1, dim=32, depth=2, heads=2)
   apply, params = denoisers.build(cfg, jax.random.key(0))
   opt = training.make_optimizer(training.OptimConfig(learning_rate=lr, warmup_steps=10))
-  step = training.make_train_step(apply, opt, regions.make_grid(4, 4, 1),
-                                  time_sampling.TimeSamplerConfig("independent"))
+  step = training.make_train_step(
+    apply, opt, regions.make_grid(4, 4, 1), time_sampling.TimeSamplerConfig("independent")
+  )
   return apply, params, opt, step
 
 
@@ -68,8 +69,9 @@ def test_ema_first_update_copies_then_decays():
 
 
 def test_warmup_schedule():
-  cfg = training.OptimConfig(learning_rate=1.0, warmup_steps=100, clip_norm=1e9, weight_decay=0.0,
-                             b1=0.0, b2=0.0, eps=0.0)
+  cfg = training.OptimConfig(
+    learning_rate=1.0, warmup_steps=100, clip_norm=1e9, weight_decay=0.0, b1=0.0, b2=0.0, eps=0.0
+  )
   opt = training.make_optimizer(cfg)
   params = {"w": jnp.zeros(())}
   state = opt.init(params)
@@ -79,8 +81,17 @@ def test_warmup_schedule():
 
 def test_cosine_schedule_steps():
   """Sign-Adam (b1 = b2 = eps = 0) makes each update's size the learning rate of that step."""
-  cfg = training.OptimConfig(learning_rate=1.0, warmup_steps=10, decay_steps=110, final_factor=0.1,
-                             clip_norm=1e9, weight_decay=0.0, b1=0.0, b2=0.0, eps=0.0)
+  cfg = training.OptimConfig(
+    learning_rate=1.0,
+    warmup_steps=10,
+    decay_steps=110,
+    final_factor=0.1,
+    clip_norm=1e9,
+    weight_decay=0.0,
+    b1=0.0,
+    b2=0.0,
+    eps=0.0,
+  )
   opt = training.make_optimizer(cfg)
   params = {"w": jnp.zeros(())}
   state = opt.init(params)
@@ -88,9 +99,9 @@ def test_cosine_schedule_steps():
   for _ in range(130):
     upd, state = opt.update({"w": jnp.ones(())}, state, params)
     sizes.append(float(-upd["w"]))
-  np.testing.assert_allclose(sizes[10], 1.0, rtol=1e-5)       # peak right after warm-up
-  np.testing.assert_allclose(sizes[60], 0.55, rtol=1e-4)      # half-way down the cosine
-  np.testing.assert_allclose(sizes[110:], 0.1, rtol=1e-5)     # floor at final_factor * lr
+  np.testing.assert_allclose(sizes[10], 1.0, rtol=1e-5)  # peak right after warm-up
+  np.testing.assert_allclose(sizes[60], 0.55, rtol=1e-4)  # half-way down the cosine
+  np.testing.assert_allclose(sizes[110:], 0.1, rtol=1e-5)  # floor at final_factor * lr
   with pytest.raises(ValueError, match="decay_steps"):
     training.make_optimizer(training.OptimConfig(warmup_steps=10, decay_steps=10))
 
@@ -125,8 +136,13 @@ SHARD_SCRIPT = textwrap.dedent("""
 
 def test_sharded_training_matches_one_device():
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  res = subprocess.run([sys.executable, "-c", SHARD_SCRIPT.format(path=root)], capture_output=True,
-                       text=True, timeout=600, cwd=root)
+  res = subprocess.run(
+    [sys.executable, "-c", SHARD_SCRIPT.format(path=root)],
+    capture_output=True,
+    text=True,
+    timeout=600,
+    cwd=root,
+  )
   assert res.returncode == 0, res.stderr[-3000:]
   out = json.loads(res.stdout.strip().splitlines()[-1])
   assert out["four_shards"] == 4 and out["one_shards"] == 1

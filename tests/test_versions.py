@@ -1,4 +1,5 @@
 """setup.cfg's lower bounds are the versions CI tests in its lowest-version venv."""
+
 import configparser
 import os
 import re

@@ -1,4 +1,5 @@
 """Tiny deterministic denoisers for sampler/refine tests (pure functions, batch-independent)."""
+
 import jax.numpy as jnp
 
 from ipr_jax import regions
@@ -26,7 +27,8 @@ def make_exact(grid: regions.RegionGrid, target):
     t = regions.to_pixels(t_region, grid)
     safe = jnp.where(t > 0, t, 1.0)
     eps = jnp.where(t > 0, (z_t - (1 - t) * target) / safe, 0.0)
-    return DenoiserOutput(eps - target, jnp.full_like(z_t, 0.5),
-                          params["sigma"][None] + 0 * t_region)
+    return DenoiserOutput(
+      eps - target, jnp.full_like(z_t, 0.5), params["sigma"][None] + 0 * t_region
+    )
 
   return apply

@@ -30,6 +30,7 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
 """
+
 import os
 
 import ml_collections
@@ -46,26 +47,43 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   base = {"latent_smoke": "smoke", "latent_cpu": "cpu", "latent_mnist": "cpu"}.get(variant, variant)
   c = sudoku_symbolic.get_config(base)
   c.benchmark, c.variant = "mnist_sudoku", variant
-  c.data = dict(source="sklearn", idx_dir=None, pool_size=c.data.pool_size,
-                tfds_dir=c.data.tfds_dir)
+  c.data = dict(
+    source="sklearn", idx_dir=None, pool_size=c.data.pool_size, tfds_dir=c.data.tfds_dir
+  )
   # model.kind = transformer (peer graph; smoke, cpu) or unet (method 6.1/6.2, the paper's: a
   # published checkpoint imports into it, experiments.tools.import_checkpoint)
   # codec: latent_dim 0 = pixel space; > 0 = a per-cell autoencoder (ipr_jax.latents) trained
   # first by --mode train (its own stage: `steps` of the whole autoencoder with latent_noise,
   # then `decoder_steps` of the decoder alone with decoder_noise, the latent space frozen), the
   # SRM and IPR then run over the 9x9 grid of latents (normalise: unit-scale latent channels)
-  c.model.codec = dict(latent_dim=0, width=32, latent_noise=0.1, normalise=True, steps=3000,
-                       decoder_steps=2000, decoder_noise=0.05, batch_size=256,
-                       learning_rate=2e-3)
-  c.model.unet = dict(widths=(128, 128, 256, 256, 512, 512), attention=(False,) * 4 + (True, True),
-                      num_blocks=2, groups=32, time_dim=512, time_freq_dim=256, head_channels=64,
-                      dropout=0.1)
+  c.model.codec = dict(
+    latent_dim=0,
+    width=32,
+    latent_noise=0.1,
+    normalise=True,
+    steps=3000,
+    decoder_steps=2000,
+    decoder_noise=0.05,
+    batch_size=256,
+    learning_rate=2e-3,
+  )
+  c.model.unet = dict(
+    widths=(128, 128, 256, 256, 512, 512),
+    attention=(False,) * 4 + (True, True),
+    num_blocks=2,
+    groups=32,
+    time_dim=512,
+    time_freq_dim=256,
+    head_channels=64,
+    dropout=0.1,
+  )
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
   if latent:
     if variant not in ("latent_smoke", "latent_cpu", "latent_mnist"):
-      raise ValueError(f"latent variants are latent_smoke, latent_cpu and latent_mnist, got "
-                       f"{variant!r}")
+      raise ValueError(
+        f"latent variants are latent_smoke, latent_cpu and latent_mnist, got {variant!r}"
+      )
     c.model.codec.latent_dim = 16  # d = 8 loses 2 points of classifier accuracy (docs)
     if variant == "latent_mnist":
       c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))

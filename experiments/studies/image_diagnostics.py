@@ -17,6 +17,7 @@ Beside each k, the same regions filled without a model, as references: with each
 frequent colour (a blank page's background: what a model that draws only background scores) and
 with N(0, 1) noise (how much the evaluator tolerates regions that are not drawn at all).
 """
+
 from __future__ import annotations
 
 import jax
@@ -35,9 +36,10 @@ def define_flags():
   """The command line's flags, defined when run as a script (not at import, so that tests can
   import this module beside others that define --config, e.g. experiments.main)."""
   FLAGS.update(
-      config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
-      workdir=flags.DEFINE_string("workdir", None, "training run directory"),
-      num=flags.DEFINE_integer("num", 16, "held-out items"))
+    config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
+    workdir=flags.DEFINE_string("workdir", None, "training run directory"),
+    num=flags.DEFINE_integer("num", 16, "held-out items"),
+  )
 
 
 LEVELS = (0.02, 0.1, 0.3, 0.6, 0.9)
@@ -57,8 +59,11 @@ def denoising_error(apply, params, x, grid, t: float, key) -> float:
 def euler(apply, params, z, grid, steps: int = 100):
   """All regions together from t = 1 to 0 in `steps` Euler steps of the velocity."""
   ts = np.linspace(1.0, 0.0, steps + 1)
-  step = jax.jit(lambda params, z, t, dt: z - dt * apply(
-      params, z, jnp.full((z.shape[0], grid.num_regions), t, jnp.float32)).velocity)
+  step = jax.jit(
+    lambda params, z, t, dt: (
+      z - dt * apply(params, z, jnp.full((z.shape[0], grid.num_regions), t, jnp.float32)).velocity
+    )
+  )
   for i in range(steps):
     z = step(params, z, ts[i], ts[i] - ts[i + 1])
   return z
@@ -102,8 +107,10 @@ def references(key, x, grid, k: int) -> dict:
   ("noise fill")."""
   known, z0, _ = conditional_inputs(key, x, grid, k)
   colour = jnp.broadcast_to(jnp.asarray(modal_colour(x))[:, None, None, :], x.shape)
-  return {"background fill": regions.impose_known(colour, known, x, grid),
-          "noise fill": regions.impose_known(z0, known, x, grid)}
+  return {
+    "background fill": regions.impose_known(colour, known, x, grid),
+    "noise fill": regions.impose_known(z0, known, x, grid),
+  }
 
 
 def contrast(x) -> str:
@@ -126,11 +133,21 @@ def main(argv):
     err = denoising_error(apply, params, x, grid, t, jax.random.key(100 + i))
     print(f"  one-shot denoising at t = {t:.2f}: mean |x_hat - x| = {err:.3f}")
   z0 = jax.random.normal(jax.random.key(config.seed), x.shape)
-  res = sampling.sample(apply, params, jax.random.key(config.seed + 1), z0,
-                        jnp.zeros((x.shape[0], grid.num_regions), bool), x, run.sampler)
+  res = sampling.sample(
+    apply,
+    params,
+    jax.random.key(config.seed + 1),
+    z0,
+    jnp.zeros((x.shape[0], grid.num_regions), bool),
+    x,
+    run.sampler,
+  )
   metric = run.task.metrics
-  for name, sample in (("truth", x), ("round-0 sampler", res.x),
-                       ("Euler, 100 steps, all regions", euler(apply, params, z0, grid))):
+  for name, sample in (
+    ("truth", x),
+    ("round-0 sampler", res.x),
+    ("Euler, 100 steps, all regions", euler(apply, params, z0, grid)),
+  ):
     score = {k: round(float(np.mean(v)), 3) for k, v in metric(sample).items()}
     print(f"  {name:<34} {contrast(sample)}  {score}")
   for k in (k for k in INPAINT if k <= grid.num_regions):

@@ -14,6 +14,7 @@ already have a line in OUT/results.jsonl for these settings are skipped; `--tabl
 markdown table and stops. CPU minutes per row are the codec's and the denoiser's training plus
 scoring time, measured here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,14 +31,14 @@ from experiments.configs import mnist_sudoku
 from ipr_jax import refine
 
 ROWS = {
-    "d4": {"latent_dim": 4},
-    "d8": {"latent_dim": 8},
-    "d16": {},                                   # the shipped codec (latent_cpu)
-    "d32": {"latent_dim": 32},
-    "d16_no_noise": {"latent_noise": 0.0},
-    "d16_noise0.3": {"latent_noise": 0.3},
-    "d16_no_decoder_stage": {"decoder_steps": 0},
-    "d16_no_norm": {"normalise": False},
+  "d4": {"latent_dim": 4},
+  "d8": {"latent_dim": 8},
+  "d16": {},  # the shipped codec (latent_cpu)
+  "d32": {"latent_dim": 32},
+  "d16_no_noise": {"latent_noise": 0.0},
+  "d16_noise0.3": {"latent_noise": 0.3},
+  "d16_no_decoder_stage": {"decoder_steps": 0},
+  "d16_no_norm": {"normalise": False},
 }
 _ROWS = flags.DEFINE_list("rows", list(ROWS), "rows to run, in order")
 _OUT = flags.DEFINE_string("out", "runs/latent_ablation", "study directory")
@@ -60,9 +61,14 @@ def row_config(name: str, srm_steps: int):
 def recommended(run: translate.Run, rounds: int) -> refine.RefineConfig:
   """The latent model's recommended refine settings (those it ships with)."""
   initial = dataclasses.replace(run.sampler, variance="fixed_small")
-  return dataclasses.replace(run.refine, rounds=rounds, selector="uncertainty",
-                             resampling_ratio=0.5, initial=initial,
-                             ipr=dataclasses.replace(run.refine.ipr, variance="fixed_small"))
+  return dataclasses.replace(
+    run.refine,
+    rounds=rounds,
+    selector="uncertainty",
+    resampling_ratio=0.5,
+    initial=initial,
+    ipr=dataclasses.replace(run.refine.ipr, variance="fixed_small"),
+  )
 
 
 def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
@@ -70,11 +76,17 @@ def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
   run = translate.translate(config, codec=codec.load(config, workdir))
   apply, params, _ = evaluate.load_params(config, run, workdir)
   items = run.task.test_items("hard", puzzles)
-  m, nfe, _ = evaluate.run_refine(apply, params, items, recommended(run, rounds), run.task,
-                                  jax.random.key(config.seed), config.eval.batch_size)
+  m, nfe, _ = evaluate.run_refine(
+    apply,
+    params,
+    items,
+    recommended(run, rounds),
+    run.task,
+    jax.random.key(config.seed),
+    config.eval.batch_size,
+  )
   valid = m["valid"].mean(axis=1)
-  return {"hard_round0": float(valid[0]), "hard_refined": float(valid[-1]),
-          "nfe": int(np.sum(nfe))}
+  return {"hard_round0": float(valid[0]), "hard_refined": float(valid[-1]), "nfe": int(np.sum(nfe))}
 
 
 def run_row(name: str, out: str, srm_steps: int, puzzles: int, rounds: int) -> dict:
@@ -82,12 +94,19 @@ def run_row(name: str, out: str, srm_steps: int, puzzles: int, rounds: int) -> d
   t0 = time.time()
   codec.train(config, workdir)
   info = json.load(open(os.path.join(workdir, codec.FOLDER, "manifest.json")))["codec"]
-  row = {"row": name, "overrides": ROWS[name], "latent_dim": config.model.codec.latent_dim,
-         "codec_accuracy_original": info["accuracy_original"],
-         "codec_accuracy_reconstructed": info["accuracy_reconstructed"],
-         "codec_bank_accuracy_reconstructed": info["bank_accuracy_reconstructed"],
-         "codec_board_ceiling": info["board_ceiling"], "codec_minutes": info["train_wall_s"] / 60,
-         "srm_steps": srm_steps, "puzzles": puzzles, "rounds": rounds}
+  row = {
+    "row": name,
+    "overrides": ROWS[name],
+    "latent_dim": config.model.codec.latent_dim,
+    "codec_accuracy_original": info["accuracy_original"],
+    "codec_accuracy_reconstructed": info["accuracy_reconstructed"],
+    "codec_bank_accuracy_reconstructed": info["bank_accuracy_reconstructed"],
+    "codec_board_ceiling": info["board_ceiling"],
+    "codec_minutes": info["train_wall_s"] / 60,
+    "srm_steps": srm_steps,
+    "puzzles": puzzles,
+    "rounds": rounds,
+  }
   if srm_steps:
     t1 = time.time()
     train.train(config, workdir)
@@ -95,25 +114,33 @@ def run_row(name: str, out: str, srm_steps: int, puzzles: int, rounds: int) -> d
     t2 = time.time()
     row.update(score(config, workdir, puzzles, rounds))
     row["score_minutes"] = (time.time() - t2) / 60
-  row.update(wall_minutes=(time.time() - t0) / 60, commit=common.git_commit(),
-             device=common.device_name())
+  row.update(
+    wall_minutes=(time.time() - t0) / 60, commit=common.git_commit(), device=common.device_name()
+  )
   return row
 
 
 def table(rows: list) -> str:
-  lines = ["| row | d | held-out digits read right: original / reconstructed | test bank "
-           "reconstructed | boards valid after a round trip | SRM steps | hard valid round 0 -> "
-           "refined (NFE) | CPU min (codec + SRM + scoring) |",
-           "|---|---|---|---|---|---|---|---|"]
+  lines = [
+    "| row | d | held-out digits read right: original / reconstructed | test bank "
+    "reconstructed | boards valid after a round trip | SRM steps | hard valid round 0 -> "
+    "refined (NFE) | CPU min (codec + SRM + scoring) |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
-    srm = (f"{100 * r['hard_round0']:.0f}% -> {100 * r['hard_refined']:.0f}% ({r['nfe']})"
-           if r["srm_steps"] else "-")
+    srm = (
+      f"{100 * r['hard_round0']:.0f}% -> {100 * r['hard_refined']:.0f}% ({r['nfe']})"
+      if r["srm_steps"]
+      else "-"
+    )
     minutes = r["codec_minutes"] + r.get("srm_minutes", 0) + r.get("score_minutes", 0)
-    lines.append(f"| {r['row']} | {r['latent_dim']} | {100 * r['codec_accuracy_original']:.2f}% / "
-                 f"{100 * r['codec_accuracy_reconstructed']:.2f}% | "
-                 f"{100 * r['codec_bank_accuracy_reconstructed']:.1f}% | "
-                 f"{100 * r['codec_board_ceiling']:.1f}% | {r['srm_steps'] or '-'} | {srm} | "
-                 f"{minutes:.1f} |")
+    lines.append(
+      f"| {r['row']} | {r['latent_dim']} | {100 * r['codec_accuracy_original']:.2f}% / "
+      f"{100 * r['codec_accuracy_reconstructed']:.2f}% | "
+      f"{100 * r['codec_bank_accuracy_reconstructed']:.1f}% | "
+      f"{100 * r['codec_board_ceiling']:.1f}% | {r['srm_steps'] or '-'} | {srm} | "
+      f"{minutes:.1f} |"
+    )
   return "\n".join(lines)
 
 
@@ -128,8 +155,13 @@ def main(argv):
   for name in _ROWS.value:
     row_config(name, 0)  # an unknown row fails before any training
   for name in _ROWS.value:
-    if any(r["row"] == name and r["srm_steps"] == _SRM_STEPS.value and
-           r["puzzles"] == _PUZZLES.value and r["rounds"] == _ROUNDS.value for r in done):
+    if any(
+      r["row"] == name
+      and r["srm_steps"] == _SRM_STEPS.value
+      and r["puzzles"] == _PUZZLES.value
+      and r["rounds"] == _ROUNDS.value
+      for r in done
+    ):
       print(f"{name}: already in {path}")
       continue
     row = run_row(name, _OUT.value, _SRM_STEPS.value, _PUZZLES.value, _ROUNDS.value)

@@ -12,6 +12,7 @@ loop, schedule matrix and selection in Python, one jitted call per step) with th
 network and dtype, and the ratio of refine's best samples/s to it. One JSON line per
 measurement (`--out`), a table at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,47 @@ from ipr_jax import denoisers, host_loop, refine
 from ipr_jax.data import sudoku
 
 SIZES = {
-    # name: rounds, and per model (denoiser config or transformer size name, batches)
-    "paper": dict(rounds=3, models={
-        "unet": (denoisers.UNetConfig(252, 252, 1, 28, widths=(128, 128, 256, 256, 512, 512),
-                                      attention=(False,) * 4 + (True, True), dropout=0.0),
-                 (1, 16, 64)),
-        "transformer": ("paper", (1, 16, 64))}),  # sudoku_symbolic:paper (width 256, 8 layers)
-    # CPU: the image UNet shrunk to 36x36 (4x4-pixel cells) and small batches, the transformer
-    # at the shipped cpu size
-    "small": dict(rounds=1, models={
-        "unet": (denoisers.UNetConfig(36, 36, 1, 4, widths=(16, 32), attention=(False, True),
-                                      groups=8, head_channels=16, dropout=0.0), (1, 8)),
-        "transformer": ("cpu", (1, 16, 64))}),
+  # name: rounds, and per model (denoiser config or transformer size name, batches)
+  "paper": dict(
+    rounds=3,
+    models={
+      "unet": (
+        denoisers.UNetConfig(
+          252,
+          252,
+          1,
+          28,
+          widths=(128, 128, 256, 256, 512, 512),
+          attention=(False,) * 4 + (True, True),
+          dropout=0.0,
+        ),
+        (1, 16, 64),
+      ),
+      "transformer": ("paper", (1, 16, 64)),
+    },
+  ),  # sudoku_symbolic:paper (width 256, 8 layers)
+  # CPU: the image UNet shrunk to 36x36 (4x4-pixel cells) and small batches, the transformer
+  # at the shipped cpu size
+  "small": dict(
+    rounds=1,
+    models={
+      "unet": (
+        denoisers.UNetConfig(
+          36,
+          36,
+          1,
+          4,
+          widths=(16, 32),
+          attention=(False, True),
+          groups=8,
+          head_channels=16,
+          dropout=0.0,
+        ),
+        (1, 8),
+      ),
+      "transformer": ("cpu", (1, 16, 64)),
+    },
+  ),
 }
 
 
@@ -82,10 +112,20 @@ def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
     wall = time.perf_counter() - t0
     nfe = int(np.sum(res.nfe))
     call = call_ms(apply, params, x)
-    rows.append(dict(model=model, dtype=dtype, batch=b, compile_s=round(first - wall, 2),
-                     call_ms=round(call, 3), refine_s=round(wall, 3), nfe=nfe,
-                     overhead=round(wall / (nfe * call * 1e-3), 3),
-                     samples_per_s=round(b / wall, 4), device=common.device_name()))
+    rows.append(
+      dict(
+        model=model,
+        dtype=dtype,
+        batch=b,
+        compile_s=round(first - wall, 2),
+        call_ms=round(call, 3),
+        refine_s=round(wall, 3),
+        nfe=nfe,
+        overhead=round(wall / (nfe * call * 1e-3), 3),
+        samples_per_s=round(b / wall, 4),
+        device=common.device_name(),
+      )
+    )
   if reference:
     net = jax.jit(apply)
     host_loop.refine_one(net, params, 99, x_all[:1], elig_all[:1], rcfg)  # compile its jits
@@ -93,22 +133,36 @@ def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
     _, nfe = host_loop.refine_one(net, params, 0, x_all[:1], elig_all[:1], rcfg)
     wall = time.perf_counter() - t0
     best = max(r["samples_per_s"] for r in rows)
-    rows.append(dict(model=model, dtype=dtype, batch=1, design="reference (host loop)",
-                     refine_s=round(wall, 3), nfe=int(nfe), samples_per_s=round(1 / wall, 4),
-                     speedup_of_refine=round(best * wall, 2), device=common.device_name()))
+    rows.append(
+      dict(
+        model=model,
+        dtype=dtype,
+        batch=1,
+        design="reference (host loop)",
+        refine_s=round(wall, 3),
+        nfe=int(nfe),
+        samples_per_s=round(1 / wall, 4),
+        speedup_of_refine=round(best * wall, 2),
+        device=common.device_name(),
+      )
+    )
   return rows
 
 
 def table(rows) -> str:
-  head = (f"{'model':<12} {'dtype':<9} {'design':<10} {'batch':>5} {'compile s':>9} {'call ms':>9} "
-          f"{'wall s':>8} {'NFE':>5} {'overhead':>8} {'samples/s':>10} {'refine/ref':>10}")
+  head = (
+    f"{'model':<12} {'dtype':<9} {'design':<10} {'batch':>5} {'compile s':>9} {'call ms':>9} "
+    f"{'wall s':>8} {'NFE':>5} {'overhead':>8} {'samples/s':>10} {'refine/ref':>10}"
+  )
   lines = [head]
   for r in rows:
     design = "reference" if "design" in r else "refine"
-    lines.append(f"{r['model']:<12} {r['dtype']:<9} {design:<10} {r['batch']:>5} "
-                 f"{r.get('compile_s', ''):>9} {r.get('call_ms', ''):>9} {r['refine_s']:>8} "
-                 f"{r['nfe']:>5} {r.get('overhead', ''):>8} {r['samples_per_s']:>10} "
-                 f"{r.get('speedup_of_refine', ''):>10}")
+    lines.append(
+      f"{r['model']:<12} {r['dtype']:<9} {design:<10} {r['batch']:>5} "
+      f"{r.get('compile_s', ''):>9} {r.get('call_ms', ''):>9} {r['refine_s']:>8} "
+      f"{r['nfe']:>5} {r.get('overhead', ''):>8} {r['samples_per_s']:>10} "
+      f"{r.get('speedup_of_refine', ''):>10}"
+    )
   return "\n".join(lines)
 
 
@@ -124,8 +178,11 @@ def main():
   args = ap.parse_args()
   size = SIZES[args.size]
   rounds = size["rounds"] if args.rounds is None else args.rounds
-  print(f"device: {common.device_name()}  size: {args.size}  rounds: {rounds}  hard Sudoku "
-        "puzzles, initial 3 steps/cell, IPR 10 steps/cell overlap 0.8, ratio 0.25", flush=True)
+  print(
+    f"device: {common.device_name()}  size: {args.size}  rounds: {rounds}  hard Sudoku "
+    "puzzles, initial 3 steps/cell, IPR 10 steps/cell overlap 0.8, ratio 0.25",
+    flush=True,
+  )
   rows = []
   for model in args.models.split(","):
     cfg, batches = size["models"][model]

@@ -31,6 +31,7 @@ No Sudoku rule is consulted while sampling; the rules only score. Writes OUT.jso
 with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png, and prints each
 method's valid rate at the NFE of 30 paper rounds (interpolated on its curve where it has one).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,22 @@ from ipr_jax import chains, pretrained, refine, sampling, sharding
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
-ROUND_METHODS = ("ipr_uniform", "ipr_uncertainty", "ipr_decay", "hybrid_first11",
-                 "ipr_deterministic", "ipr_steps20",
-                 *(f"ipr_{sel}_ratio{r:g}" for sel in ("uniform", "uncertainty") for r in RATIOS))
-METHODS = ("sequential", *ROUND_METHODS, "chains2_lowest_sigma", "chains2_uncertainty",
-           "chains3_vote")
+ROUND_METHODS = (
+  "ipr_uniform",
+  "ipr_uncertainty",
+  "ipr_decay",
+  "hybrid_first11",
+  "ipr_deterministic",
+  "ipr_steps20",
+  *(f"ipr_{sel}_ratio{r:g}" for sel in ("uniform", "uncertainty") for r in RATIOS),
+)
+METHODS = (
+  "sequential",
+  *ROUND_METHODS,
+  "chains2_lowest_sigma",
+  "chains2_uncertainty",
+  "chains3_vote",
+)
 _RATIO_METHOD = re.compile(r"ipr_(uniform|uncertainty)_ratio([0-9.]+)")
 _CHAIN_METHOD = re.compile(r"chains([2-9])_(uniform|uncertainty)_ratio([0-9.]+)")
 NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
@@ -66,39 +78,62 @@ def _valid(task, x) -> np.ndarray:
 
 
 def _refine(apply, params, items, cfg, task, key, **kw):
-  res = refine.refine(apply, params, key, jnp.asarray(items.x), jnp.asarray(items.eligible), cfg,
-                      task.metric_fn, devices=sharding.devices_for(len(items.x)), **kw)
+  res = refine.refine(
+    apply,
+    params,
+    key,
+    jnp.asarray(items.x),
+    jnp.asarray(items.eligible),
+    cfg,
+    task.metric_fn,
+    devices=sharding.devices_for(len(items.x)),
+    **kw,
+  )
   return res
 
 
 def curve(nfe_per_round, valid_per_round) -> dict:
   """{"nfe": cumulative NFE per puzzle after each round, "valid": rate after each round}."""
-  return {"nfe": np.cumsum(nfe_per_round).astype(int).tolist(),
-          "valid": [round(float(v), 4) for v in valid_per_round]}
+  return {
+    "nfe": np.cumsum(nfe_per_round).astype(int).tolist(),
+    "valid": [round(float(v), 4) for v in valid_per_round],
+  }
 
 
 def every_pass(cfg, **changes):
   """The refine config with `changes` made to its initial pass and its rounds alike."""
-  return dataclasses.replace(cfg, initial=dataclasses.replace(cfg.initial, **changes),
-                             ipr=dataclasses.replace(cfg.ipr, **changes))
+  return dataclasses.replace(
+    cfg,
+    initial=dataclasses.replace(cfg.initial, **changes),
+    ipr=dataclasses.replace(cfg.ipr, **changes),
+  )
 
 
-def at_ratio(base: refine.RefineConfig, ratio: float, selector: str,
-             num_chains: int = 1) -> refine.RefineConfig:
+def at_ratio(
+  base: refine.RefineConfig, ratio: float, selector: str, num_chains: int = 1
+) -> refine.RefineConfig:
   """The paper's rounds re-noising `ratio` of the cells in `num_chains` chains (each paying its
-own round 0): as many rounds as fit in `base`'s NFE."""
+  own round 0): as many rounds as fit in `base`'s NFE."""
   budget = planned_nfe(base, NUM_CELLS)
-  cfg = dataclasses.replace(base, resampling_ratio=ratio, selector=selector, rounds=0,
-                            chains=None if num_chains == 1 else num_chains)
+  cfg = dataclasses.replace(
+    base,
+    resampling_ratio=ratio,
+    selector=selector,
+    rounds=0,
+    chains=None if num_chains == 1 else num_chains,
+  )
   first = planned_nfe(cfg, NUM_CELLS)
   per_round = planned_nfe(dataclasses.replace(cfg, rounds=1), NUM_CELLS) - first
   return dataclasses.replace(
-      cfg, rounds=max(1, (budget - num_chains * first) // (num_chains * per_round)))
+    cfg, rounds=max(1, (budget - num_chains * first) // (num_chains * per_round))
+  )
 
 
 # the first two chain methods, by the names their curves were recorded under
-CHAIN_ALIASES = {"chains2_lowest_sigma": "chains2_uniform_ratio0.25",
-                 "chains2_uncertainty": "chains2_uncertainty_ratio0.25"}
+CHAIN_ALIASES = {
+  "chains2_lowest_sigma": "chains2_uniform_ratio0.25",
+  "chains2_uncertainty": "chains2_uncertainty_ratio0.25",
+}
 
 
 def paper_config(run) -> refine.RefineConfig:
@@ -108,7 +143,7 @@ def paper_config(run) -> refine.RefineConfig:
 
 def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig | None:
   """The refine config of method `name`, built from the paper's 30 rounds `base` (None for
-`sequential`, which has no rounds); ValueError for an unknown name, a bad ratio or chain count."""
+  `sequential`, which has no rounds); ValueError for an unknown name, a bad ratio or chain count."""
   if name == "sequential":
     return None
   if name == "chains3_vote":  # 6 rounds in each of 3 chains, then a vote and one correction round
@@ -123,25 +158,32 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
 
   def rounds_at(rounds, **ipr):
     return dataclasses.replace(base, rounds=rounds, ipr=dataclasses.replace(base.ipr, **ipr))
-  named = {"ipr_uniform": lambda: base,
-           "ipr_deterministic": lambda: every_pass(base, alpha=0.0),
-           "ipr_uncertainty": lambda: dataclasses.replace(base, selector="uncertainty"),
-           "ipr_decay": lambda: dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
-           "hybrid_first11": lambda: dataclasses.replace(
-               base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11)),
-           "ipr_steps20": lambda: rounds_at(15, steps_per_patch=20)}
+
+  named = {
+    "ipr_uniform": lambda: base,
+    "ipr_deterministic": lambda: every_pass(base, alpha=0.0),
+    "ipr_uncertainty": lambda: dataclasses.replace(base, selector="uncertainty"),
+    "ipr_decay": lambda: dataclasses.replace(base, resampling_ratio=0.4, final_ratio=0.1),
+    "hybrid_first11": lambda: dataclasses.replace(
+      base, rounds=15, initial=dataclasses.replace(base.initial, steps_per_patch=11)
+    ),
+    "ipr_steps20": lambda: rounds_at(15, steps_per_patch=20),
+  }
   if name not in named:
-    raise ValueError(f"unknown method; methods: {', '.join(METHODS)} (and any "
-                     f"ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>)")
+    raise ValueError(
+      f"unknown method; methods: {', '.join(METHODS)} (and any "
+      f"ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>)"
+    )
   return named[name]()
 
 
 def planned_nfe(cfg: refine.RefineConfig, eligible: int) -> int:
   """NFE per puzzle of round 0 and every round for `eligible` unknown cells (the batch's
-largest): the scan lengths of the passes' plans, known before anything runs."""
+  largest): the scan lengths of the passes' plans, known before anything runs."""
   rounds = refine.m_tables(cfg, eligible)[:, eligible]
-  return (sampling.max_steps(eligible, cfg.initial)
-          + sum(sampling.max_steps(int(m), cfg.ipr) for m in rounds))
+  return sampling.max_steps(eligible, cfg.initial) + sum(
+    sampling.max_steps(int(m), cfg.ipr) for m in rounds
+  )
 
 
 def run_method(name, apply, params, items, run, key) -> list:
@@ -151,8 +193,9 @@ def run_method(name, apply, params, items, run, key) -> list:
     out = []
     for s in SEQUENTIAL_STEPS:
       sampler = dataclasses.replace(run.sampler, steps_per_patch=s)
-      m, nfe = evaluate.run_matched(apply, params, items, sampler, task, key, len(items.x),
-                                    desc=f"sequential {s}")
+      m, nfe = evaluate.run_matched(
+        apply, params, items, sampler, task, key, len(items.x), desc=f"sequential {s}"
+      )
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
   res = _refine(apply, params, items, cfg, task, key)
@@ -161,21 +204,41 @@ def run_method(name, apply, params, items, run, key) -> list:
   total = int(np.sum(res.nfe))  # every chain's rounds, NFE per puzzle
   if name == "chains3_vote":
     voted = chains.region_vote(res.x, task.grid)
-    fix = _refine(apply, params, dataclasses.replace(items, x=np.asarray(voted)),
-                  dataclasses.replace(cfg, rounds=1, chains=None, mode="correction"), task,
-                  jax.random.fold_in(key, 1))
-    return [(name, {"nfe": [total + int(np.sum(fix.nfe))],
-                    "valid": [round(float(_valid(task, fix.x).mean()), 4)],
-                    "after_vote": round(float(_valid(task, voted).mean()), 4)})]
+    fix = _refine(
+      apply,
+      params,
+      dataclasses.replace(items, x=np.asarray(voted)),
+      dataclasses.replace(cfg, rounds=1, chains=None, mode="correction"),
+      task,
+      jax.random.fold_in(key, 1),
+    )
+    return [
+      (
+        name,
+        {
+          "nfe": [total + int(np.sum(fix.nfe))],
+          "valid": [round(float(_valid(task, fix.x).mean()), 4)],
+          "after_vote": round(float(_valid(task, voted).mean()), 4),
+        },
+      )
+    ]
   x, _ = chains.lowest_sigma(res.x, res.sigma, jnp.asarray(items.eligible))
   per_chain = np.asarray(res.metrics["valid"]).mean(axis=-1)  # [K, rounds+1]
-  return [(name, {"nfe": [total], "valid": [round(float(_valid(task, x).mean()), 4)],
-                  "per_chain_final": per_chain[:, -1].round(4).tolist()})]
+  return [
+    (
+      name,
+      {
+        "nfe": [total],
+        "valid": [round(float(_valid(task, x).mean()), 4)],
+        "per_chain_final": per_chain[:, -1].round(4).tolist(),
+      },
+    )
+  ]
 
 
 def sampler_suffix(variance: str, alpha, temperature: float) -> str:
   """The label suffix of a curve drawn with other sampler settings than the papers':
-'' for learned_range, alpha 0.5 and temperature 1; else '@fixed_small,alpha0.25,T0.7' style."""
+  '' for learned_range, alpha 0.5 and temperature 1; else '@fixed_small,alpha0.25,T0.7' style."""
   parts = [] if variance == "learned_range" else [variance]
   if alpha is not None:
     parts.append(f"alpha{alpha:g}")
@@ -188,14 +251,15 @@ def sampler_suffix(variance: str, alpha, temperature: float) -> str:
 
 def sampler_flags(alpha, temperature: float) -> str:
   """The command-line flags that reproduce `sampler_suffix`'s alpha and temperature."""
-  return ((f" --alpha {alpha:g}" if alpha is not None else "")
-          + (f" --temperature {temperature:g}" if temperature != 1.0 else ""))
+  return (f" --alpha {alpha:g}" if alpha is not None else "") + (
+    f" --temperature {temperature:g}" if temperature != 1.0 else ""
+  )
 
 
 def at_nfe(c: dict, nfe: float) -> float | None:
   """The curve's valid rate at `nfe` (linear between rounds); a curve or point that ends within
-10% below `nfe` gives its last value (a method that spends a little less is not extrapolated);
-None when it is further off."""
+  10% below `nfe` gives its last value (a method that spends a little less is not extrapolated);
+  None when it is further off."""
   xs, ys = c["nfe"], c["valid"]
   if xs[-1] < nfe:
     return ys[-1] if nfe - xs[-1] <= 0.1 * nfe else None
@@ -211,20 +275,23 @@ PANELS = ("", "fixed_small")  # sampler suffixes drawn, one panel each; other se
 
 def plot(results: dict, path: str) -> str:
   """One panel per reverse std (the papers' learned_range, fixed_small) with every curve drawn
-with it at the papers' alpha and temperature; the sequential points as one dashed line."""
+  with it at the papers' alpha and temperature; the sequential points as one dashed line."""
   import matplotlib.pyplot as plt
+
   by_panel = {p: {} for p in PANELS}
   for k, c in results["curves"].items():
     name, _, suffix = k.partition("@")
     if suffix in by_panel:
       by_panel[suffix][name] = c
   panels = [p for p in PANELS if by_panel[p]]
-  fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 7), sharey=True,
-                           squeeze=False)
+  fig, axes = plt.subplots(
+    1, len(panels), figsize=(7.5 * len(panels), 7), sharey=True, squeeze=False
+  )
   for ax, panel in zip(axes[0], panels):
     curves = by_panel[panel]
-    seq = sorted((c["nfe"][0], c["valid"][0]) for k, c in curves.items()
-                 if k.startswith("sequential_"))
+    seq = sorted(
+      (c["nfe"][0], c["valid"][0]) for k, c in curves.items() if k.startswith("sequential_")
+    )
     if seq:
       ax.plot(*zip(*seq), "s--", color="gray", label="sequential pass alone (3-16 steps per cell)")
     others = [k for k in curves if not k.startswith("sequential_")]
@@ -232,16 +299,24 @@ with it at the papers' alpha and temperature; the sequential points as one dashe
     for i, k in enumerate(others):
       c = curves[k]
       one = len(c["nfe"]) == 1
-      ax.plot(c["nfe"], c["valid"], "*" if one else "o-", ms=11 if one else 2.5, lw=1.2,
-              color=colours(i % 20), label=k)
+      ax.plot(
+        c["nfe"],
+        c["valid"],
+        "*" if one else "o-",
+        ms=11 if one else 2.5,
+        lw=1.2,
+        color=colours(i % 20),
+        label=k,
+      )
     ax.axvline(results["paper_nfe"], color="k", lw=0.6, ls=":", label="NFE of 30 paper rounds")
     ax.set_xlabel("denoiser evaluations (NFE) per puzzle")
     ax.set_title(f"reverse std {panel or 'learned_range (spec)'}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
   axes[0][0].set_ylabel(plots.metric_label("valid"))
-  fig.suptitle(f"{results['model']}: {results['num']} held-out {results['split']} puzzles",
-               fontsize=11)
+  fig.suptitle(
+    f"{results['model']}: {results['num']} held-out {results['split']} puzzles", fontsize=11
+  )
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -254,16 +329,30 @@ def main(argv=None):
   ap.add_argument("--split", default="hard")
   ap.add_argument("--num", type=int, default=100)
   ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--methods", default="all",
-                  help=f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, "
-                       "chains<k>_<selector>_ratio<r>), all, or '' (only the "
-                       "summary and plot)")
-  ap.add_argument("--variance", default="learned_range",
-                  help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large")
-  ap.add_argument("--alpha", type=float, default=None,
-                  help="stochasticity of every pass (spec: 0.5); labels get ',alpha<a>'")
-  ap.add_argument("--temperature", type=float, default=1.0,
-                  help="multiplies every stochastic step's std; labels get ',T<t>' unless 1")
+  ap.add_argument(
+    "--methods",
+    default="all",
+    help=f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, "
+    "chains<k>_<selector>_ratio<r>), all, or '' (only the "
+    "summary and plot)",
+  )
+  ap.add_argument(
+    "--variance",
+    default="learned_range",
+    help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large",
+  )
+  ap.add_argument(
+    "--alpha",
+    type=float,
+    default=None,
+    help="stochasticity of every pass (spec: 0.5); labels get ',alpha<a>'",
+  )
+  ap.add_argument(
+    "--temperature",
+    type=float,
+    default=1.0,
+    help="multiplies every stochastic step's std; labels get ',T<t>' unless 1",
+  )
   ap.add_argument("--out", default="docs/results/sudoku_symbolic/sudoku_budget")
   args = ap.parse_args(argv)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
@@ -285,10 +374,16 @@ def main(argv=None):
   items = run.task.test_items(args.split, args.num)
   path = f"{args.out}_{args.split}.json"
   results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}
-  results.update(model=args.model, split=args.split, num=args.num, seed=args.seed,
-                 commit=common.git_commit(), device=common.device_name(),
-                 command=f"python -m experiments.studies.sudoku_budget --model {args.model} "
-                         f"--split {args.split} --num {args.num} --seed {args.seed}")
+  results.update(
+    model=args.model,
+    split=args.split,
+    num=args.num,
+    seed=args.seed,
+    commit=common.git_commit(),
+    device=common.device_name(),
+    command=f"python -m experiments.studies.sudoku_budget --model {args.model} "
+    f"--split {args.split} --num {args.num} --seed {args.seed}",
+  )
   results.setdefault("commands", {})
   key = jax.random.key(args.seed)
   for name in tqdm(methods, desc="methods"):
@@ -296,14 +391,22 @@ def main(argv=None):
     for label, c in run_method(name, apply, params, items, run, key):
       label += suffix
       results["curves"][label] = c
-      results["commands"][label] = (results["command"] + f" --methods {name} --variance "
-                                    f"{args.variance}" + sampler_flags(args.alpha, args.temperature))
+      results["commands"][label] = (
+        results["command"] + f" --methods {name} --variance "
+        f"{args.variance}" + sampler_flags(args.alpha, args.temperature)
+      )
       print(f"{label}: valid {c['valid'][-1]:.3f} at {c['nfe'][-1]} NFE per puzzle", flush=True)
     results["seconds"][name] = round(time.time() - t, 1)
     common.write_json(path, results)  # resumable record after every method
   # the paper's 30 uniform rounds, with the papers' std where run, else with another one
-  paper = next((c for k, c in sorted(results["curves"].items(), key=lambda kc: "@" in kc[0])
-                if k.partition("@")[0] == "ipr_uniform"), None)
+  paper = next(
+    (
+      c
+      for k, c in sorted(results["curves"].items(), key=lambda kc: "@" in kc[0])
+      if k.partition("@")[0] == "ipr_uniform"
+    ),
+    None,
+  )
   if paper:
     results["paper_nfe"] = paper["nfe"][-1]
     results["at_paper_nfe"] = {k: at_nfe(c, paper["nfe"][-1]) for k, c in results["curves"].items()}

@@ -11,6 +11,7 @@ the fraction of unknown cells decoded right (chance 1/9 with nothing known) and 
 predicted log-variance. IPR rounds regenerate a quarter of the unknown cells among the rest, so
 the rows with 40-60 known cells say how much a round can repair.
 """
+
 from __future__ import annotations
 
 import jax
@@ -29,10 +30,11 @@ def define_flags():
   """The command line's flags, defined when run as a script (not at import, so that tests can
   import this module beside others that define --config)."""
   FLAGS.update(
-      config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
-      workdir=flags.DEFINE_string("workdir", None, "training run directory"),
-      num=flags.DEFINE_integer("num", 256, "validation boards per row"),
-      known=flags.DEFINE_list("known", ["80", "60", "40", "20", "0"], "known cells of each row"))
+    config=config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True),
+    workdir=flags.DEFINE_string("workdir", None, "training run directory"),
+    num=flags.DEFINE_integer("num", 256, "validation boards per row"),
+    known=flags.DEFINE_list("known", ["80", "60", "40", "20", "0"], "known cells of each row"),
+  )
 
 
 def one_step(apply, params, x, known, key, grid):
@@ -54,22 +56,28 @@ def main(argv):
   del argv
   config = FLAGS["config"].value
   if config is None or config.benchmark != "sudoku_symbolic":
-    raise app.UsageError("--config must be a sudoku_symbolic config (and --workdir unless "
-                         "eval.pretrained is set)")
+    raise app.UsageError(
+      "--config must be a sudoku_symbolic config (and --workdir unless eval.pretrained is set)"
+    )
   known_counts = [int(k) for k in FLAGS["known"].value]
   if any(not 0 <= k <= 80 for k in known_counts):
     raise app.UsageError(f"--known counts must lie in 0..80, got {known_counts}")
   run = translate.translate(config)
   apply, params, source = evaluate.load_params(config, run, FLAGS["workdir"].value or "")
-  step = jax.jit(lambda params, x, known, key: one_step(apply, params, x, known, key,
-                                                        run.task.grid))
+  step = jax.jit(
+    lambda params, x, known, key: one_step(apply, params, x, known, key, run.task.grid)
+  )
   num = FLAGS["num"].value
   print(f"{source}: one-step prediction on {num} validation boards per row")
   print("known cells | unknown cells right | mean predicted log-variance")
   for i, k in enumerate(known_counts):
     boards, givens = sudoku.validation_set((k, k), num)
-    acc, logvar = step(params, jnp.asarray(sudoku.to_symbolic(boards)), jnp.asarray(givens),
-                       jax.random.key(config.seed + i))
+    acc, logvar = step(
+      params,
+      jnp.asarray(sudoku.to_symbolic(boards)),
+      jnp.asarray(givens),
+      jax.random.key(config.seed + i),
+    )
     print(f"{k:>11} | {float(acc):>19.3f} | {float(logvar):+.2f}")
 
 

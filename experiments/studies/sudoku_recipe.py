@@ -13,6 +13,7 @@ untrained). Rows that already have a result line for that variance are skipped. 
 the markdown table of OUT/results.jsonl. A row that sets `eval.pretrained` scores those shipped
 weights as they are (no training; CPU minutes: their manifest's training wall time).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,58 +37,89 @@ from ipr_jax import flow, pretrained
 # rows; a row's overrides are written out in full so that it reads on its own.
 _BOARD = {"time_sampler.kind": "board_beta"}
 _NOVLB = {**_BOARD, "train.vlb_weight": 0.0}
-_FEASIBILITY = {**_NOVLB, "train.ema_decay": 0.998, "train.weight_decay": 0.01, "train.b1": 0.9,
-                "train.lr_schedule": "constant"}
+_FEASIBILITY = {
+  **_NOVLB,
+  "train.ema_decay": 0.998,
+  "train.weight_decay": 0.01,
+  "train.b1": 0.9,
+  "train.lr_schedule": "constant",
+}
 ROWS = {
-    "baseline": ("cpu config as shipped (mean_beta, VLB 1, sigma 0.01, EMA 0.995, cosine)", {}),
-    "ts_independent": ("time sampler independent", {"time_sampler.kind": "independent"}),
-    "ts_board_beta": ("time sampler board_beta (c = 20)", _BOARD),
-    "ts_mean_beta_sharp4": ("mean_beta, sharpness 0.25 (wider per-board spread)",
-                            {"time_sampler.sharpness": 0.25}),
-    "add_zeros": ("mean_beta + add_zeros (the papers' sampler with some regions at t = 0)",
-                  {"time_sampler.add_zeros": True}),
-    "board_add_zeros": ("board_beta + add_zeros", {**_BOARD, "time_sampler.add_zeros": True}),
-    "board_c5": ("board_beta, c = 5", {**_BOARD, "time_sampler.concentration": 5.0}),
-    "board_novlb": ("board_beta, VLB weight 0", _NOVLB),
-    "board_sigma0.1": ("board_beta, VLB 0, sigma-NLL weight 0.1",
-                       {**_NOVLB, "train.sigma_weight": 0.1}),
-    "board_ema0.998": ("board_beta, VLB 0, EMA 0.998", {**_NOVLB, "train.ema_decay": 0.998}),
-    "board_const_lr": ("board_beta, VLB 0, constant lr", {**_NOVLB, "train.lr_schedule": "constant"}),
-    "board_lr1e-3": ("board_beta, VLB 0, lr 1e-3", {**_NOVLB, "train.learning_rate": 1e-3}),
-    "board_wd0.01": ("board_beta, VLB 0, weight decay 0.01, b1 0.9",
-                     {**_NOVLB, "train.weight_decay": 0.01, "train.b1": 0.9}),
-    "reduce_unknown": ("loss averaged per board over its unknown cells (boards weigh equally)",
-                       {"train.loss_reduction": "unknown"}),
-    "feasibility_unknown": ("the feasibility row + loss averaged per board over its unknown cells",
-                            {**_FEASIBILITY, "train.loss_reduction": "unknown"}),
-    "pool20k": ("a pool of 20,000 training boards (5,000 shipped), still re-drawn through symmetries",
-                {"data.pool_size": 20000}),
-    # width / depth at about the baseline's CPU time: steps scaled by the measured step rate
-    # (batch 64, 2 idle cores: 64x4 2.7-3.2 steps/s, 128x4 1.4, 96x4 2.0, 64x6 1.9)
-    "wide128": ("transformer width 128 (4 heads), 1,200 steps: about the baseline's CPU time",
-                {"model.transformer.dim": 128, "train.steps": 1200}),
-    "deep6": ("transformer depth 6, 1,650 steps: about the baseline's CPU time",
-              {"model.transformer.depth": 6, "train.steps": 1650}),
-    # training length, and single changes of the optimiser on the shipped recipe (mean_beta)
-    "steps1200": ("training length: half the baseline's 2,400 steps", {"train.steps": 1200}),
-    "steps4800": ("training length: twice the baseline's 2,400 steps", {"train.steps": 4800}),
-    "shipped_cpu": ("training length: the shipped sudoku_symbolic_cpu weights (the cpu config's "
-                    "8,000 steps, 500 warm-up), scored as they are",
-                    {"eval.pretrained": "sudoku_symbolic_cpu", "train.steps": 8000}),
-    "shipped_long": ("training length: the sudoku_symbolic_long weights (the cpu_long config's "
-                     "18,000 steps, 500 warm-up), scored as they are",
-                     {"eval.pretrained": "sudoku_symbolic_long", "train.steps": 18000}),
-    "ema0.99": ("EMA decay 0.99 (0.995 shipped): less lag at 2,400 steps", {"train.ema_decay": 0.99}),
-    "lr1e-3": ("learning rate 1e-3 (2e-3 shipped)", {"train.learning_rate": 1e-3}),
-    "const_lr": ("constant learning rate after the warm-up (cosine shipped)",
-                 {"train.lr_schedule": "constant"}),
-    "sigma0.1": ("sigma-NLL weight 0.1 (0.01 shipped)", {"train.sigma_weight": 0.1}),
-    # the training seed alone (init, batches): how far apart two runs of one recipe land
-    "seed1": ("baseline, training seed 1 (init and batches; scored with the same key)", {"seed": 1}),
-    "seed2": ("baseline, training seed 2 (init and batches; scored with the same key)", {"seed": 2}),
-    "feasibility": ("all of the feasibility run's differences at once: board_beta, VLB 0, EMA "
-                    "0.998, weight decay 0.01, b1 0.9, constant lr",
-                    _FEASIBILITY),
+  "baseline": ("cpu config as shipped (mean_beta, VLB 1, sigma 0.01, EMA 0.995, cosine)", {}),
+  "ts_independent": ("time sampler independent", {"time_sampler.kind": "independent"}),
+  "ts_board_beta": ("time sampler board_beta (c = 20)", _BOARD),
+  "ts_mean_beta_sharp4": (
+    "mean_beta, sharpness 0.25 (wider per-board spread)",
+    {"time_sampler.sharpness": 0.25},
+  ),
+  "add_zeros": (
+    "mean_beta + add_zeros (the papers' sampler with some regions at t = 0)",
+    {"time_sampler.add_zeros": True},
+  ),
+  "board_add_zeros": ("board_beta + add_zeros", {**_BOARD, "time_sampler.add_zeros": True}),
+  "board_c5": ("board_beta, c = 5", {**_BOARD, "time_sampler.concentration": 5.0}),
+  "board_novlb": ("board_beta, VLB weight 0", _NOVLB),
+  "board_sigma0.1": (
+    "board_beta, VLB 0, sigma-NLL weight 0.1",
+    {**_NOVLB, "train.sigma_weight": 0.1},
+  ),
+  "board_ema0.998": ("board_beta, VLB 0, EMA 0.998", {**_NOVLB, "train.ema_decay": 0.998}),
+  "board_const_lr": ("board_beta, VLB 0, constant lr", {**_NOVLB, "train.lr_schedule": "constant"}),
+  "board_lr1e-3": ("board_beta, VLB 0, lr 1e-3", {**_NOVLB, "train.learning_rate": 1e-3}),
+  "board_wd0.01": (
+    "board_beta, VLB 0, weight decay 0.01, b1 0.9",
+    {**_NOVLB, "train.weight_decay": 0.01, "train.b1": 0.9},
+  ),
+  "reduce_unknown": (
+    "loss averaged per board over its unknown cells (boards weigh equally)",
+    {"train.loss_reduction": "unknown"},
+  ),
+  "feasibility_unknown": (
+    "the feasibility row + loss averaged per board over its unknown cells",
+    {**_FEASIBILITY, "train.loss_reduction": "unknown"},
+  ),
+  "pool20k": (
+    "a pool of 20,000 training boards (5,000 shipped), still re-drawn through symmetries",
+    {"data.pool_size": 20000},
+  ),
+  # width / depth at about the baseline's CPU time: steps scaled by the measured step rate
+  # (batch 64, 2 idle cores: 64x4 2.7-3.2 steps/s, 128x4 1.4, 96x4 2.0, 64x6 1.9)
+  "wide128": (
+    "transformer width 128 (4 heads), 1,200 steps: about the baseline's CPU time",
+    {"model.transformer.dim": 128, "train.steps": 1200},
+  ),
+  "deep6": (
+    "transformer depth 6, 1,650 steps: about the baseline's CPU time",
+    {"model.transformer.depth": 6, "train.steps": 1650},
+  ),
+  # training length, and single changes of the optimiser on the shipped recipe (mean_beta)
+  "steps1200": ("training length: half the baseline's 2,400 steps", {"train.steps": 1200}),
+  "steps4800": ("training length: twice the baseline's 2,400 steps", {"train.steps": 4800}),
+  "shipped_cpu": (
+    "training length: the shipped sudoku_symbolic_cpu weights (the cpu config's "
+    "8,000 steps, 500 warm-up), scored as they are",
+    {"eval.pretrained": "sudoku_symbolic_cpu", "train.steps": 8000},
+  ),
+  "shipped_long": (
+    "training length: the sudoku_symbolic_long weights (the cpu_long config's "
+    "18,000 steps, 500 warm-up), scored as they are",
+    {"eval.pretrained": "sudoku_symbolic_long", "train.steps": 18000},
+  ),
+  "ema0.99": ("EMA decay 0.99 (0.995 shipped): less lag at 2,400 steps", {"train.ema_decay": 0.99}),
+  "lr1e-3": ("learning rate 1e-3 (2e-3 shipped)", {"train.learning_rate": 1e-3}),
+  "const_lr": (
+    "constant learning rate after the warm-up (cosine shipped)",
+    {"train.lr_schedule": "constant"},
+  ),
+  "sigma0.1": ("sigma-NLL weight 0.1 (0.01 shipped)", {"train.sigma_weight": 0.1}),
+  # the training seed alone (init, batches): how far apart two runs of one recipe land
+  "seed1": ("baseline, training seed 1 (init and batches; scored with the same key)", {"seed": 1}),
+  "seed2": ("baseline, training seed 2 (init and batches; scored with the same key)", {"seed": 2}),
+  "feasibility": (
+    "all of the feasibility run's differences at once: board_beta, VLB 0, EMA "
+    "0.998, weight decay 0.01, b1 0.9, constant lr",
+    _FEASIBILITY,
+  ),
 }
 
 FLAGS = {}
@@ -97,15 +129,22 @@ def define_flags():
   """The command line's flags, defined when run as a script (not at import, so that tests can
   import this module beside others that define flags)."""
   FLAGS.update(
-      rows=flags.DEFINE_list("rows", list(ROWS), "rows to run, in order"),
-      out=flags.DEFINE_string("out", "runs/recipe", "study directory"),
-      steps=flags.DEFINE_integer("steps", 2400, "training steps of a row that does not set them"),
-      puzzles=flags.DEFINE_integer("puzzles", 100, "held-out puzzles per split"),
-      hard_rounds=flags.DEFINE_integer("hard_rounds", 30, "uniform IPR rounds on hard puzzles"),
-      medium_rounds=flags.DEFINE_integer("medium_rounds", 15, "uniform IPR rounds on medium puzzles"),
-      variance=flags.DEFINE_enum("variance", sudoku_symbolic.get_config("cpu").sample.variance,
-                                 list(flow.VARIANCE_MODES), "reverse std used to score the rows"),
-      table=flags.DEFINE_bool("table", False, "print the markdown table of OUT/results.jsonl and stop"))
+    rows=flags.DEFINE_list("rows", list(ROWS), "rows to run, in order"),
+    out=flags.DEFINE_string("out", "runs/recipe", "study directory"),
+    steps=flags.DEFINE_integer("steps", 2400, "training steps of a row that does not set them"),
+    puzzles=flags.DEFINE_integer("puzzles", 100, "held-out puzzles per split"),
+    hard_rounds=flags.DEFINE_integer("hard_rounds", 30, "uniform IPR rounds on hard puzzles"),
+    medium_rounds=flags.DEFINE_integer("medium_rounds", 15, "uniform IPR rounds on medium puzzles"),
+    variance=flags.DEFINE_enum(
+      "variance",
+      sudoku_symbolic.get_config("cpu").sample.variance,
+      list(flow.VARIANCE_MODES),
+      "reverse std used to score the rows",
+    ),
+    table=flags.DEFINE_bool(
+      "table", False, "print the markdown table of OUT/results.jsonl and stop"
+    ),
+  )
 
 
 SHOWN = (0, 5, 10, 15, 20, 30)
@@ -147,35 +186,59 @@ def score(config, workdir: str, split: str, rounds: int, num: int) -> dict:
   items = run.task.test_items(split, num)
   cfg = dataclasses.replace(run.refine, selector="uniform", rounds=rounds)
   t0 = time.time()
-  metrics, nfe, _ = evaluate.run_refine(apply, params, items, cfg, run.task,
-                                        jax.random.key(SCORE_SEED), num, desc=f"{split} IPR")
+  metrics, nfe, _ = evaluate.run_refine(
+    apply, params, items, cfg, run.task, jax.random.key(SCORE_SEED), num, desc=f"{split} IPR"
+  )
   valid = metrics["valid"].mean(axis=1)
-  return {"valid": {r: round(float(valid[r]), 4) for r in SHOWN if r <= rounds},
-          "nfe": int(np.sum(nfe)), "seconds": round(time.time() - t0, 1), "checkpoint": source}
+  return {
+    "valid": {r: round(float(valid[r]), 4) for r in SHOWN if r <= rounds},
+    "nfe": int(np.sum(nfe)),
+    "seconds": round(time.time() - t0, 1),
+    "checkpoint": source,
+  }
 
 
 def run_row(name: str, out: str, variance: str) -> dict:
   steps, puzzles = FLAGS["steps"].value, FLAGS["puzzles"].value
   config = row_config(name, steps)
   workdir = os.path.join(out, name)
-  command = shlex.join(["python", "-m", "experiments.studies.sudoku_recipe", f"--rows={name}",
-                        f"--out={out}", f"--steps={steps}", f"--puzzles={puzzles}",
-                        f"--variance={variance}"])
+  command = shlex.join(
+    [
+      "python",
+      "-m",
+      "experiments.studies.sudoku_recipe",
+      f"--rows={name}",
+      f"--out={out}",
+      f"--steps={steps}",
+      f"--puzzles={puzzles}",
+      f"--variance={variance}",
+    ]
+  )
   if config.eval.pretrained:  # shipped weights: nothing to train, their manifest's wall time
     manifest = pretrained.manifest(config.eval.pretrained)
     if manifest["steps"] != config.train.steps:
-      raise ValueError(f"row {name}: {config.eval.pretrained} was trained for {manifest['steps']} "
-                       f"steps, the row says {config.train.steps}")
+      raise ValueError(
+        f"row {name}: {config.eval.pretrained} was trained for {manifest['steps']} "
+        f"steps, the row says {config.train.steps}"
+      )
     minutes = manifest["train_wall_s"] / 60.0
   else:
     train.train(config, workdir, command=command)  # resumes / returns at once when trained
     minutes = cpu_minutes(workdir)
-  config.sample.variance = variance              # scoring only: training never samples with it
-  res = {"row": name, "change": ROWS[name][0], "overrides": ROWS[name][1], "variance": variance,
-         "steps": config.train.steps, "cpu_minutes": round(minutes, 1),
-         "puzzles": puzzles, "command": command, "commit": common.git_commit(),
-         "hard": score(config, workdir, "hard", FLAGS["hard_rounds"].value, puzzles),
-         "medium": score(config, workdir, "medium", FLAGS["medium_rounds"].value, puzzles)}
+  config.sample.variance = variance  # scoring only: training never samples with it
+  res = {
+    "row": name,
+    "change": ROWS[name][0],
+    "overrides": ROWS[name][1],
+    "variance": variance,
+    "steps": config.train.steps,
+    "cpu_minutes": round(minutes, 1),
+    "puzzles": puzzles,
+    "command": command,
+    "commit": common.git_commit(),
+    "hard": score(config, workdir, "hard", FLAGS["hard_rounds"].value, puzzles),
+    "medium": score(config, workdir, "medium", FLAGS["medium_rounds"].value, puzzles),
+  }
   return res
 
 
@@ -186,15 +249,20 @@ def variance_of(result: dict) -> str:
 
 def table(path: str) -> str:
   rows = [json.loads(l) for l in open(path)]
-  lines = ["| row | change | reverse std | steps | CPU min | hard r0 | hard r15 | hard r30 | "
-           "medium r0 | medium r15 |", "|---|---|---|---|---|---|---|---|---|---|"]
+  lines = [
+    "| row | change | reverse std | steps | CPU min | hard r0 | hard r15 | hard r30 | "
+    "medium r0 | medium r15 |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
     h, m = r["hard"]["valid"], r["medium"]["valid"]
     cell = lambda d, k: f"{100 * d[k]:.0f}%" if k in d else "-"
-    lines.append(f"| {r['row']} | {r['change']} | {variance_of(r)} | {r['steps']} | "
-                 f"{r['cpu_minutes']} | "
-                 f"{cell(h, '0')} | {cell(h, '15')} | {cell(h, '30')} | {cell(m, '0')} | "
-                 f"{cell(m, '15')} |")
+    lines.append(
+      f"| {r['row']} | {r['change']} | {variance_of(r)} | {r['steps']} | "
+      f"{r['cpu_minutes']} | "
+      f"{cell(h, '0')} | {cell(h, '15')} | {cell(h, '30')} | {cell(m, '0')} | "
+      f"{cell(m, '15')} |"
+    )
   return "\n".join(lines)
 
 

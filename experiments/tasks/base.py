@@ -11,6 +11,7 @@ when the package is imported):
 `experiments.translate` checks the config against those keys and builds everything else (the
 denoiser from `model` and the task's `model_fields`, optimiser, sampler, refine).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,9 @@ from ipr_jax import refine, registry, regions
 
 @dataclasses.dataclass
 class TestItems:
-  x: np.ndarray          # f32[N, H, W, C] ground truth (givens read from it)
-  eligible: np.ndarray   # bool[N, R] regions to generate / refine
-  labels: dict           # extra per-item arrays for plots (each with N leading)
+  x: np.ndarray  # f32[N, H, W, C] ground truth (givens read from it)
+  eligible: np.ndarray  # bool[N, R] regions to generate / refine
+  labels: dict  # extra per-item arrays for plots (each with N leading)
 
 
 @dataclasses.dataclass
@@ -36,13 +37,14 @@ class Task:
   """What a benchmark brings. `metric_fn(x f32[B, H, W, C]) -> {name: f32[B]}`, or with
   `metric_params` (an evaluator's weights) `metric_fn(metric_params, x)`: the convention of
   `ipr_jax.refine`, so the weights are an argument of the compiled refine, not constants."""
+
   name: str
   grid: regions.RegionGrid
-  model_fields: dict                            # denoiser fields the benchmark fixes (geometry, ...)
-  train_stream: Callable[[int, int], object]     # (seed, batch) -> object with .batch(step)
-  test_items: Callable[..., TestItems]           # (split, num, validation=False) -> items
+  model_fields: dict  # denoiser fields the benchmark fixes (geometry, ...)
+  train_stream: Callable[[int, int], object]  # (seed, batch) -> object with .batch(step)
+  test_items: Callable[..., TestItems]  # (split, num, validation=False) -> items
   metric_fn: Callable
-  headline: str                                  # metric name reported in tables
+  headline: str  # metric name reported in tables
   metric_params: object = None
   # (history f32[rounds+1, S, H, W, C], labels of those S items, path, rounds shown) -> path
   strip: Callable = None
@@ -64,10 +66,10 @@ class Task:
 
 
 class Benchmark(NamedTuple):
-  build: Callable            # config -> Task
-  data_keys: tuple           # keys of config.data it reads (all required)
-  model_keys: tuple          # benchmark keys of config.model besides kind, dtype and the kinds
-  splits: tuple              # named held-out splits (() = not checked before the task is built)
+  build: Callable  # config -> Task
+  data_keys: tuple  # keys of config.data it reads (all required)
+  model_keys: tuple  # benchmark keys of config.model besides kind, dtype and the kinds
+  splits: tuple  # named held-out splits (() = not checked before the task is built)
 
 
 _BENCHMARKS = registry.Registry("benchmark")
@@ -75,9 +77,11 @@ _BENCHMARKS = registry.Registry("benchmark")
 
 def register(name: str, *, data_keys=(), model_keys=(), splits=()):
   """Decorator registering a builder `config -> Task` as benchmark `name` (once per name)."""
+
   def add(build):
     _BENCHMARKS.add(name, Benchmark(build, tuple(data_keys), tuple(model_keys), tuple(splits)))
     return build
+
   return add
 
 

@@ -1,5 +1,6 @@
 """Counting Polygons: 128x128 images of 1-9 polygons and two written numbers that must match
 their count and vertex count; no givens, every patch generated."""
+
 from __future__ import annotations
 
 import functools
@@ -13,19 +14,26 @@ from ipr_jax.evaluation import counting_polygons as cp_eval
 
 
 class _CountingPolygonsStream:
-
   def __init__(self, seed, batch_size, backgrounds):
     self.seed, self.batch_size, self.backgrounds = seed, batch_size, backgrounds
 
   def batch(self, step):
     first = step * self.batch_size
-    imgs = np.stack([counting_polygons.item(first + i, "train", backgrounds=self.backgrounds,
-                                            seed=self.seed)[0] for i in range(self.batch_size)])
+    imgs = np.stack(
+      [
+        counting_polygons.item(first + i, "train", backgrounds=self.backgrounds, seed=self.seed)[0]
+        for i in range(self.batch_size)
+      ]
+    )
     return {"x": counting_polygons.to_model(imgs)}
 
 
-@register("counting_polygons", data_keys=("background_dir", "classifier", "tfds_dir"),
-          model_keys=("patch",), splits=("test",))
+@register(
+  "counting_polygons",
+  data_keys=("background_dir", "classifier", "tfds_dir"),
+  model_keys=("patch",),
+  splits=("test",),
+)
 def _counting_polygons(config) -> Task:
   d = config.data
   size = counting_polygons.SIZE
@@ -40,17 +48,30 @@ def _counting_polygons(config) -> Task:
     if split != "test":
       raise ValueError(f"counting_polygons has one split, test; got {split!r}")
     if validation:
-      items = [counting_polygons.item(i, "validation", backgrounds=backgrounds)
-               for i in range(num)]
+      items = [counting_polygons.item(i, "validation", backgrounds=backgrounds) for i in range(num)]
       imgs, counts = np.stack([im for im, _ in items]), [l["num_polygons"] for _, l in items]
     else:
-      rows = tfds_test(tfds_builders.CountingPolygons, "folder" if d.background_dir else "blank",
-                       num, d.tfds_dir, background_dir=d.background_dir)
+      rows = tfds_test(
+        tfds_builders.CountingPolygons,
+        "folder" if d.background_dir else "blank",
+        num,
+        d.tfds_dir,
+        background_dir=d.background_dir,
+      )
       imgs, counts = np.stack([r["image"] for r in rows]), [r["num_polygons"] for r in rows]
-    return TestItems(counting_polygons.to_model(imgs), np.ones((num, grid.num_regions), bool),
-                     {"num_polygons": np.asarray(counts)})
+    return TestItems(
+      counting_polygons.to_model(imgs),
+      np.ones((num, grid.num_regions), bool),
+      {"num_polygons": np.asarray(counts)},
+    )
 
-  return Task("counting_polygons", grid, dict(height=size, width=size, channels=3, patch=grid.patch),
-              lambda seed, batch: _CountingPolygonsStream(seed, batch, backgrounds), test_items,
-              functools.partial(cp_eval.metrics, cls_apply), "numbers_match_objects",
-              metric_params=cls_params)
+  return Task(
+    "counting_polygons",
+    grid,
+    dict(height=size, width=size, channels=3, patch=grid.patch),
+    lambda seed, batch: _CountingPolygonsStream(seed, batch, backgrounds),
+    test_items,
+    functools.partial(cp_eval.metrics, cls_apply),
+    "numbers_match_objects",
+    metric_params=cls_params,
+  )

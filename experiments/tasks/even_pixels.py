@@ -1,5 +1,6 @@
 """Even Pixels: 32x32 images, half the pixels of one hue and half of the opposite hue (the
 headline: is every colour count even); no givens, every 4x4 patch generated."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,6 @@ from ipr_jax.evaluation import even_pixels as ep_eval
 
 
 class _EvenPixelsStream:
-
   def __init__(self, seed, batch_size):
     self.seed, self.batch_size = seed, batch_size
 
@@ -34,7 +34,12 @@ def _even_pixels(config) -> Task:
       imgs = np.stack([r["image"] for r in rows])
     return TestItems(even_pixels.to_model(imgs), np.ones((num, 64), bool), {})
 
-  return Task("even_pixels", regions.make_grid(32, 32, 4),
-              dict(height=32, width=32, channels=3, patch=4),
-              lambda seed, batch: _EvenPixelsStream(seed, batch), test_items,
-              ep_eval.metrics, "is_color_count_even")
+  return Task(
+    "even_pixels",
+    regions.make_grid(32, 32, 4),
+    dict(height=32, width=32, channels=3, patch=4),
+    lambda seed, batch: _EvenPixelsStream(seed, batch),
+    test_items,
+    ep_eval.metrics,
+    "is_color_count_even",
+  )

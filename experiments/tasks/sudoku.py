@@ -1,4 +1,5 @@
 """Sudoku benchmarks: symbolic cells, and boards of handwritten digits in pixel or latent space."""
+
 from __future__ import annotations
 
 import functools
@@ -21,41 +22,62 @@ def _sudoku_fields(graph: str) -> dict:
   if graph not in graphs_by_name:
     raise ValueError(f"model.graph must be one of {tuple(graphs_by_name)}, got {graph!r}")
   row, col, box = graphs.sudoku_position_ids()
-  return {"position_ids": (tuple(row), tuple(col), tuple(box)),
-          "attention_graph": tuple(map(tuple, graphs_by_name[graph]()))}
+  return {
+    "position_ids": (tuple(row), tuple(col), tuple(box)),
+    "attention_graph": tuple(map(tuple, graphs_by_name[graph]())),
+  }
 
 
 def _sudoku_items(config_name: str, data, to_x):
   """Test items from the mnist_sudoku TFDS builder's `config_name` (board image, givens of the
   split); validation items (training-time model selection) drawn procedurally by `to_x`."""
+
   def test_items(split, num, validation=False):
     sudoku.split_range(split)  # ValueError naming the splits
     if validation:
       boards, givens = sudoku.validation_set(split, num)
       return TestItems(to_x(boards), ~givens, {"boards": boards, "givens": givens})
-    rows = tfds_test(tfds_builders.MnistSudoku, config_name, num, data.tfds_dir,
-                     **({"idx_dir": data.idx_dir} if config_name == "idx_dir" else {}))
+    rows = tfds_test(
+      tfds_builders.MnistSudoku,
+      config_name,
+      num,
+      data.tfds_dir,
+      **({"idx_dir": data.idx_dir} if config_name == "idx_dir" else {}),
+    )
     boards = np.stack([r["board"] for r in rows]).astype(np.int8)
-    givens = (np.stack([r[f"givens_{split}"] for r in rows]).astype(bool)
-              if split in ("hard", "medium", "easy")
-              else np.stack([sudoku.test_givens(i, split) for i in range(num)]))
+    givens = (
+      np.stack([r[f"givens_{split}"] for r in rows]).astype(bool)
+      if split in ("hard", "medium", "easy")
+      else np.stack([sudoku.test_givens(i, split) for i in range(num)])
+    )
     x = pipeline.to_model(np.stack([r["image"] for r in rows]))
     return TestItems(x, ~givens, {"boards": boards, "givens": givens})
+
   return test_items
 
 
-@register("sudoku_symbolic", data_keys=("pool_size", "tfds_dir"), model_keys=("graph",),
-          splits=tuple(sudoku.SPLITS))
+@register(
+  "sudoku_symbolic",
+  data_keys=("pool_size", "tfds_dir"),
+  model_keys=("graph",),
+  splits=tuple(sudoku.SPLITS),
+)
 def _sudoku_symbolic(config) -> Task:
   def strip(hist, labels, path, shown):
-    return plots.sudoku_strip(hist, labels["givens"], path, shown,
-                              row_labels=labels.get("row_labels"))
+    return plots.sudoku_strip(
+      hist, labels["givens"], path, shown, row_labels=labels.get("row_labels")
+    )
 
-  return Task("sudoku_symbolic", regions.make_grid(9, 9, 1),
-              dict(height=9, width=9, channels=9, patch=1, **_sudoku_fields(config.model.graph)),
-              lambda seed, batch: sudoku.TrainStream(seed, batch, config.data.pool_size),
-              _sudoku_items("symbolic", config.data, sudoku.to_symbolic),
-              sudoku_eval.symbolic_metrics, "valid", strip=strip)
+  return Task(
+    "sudoku_symbolic",
+    regions.make_grid(9, 9, 1),
+    dict(height=9, width=9, channels=9, patch=1, **_sudoku_fields(config.model.graph)),
+    lambda seed, batch: sudoku.TrainStream(seed, batch, config.data.pool_size),
+    _sudoku_items("symbolic", config.data, sudoku.to_symbolic),
+    sudoku_eval.symbolic_metrics,
+    "valid",
+    strip=strip,
+  )
 
 
 class _ImageSudokuStream:
@@ -87,55 +109,82 @@ class _LatentSudokuStream(_ImageSudokuStream):
     b = self.boards.batch(step)
     boards = np.argmax(b["x"], axis=-1) + 1
     rng = np.random.default_rng([image_sudoku.COMPOSE_SEED, self.seed, step])
-    z = np.stack([digits.board_cells(bd, self.latent_bank, rng).reshape(9, 9, -1)
-                  for bd in boards])
+    z = np.stack([digits.board_cells(bd, self.latent_bank, rng).reshape(9, 9, -1) for bd in boards])
     return {"x": z, "mask": b["mask"]}
 
 
-@register("mnist_sudoku", data_keys=("source", "idx_dir", "pool_size", "tfds_dir"),
-          model_keys=("graph", "codec"), splits=tuple(sudoku.SPLITS))
+@register(
+  "mnist_sudoku",
+  data_keys=("source", "idx_dir", "pool_size", "tfds_dir"),
+  model_keys=("graph", "codec"),
+  splits=tuple(sudoku.SPLITS),
+)
 def _mnist_sudoku(config, codec=None) -> Task:
   """Pixel space (model.codec.latent_dim 0), or with `codec` = (Codec, params) the 9x9 grid of
   per-cell latents: the denoiser and IPR run over latents, the metric decodes inside refine."""
   d = config.data
-  cls_apply, cls_params, man = digit_classifier.load("sklearn" if d.source == "sklearn" else "idx_dir")
+  cls_apply, cls_params, man = digit_classifier.load(
+    "sklearn" if d.source == "sklearn" else "idx_dir"
+  )
   cell = man["cell"]
   latent = bool(config.model.codec.latent_dim)
   if latent and codec is None:
-    raise ValueError("model.codec.latent_dim > 0 makes this a latent config: it needs its "
-                     "trained codec (--mode train trains it first; eval.pretrained ships one)")
+    raise ValueError(
+      "model.codec.latent_dim > 0 makes this a latent config: it needs its "
+      "trained codec (--mode train trains it first; eval.pretrained ships one)"
+    )
   to_x = lambda imgs: digits.to_model(imgs)[..., None]
   if latent:
     coder, codec_params = codec
     if coder.config.patch != cell or coder.config.latent_dim != config.model.codec.latent_dim:
-      raise ValueError(f"the codec codes {coder.config.patch}-pixel cells into "
-                       f"{coder.config.latent_dim} numbers; this config has {cell}-pixel cells "
-                       f"and model.codec.latent_dim {config.model.codec.latent_dim}")
+      raise ValueError(
+        f"the codec codes {coder.config.patch}-pixel cells into "
+        f"{coder.config.latent_dim} numbers; this config has {cell}-pixel cells "
+        f"and model.codec.latent_dim {config.model.codec.latent_dim}"
+      )
     encode = jax.jit(coder.encode)
-    to_x = lambda imgs: np.concatenate([np.asarray(encode(codec_params, digits.to_model(
-        imgs[i:i + 256])[..., None])) for i in range(0, len(imgs), 256)])
+    to_x = lambda imgs: np.concatenate(
+      [
+        np.asarray(encode(codec_params, digits.to_model(imgs[i : i + 256])[..., None]))
+        for i in range(0, len(imgs), 256)
+      ]
+    )
 
   def validation_x(boards):
     bank = digit_classifier.banks(d.source, d.idx_dir)["test"]
-    return to_x(np.stack([image_sudoku.compose_item(b, bank, i, "validation")
-                          for i, b in enumerate(boards)]))
+    return to_x(
+      np.stack([image_sudoku.compose_item(b, bank, i, "validation") for i, b in enumerate(boards)])
+    )
 
   read = jax.jit(functools.partial(digit_classifier.board_digits, cls_apply, cell=cell))
   pixel_metric = functools.partial(sudoku_eval.image_metrics, cls_apply, cell=cell)
   items = _sudoku_items(d.source, d, validation_x)
   if not latent:
+
     def strip(hist, labels, path, shown):  # the classifier's reading marks the bad cells
-      return plots.sudoku_strip(hist, labels["givens"], path, shown,
-                                digits=np.asarray(read(cls_params, hist)),
-                                row_labels=labels.get("row_labels"))
+      return plots.sudoku_strip(
+        hist,
+        labels["givens"],
+        path,
+        shown,
+        digits=np.asarray(read(cls_params, hist)),
+        row_labels=labels.get("row_labels"),
+      )
 
     fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
     if config.model.kind == "transformer":
       fields.update(_sudoku_fields(config.model.graph))
-    return Task("mnist_sudoku", regions.make_grid(9 * cell, 9 * cell, cell), fields,
-                lambda seed, batch: _ImageSudokuStream(seed, batch, d.pool_size, d.source,
-                                                       d.idx_dir),
-                items, pixel_metric, "valid", metric_params=cls_params, strip=strip)
+    return Task(
+      "mnist_sudoku",
+      regions.make_grid(9 * cell, 9 * cell, cell),
+      fields,
+      lambda seed, batch: _ImageSudokuStream(seed, batch, d.pool_size, d.source, d.idx_dir),
+      items,
+      pixel_metric,
+      "valid",
+      metric_params=cls_params,
+      strip=strip,
+    )
 
   def encode_bank(bank):  # uint8[10, N, s, s] -> f32[10, N, latent_dim]
     return to_x(bank.reshape(-1, cell, cell)).reshape(*bank.shape[:2], -1)
@@ -144,8 +193,7 @@ def _mnist_sudoku(config, codec=None) -> Task:
     got = items(split, num, validation)
     if validation:
       return got
-    return TestItems(np.asarray(encode(codec_params, jnp.asarray(got.x))), got.eligible,
-                     got.labels)
+    return TestItems(np.asarray(encode(codec_params, jnp.asarray(got.x))), got.eligible, got.labels)
 
   decode = jax.jit(coder.decode)
 
@@ -153,14 +201,32 @@ def _mnist_sudoku(config, codec=None) -> Task:
     lead = hist.shape[:2]
     imgs = np.asarray(decode(codec_params, jnp.asarray(hist.reshape(-1, *hist.shape[2:]))))
     imgs = imgs.reshape(*lead, *imgs.shape[1:])
-    return plots.sudoku_strip(imgs, labels["givens"], path, shown,
-                              digits=np.asarray(read(cls_params, imgs)),
-                              row_labels=labels.get("row_labels"))
+    return plots.sudoku_strip(
+      imgs,
+      labels["givens"],
+      path,
+      shown,
+      digits=np.asarray(read(cls_params, imgs)),
+      row_labels=labels.get("row_labels"),
+    )
 
-  fields = dict(height=9, width=9, channels=coder.config.latent_dim, patch=1,
-                **_sudoku_fields(config.model.graph))
-  return Task("mnist_sudoku", regions.make_grid(9, 9, 1), fields,
-              lambda seed, batch: _LatentSudokuStream(seed, batch, d.pool_size, d.source,
-                                                      d.idx_dir, encode_bank),
-              latent_items, latents.latent_metric(coder.decode, pixel_metric), "valid",
-              metric_params={"codec": codec_params, "pixels": cls_params}, strip=latent_strip)
+  fields = dict(
+    height=9,
+    width=9,
+    channels=coder.config.latent_dim,
+    patch=1,
+    **_sudoku_fields(config.model.graph),
+  )
+  return Task(
+    "mnist_sudoku",
+    regions.make_grid(9, 9, 1),
+    fields,
+    lambda seed, batch: _LatentSudokuStream(
+      seed, batch, d.pool_size, d.source, d.idx_dir, encode_bank
+    ),
+    latent_items,
+    latents.latent_metric(coder.decode, pixel_metric),
+    "valid",
+    metric_params={"codec": codec_params, "pixels": cls_params},
+    strip=latent_strip,
+  )

@@ -6,6 +6,7 @@
 Prints the test accuracy, then writes ipr_jax/assets/digits_<source>/ (params.npz + manifest
 with source, command, test accuracy, bank sizes, sha256). Same seed, same weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,11 @@ from ipr_jax import pretrained
 from ipr_jax.data import digits
 from ipr_jax.evaluation import digit_classifier as dc
 
-DEFAULTS = {"sklearn": dict(epochs=40, bank_train=100, bank_test=25),
-            "idx_dir": dict(epochs=4, bank_train=1000, bank_test=500),
-            "tfds": dict(epochs=4, bank_train=1000, bank_test=500)}
+DEFAULTS = {
+  "sklearn": dict(epochs=40, bank_train=100, bank_test=25),
+  "idx_dir": dict(epochs=4, bank_train=1000, bank_test=500),
+  "tfds": dict(epochs=4, bank_train=1000, bank_test=500),
+}
 
 
 def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
@@ -40,6 +43,7 @@ def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
     def loss_fn(p):
       logits = apply(p, x, None, key=key)
       return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
     loss, grads = jax.value_and_grad(loss_fn)(params)
     updates, opt_state = opt.update(grads, opt_state)
     return optax.apply_updates(params, updates), opt_state, loss
@@ -50,9 +54,14 @@ def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
   for i in tqdm(range(n_steps), desc=f"classifier[{source}]", mininterval=5):
     if i % (len(x_all) // batch) == 0:
       order = rng.permutation(len(x_all))
-    j = order[(i % (len(x_all) // batch)) * batch:][:batch]
-    params, opt_state, _ = step(params, opt_state, jnp.asarray(x_all[j]), jnp.asarray(labels[j]),
-                                jax.random.fold_in(jax.random.key(seed + 1), i))
+    j = order[(i % (len(x_all) // batch)) * batch :][:batch]
+    params, opt_state, _ = step(
+      params,
+      opt_state,
+      jnp.asarray(x_all[j]),
+      jnp.asarray(labels[j]),
+      jax.random.fold_in(jax.random.key(seed + 1), i),
+    )
   return apply, params
 
 
@@ -73,14 +82,22 @@ def main(argv=None):
   acc = float((probs.argmax(1) == data["test"][1]).mean())
   print(f"test accuracy ({args.source}, {len(probs)} held-out digits): {acc:.4f}")
   size = data["train"][0].shape[-1]
-  manifest = {"source": args.source, "test_accuracy": acc, "num_test": len(probs),
-              "epochs": epochs, "seed": args.seed, "cell": size,
-              "bank_per_digit": {"train": d["bank_train"], "test": d["bank_test"]},
-              "command": "python -m experiments.tools.train_digit_classifier " + " ".join(
-                  sys.argv[1:] if argv is None else argv),
-              "commit": common.git_commit(), "seconds": time.time() - t0}
-  folder = pretrained.save(f"digits_{args.source}", params, {"size": size}, manifest,
-                           root=args.out_root)
+  manifest = {
+    "source": args.source,
+    "test_accuracy": acc,
+    "num_test": len(probs),
+    "epochs": epochs,
+    "seed": args.seed,
+    "cell": size,
+    "bank_per_digit": {"train": d["bank_train"], "test": d["bank_test"]},
+    "command": "python -m experiments.tools.train_digit_classifier "
+    + " ".join(sys.argv[1:] if argv is None else argv),
+    "commit": common.git_commit(),
+    "seconds": time.time() - t0,
+  }
+  folder = pretrained.save(
+    f"digits_{args.source}", params, {"size": size}, manifest, root=args.out_root
+  )
   print(f"wrote {folder}")
   return acc
 

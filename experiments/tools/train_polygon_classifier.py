@@ -11,6 +11,7 @@ held-out items, the metric rates on ground truth and the rejection rate of held-
 each kind, then writes ipr_jax/assets/polygons_blank/ (params.npz + manifest with the command,
 accuracies, sha256). Same seed, same weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,19 +74,35 @@ def with_negatives(rng, x, t, fraction: float):
     for k, v in ce.negative_targets(int(neg.sum())).items():
       t[k][neg] = v
   mild = ~neg & (rng.random(len(x)) < 0.25)
-  x[mild] += rng.normal(0.0, 1.0, x[mild].shape) * rng.uniform(0.0, 0.08, (int(mild.sum()), 1, 1, 1))
+  x[mild] += rng.normal(0.0, 1.0, x[mild].shape) * rng.uniform(
+    0.0, 0.08, (int(mild.sum()), 1, 1, 1)
+  )
   return x, t
 
 
-def train(images, targets, *, epochs: int, seed: int, batch: int = 32, lr: float = 2e-3,
-          negatives: float = 0.3, cfg: ce.PolygonClassifierConfig = ce.PolygonClassifierConfig()):
+def train(
+  images,
+  targets,
+  *,
+  epochs: int,
+  seed: int,
+  batch: int = 32,
+  lr: float = 2e-3,
+  negatives: float = 0.3,
+  cfg: ce.PolygonClassifierConfig = ce.PolygonClassifierConfig(),
+):
   apply, params = ce.build(cfg, jax.random.key(seed))
   steps_per_epoch = max(len(images) // batch, 1)
   total = epochs * steps_per_epoch
-  opt = optax.chain(optax.clip_by_global_norm(1.0),
-                    optax.adamw(optax.warmup_cosine_decay_schedule(lr * 0.01, lr, min(200, total // 10 + 1),
-                                                                   total + 1, lr * 0.01),
-                                weight_decay=1e-4))
+  opt = optax.chain(
+    optax.clip_by_global_norm(1.0),
+    optax.adamw(
+      optax.warmup_cosine_decay_schedule(
+        lr * 0.01, lr, min(200, total // 10 + 1), total + 1, lr * 0.01
+      ),
+      weight_decay=1e-4,
+    ),
+  )
   opt_state = opt.init(params)
 
   @jax.jit
@@ -99,11 +116,13 @@ def train(images, targets, *, epochs: int, seed: int, batch: int = 32, lr: float
   for i in bar:
     if i % steps_per_epoch == 0:
       order = rng.permutation(len(images))
-    j = np.sort(order[(i % steps_per_epoch) * batch:][:batch])
-    x, t = with_negatives(rng, cp.to_model(images[j]), {k: v[j] for k, v in targets.items()},
-                          negatives)
-    params, opt_state, loss = step(params, opt_state, jnp.asarray(x),
-                                   {k: jnp.asarray(v) for k, v in t.items()})
+    j = np.sort(order[(i % steps_per_epoch) * batch :][:batch])
+    x, t = with_negatives(
+      rng, cp.to_model(images[j]), {k: v[j] for k, v in targets.items()}, negatives
+    )
+    params, opt_state, loss = step(
+      params, opt_state, jnp.asarray(x), {k: jnp.asarray(v) for k, v in t.items()}
+    )
     if i % 200 == 0:
       bar.set_postfix(loss=float(loss))
   return apply, params
@@ -111,24 +130,33 @@ def train(images, targets, *, epochs: int, seed: int, batch: int = 32, lr: float
 
 def _predict(apply, params, x, batch: int = 100):
   """(predictions, metrics) of model-scale images x f32[N, ...], numpy, in batches."""
+
   def f(p, x):
     pred = ce.predictions(apply, p, x)
     return pred, ce.metrics_of(pred)
+
   f = jax.jit(f)
   preds, mets = [], []
   for i in range(0, len(x), batch):
-    p, m = f(params, jnp.asarray(x[i:i + batch]))
+    p, m = f(params, jnp.asarray(x[i : i + batch]))
     preds.append(jax.tree.map(np.asarray, p))
     mets.append(jax.tree.map(np.asarray, m))
-  return ({k: np.concatenate([p[k] for p in preds]) for k in preds[0]},
-          {k: np.concatenate([m[k] for m in mets]) for k in mets[0]})
+  return (
+    {k: np.concatenate([p[k] for p in preds]) for k in preds[0]},
+    {k: np.concatenate([m[k] for m in mets]) for k in mets[0]},
+  )
 
 
 def evaluate(apply, params, images, targets, labels, batch: int = 100) -> dict:
   """Per-head accuracy and the metrics' rates (and their agreement with the true labels)."""
   pred, met = _predict(apply, params, cp.to_model(images), batch)
-  cls = {"num_polygons": pred["num_polygons"] - 1, "num_vertices": pred["num_vertices"] - cp.VERTICES[0],
-         "is_uniform": pred["is_uniform"], "numbers": pred["numbers"], "is_clean": pred["is_clean"]}
+  cls = {
+    "num_polygons": pred["num_polygons"] - 1,
+    "num_vertices": pred["num_vertices"] - cp.VERTICES[0],
+    "is_uniform": pred["is_uniform"],
+    "numbers": pred["numbers"],
+    "is_clean": pred["is_clean"],
+  }
   out = {}
   for k, y in targets.items():
     valid = y >= 0
@@ -137,7 +165,9 @@ def evaluate(apply, params, images, targets, labels, batch: int = 100) -> dict:
   out["are_vertices_uniform"] = float(met["are_vertices_uniform"].mean())
   out["numbers_match_objects"] = float(met["numbers_match_objects"].mean())
   truth = np.array([l["numbers_match"] for l in labels])
-  out["numbers_match_agreement"] = float((met["numbers_match_objects"].astype(bool) == truth).mean())
+  out["numbers_match_agreement"] = float(
+    (met["numbers_match_objects"].astype(bool) == truth).mean()
+  )
   return out
 
 
@@ -148,9 +178,11 @@ def evaluate_negatives(apply, params, images, seed: int) -> dict:
   for k, kind in enumerate(ce.NEGATIVES):
     x, _ = ce.negatives(np.random.default_rng([seed, 7, k]), cp.to_model(images), kinds=(kind,))
     _, met = _predict(apply, params, x)
-    out[kind] = {"rejected": float(1.0 - met["is_clean"].mean()),
-                 "numbers_match_objects": float(met["numbers_match_objects"].mean()),
-                 "are_vertices_uniform": float(met["are_vertices_uniform"].mean())}
+    out[kind] = {
+      "rejected": float(1.0 - met["is_clean"].mean()),
+      "numbers_match_objects": float(met["numbers_match_objects"].mean()),
+      "are_vertices_uniform": float(met["are_vertices_uniform"].mean()),
+    }
   return out
 
 
@@ -161,38 +193,63 @@ def main(argv=None):
   ap.add_argument("--epochs", type=int, default=6)
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--workers", type=int, default=2)
-  ap.add_argument("--negatives", type=float, default=0.3,
-                  help="share of each batch replaced by negatives (noise, blank, shuffled, noised)")
+  ap.add_argument(
+    "--negatives",
+    type=float,
+    default=0.3,
+    help="share of each batch replaced by negatives (noise, blank, shuffled, noised)",
+  )
   ap.add_argument("--name", default="polygons_blank")
   ap.add_argument("--out_root", default=pretrained.ASSETS)
   args = ap.parse_args(argv)
   t0 = time.time()
-  train_x, train_t, _ = generate(_train_item, [(i, args.seed) for i in range(args.num_train)],
-                                 "generate train", args.workers)
-  clean = generate(_test_item, [(i, False) for i in range(args.num_test)], "generate test", args.workers)
-  corrupt = generate(_test_item, [(i, True) for i in range(args.num_test)], "generate corrupt test",
-                     args.workers)
+  train_x, train_t, _ = generate(
+    _train_item, [(i, args.seed) for i in range(args.num_train)], "generate train", args.workers
+  )
+  clean = generate(
+    _test_item, [(i, False) for i in range(args.num_test)], "generate test", args.workers
+  )
+  corrupt = generate(
+    _test_item, [(i, True) for i in range(args.num_test)], "generate corrupt test", args.workers
+  )
   cfg = ce.PolygonClassifierConfig()
   if not 0.0 <= args.negatives < 1.0:
     raise SystemExit(f"--negatives must lie in [0, 1), got {args.negatives}")
-  apply, params = train(train_x, train_t, epochs=args.epochs, seed=args.seed,
-                        negatives=args.negatives, cfg=cfg)
-  res = {"ground_truth": evaluate(apply, params, *clean), "corrupted": evaluate(apply, params, *corrupt)}
+  apply, params = train(
+    train_x, train_t, epochs=args.epochs, seed=args.seed, negatives=args.negatives, cfg=cfg
+  )
+  res = {
+    "ground_truth": evaluate(apply, params, *clean),
+    "corrupted": evaluate(apply, params, *corrupt),
+  }
   for name, r in res.items():
-    print(f"{name} test items ({args.num_test}): " + ", ".join(f"{k} {v:.4f}" for k, v in r.items()))
+    print(
+      f"{name} test items ({args.num_test}): " + ", ".join(f"{k} {v:.4f}" for k, v in r.items())
+    )
   res["negatives"] = evaluate_negatives(apply, params, clean[0], args.seed)
   for kind, r in res["negatives"].items():
     print(f"negatives {kind} ({args.num_test}): " + ", ".join(f"{k} {v:.4f}" for k, v in r.items()))
-  manifest = {"benchmark": "counting_polygons", "background": "blank", "test": res,
-              "num_train": args.num_train, "num_test": args.num_test, "epochs": args.epochs,
-              "negatives": args.negatives,
-              "seed": args.seed,
-              "command": "python -m experiments.tools.train_polygon_classifier " + " ".join(
-                  sys.argv[1:] if argv is None else argv),
-              "commit": common.git_commit(), "seconds": time.time() - t0}
-  folder = pretrained.save(args.name, params, {"widths": list(cfg.widths),
-                                               "strides": list(cfg.strides), "hidden": cfg.hidden},
-                           manifest, root=args.out_root)
+  manifest = {
+    "benchmark": "counting_polygons",
+    "background": "blank",
+    "test": res,
+    "num_train": args.num_train,
+    "num_test": args.num_test,
+    "epochs": args.epochs,
+    "negatives": args.negatives,
+    "seed": args.seed,
+    "command": "python -m experiments.tools.train_polygon_classifier "
+    + " ".join(sys.argv[1:] if argv is None else argv),
+    "commit": common.git_commit(),
+    "seconds": time.time() - t0,
+  }
+  folder = pretrained.save(
+    args.name,
+    params,
+    {"widths": list(cfg.widths), "strides": list(cfg.strides), "hidden": cfg.hidden},
+    manifest,
+    root=args.out_root,
+  )
   print(f"wrote {folder}")
   return res
 

@@ -17,6 +17,7 @@ The evaluator's classifier is trained on `generate(..., corrupt=True)` items, wh
 probability the polygons get different vertex counts and the numbers a random pair, so that its
 `is_uniform` and `numbers` heads see negatives.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -33,14 +34,15 @@ RENDER = 512
 MAX_POLYGONS = 9
 VERTICES = (3, 4, 5, 6, 7)
 RADIUS_RANGE = (0.07, 0.155)
-GAP = 0.01                      # unit-coordinate margin between circles
+GAP = 0.01  # unit-coordinate margin between circles
 TEST_SEED = 5_3000
 TRAIN_SEED = 5_3001
-VALIDATION_OFFSET = 1_000_000   # validation items: test generator at index offset + i
+VALIDATION_OFFSET = 1_000_000  # validation items: test generator at index offset + i
 
 # unordered {min, max} pairs of (vertex count 3..7, polygon count 1..9): the numbers head's classes
-NUMBER_PAIRS = tuple(sorted({(min(v, p), max(v, p)) for v in VERTICES
-                             for p in range(1, MAX_POLYGONS + 1)}))
+NUMBER_PAIRS = tuple(
+  sorted({(min(v, p), max(v, p)) for v in VERTICES for p in range(1, MAX_POLYGONS + 1)})
+)
 PAIR_INDEX = {pair: i for i, pair in enumerate(NUMBER_PAIRS)}
 
 
@@ -67,7 +69,7 @@ def circle_layout(rng: np.random.Generator, num_circles: int, max_tries: int = 2
     for r in radii:
       xy = rng.uniform(r, 1.0 - r, size=(max_tries, 2))
       ok = np.ones(max_tries, bool)
-      for (px, py, pr) in placed:
+      for px, py, pr in placed:
         ok &= np.hypot(xy[:, 0] - px, xy[:, 1] - py) >= pr + r + GAP
       if not ok.any():
         break
@@ -87,6 +89,7 @@ def regular_polygon(x: float, y: float, r: float, n: int, rotation: float) -> li
 @functools.lru_cache(maxsize=None)
 def default_font_path() -> str:
   import matplotlib
+
   path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
   if not os.path.exists(path):
     raise FileNotFoundError(f"matplotlib's DejaVuSans.ttf not found at {path}; pass font_path=")
@@ -116,8 +119,15 @@ def background_colour(background: np.ndarray) -> tuple:
   return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, 1.0, 0.9))
 
 
-def render(layout: np.ndarray, vertices, numbers, rotations, colour, background=None,
-           font_path: str | None = None) -> np.ndarray:
+def render(
+  layout: np.ndarray,
+  vertices,
+  numbers,
+  rotations,
+  colour,
+  background=None,
+  font_path: str | None = None,
+) -> np.ndarray:
   """uint8[128, 128, 3]: polygons in all but the last two circles, the two numbers in those.
 
   layout f64[P + 2, 3]; vertices int[P]; numbers (a, b) written in circles P and P + 1;
@@ -126,8 +136,10 @@ def render(layout: np.ndarray, vertices, numbers, rotations, colour, background=
   layout = np.asarray(layout, np.float64)
   p = len(layout) - 2
   if len(vertices) != p or len(rotations) != p or p < 1:
-    raise ValueError(f"{len(layout)} circles need {len(layout) - 2} >= 1 vertex counts and "
-                     f"rotations, got {len(vertices)} and {len(rotations)}")
+    raise ValueError(
+      f"{len(layout)} circles need {len(layout) - 2} >= 1 vertex counts and "
+      f"rotations, got {len(vertices)} and {len(rotations)}"
+    )
   layer = Image.new("RGBA", (RENDER, RENDER), (0, 0, 0, 0))
   draw = ImageDraw.Draw(layer)
   fill = tuple(colour) + (255,)
@@ -148,8 +160,14 @@ def render(layout: np.ndarray, vertices, numbers, rotations, colour, background=
   return np.asarray(Image.alpha_composite(base, layer).convert("RGB"))
 
 
-def generate(rng: np.random.Generator, num_polygons: int | None = None, *, background=None,
-             corrupt: bool = False, font_path: str | None = None) -> tuple[np.ndarray, dict]:
+def generate(
+  rng: np.random.Generator,
+  num_polygons: int | None = None,
+  *,
+  background=None,
+  corrupt: bool = False,
+  font_path: str | None = None,
+) -> tuple[np.ndarray, dict]:
   """One item: (uint8[128, 128, 3], labels).
 
   labels: num_polygons (1..9), num_vertices (3..7 shared by all polygons, or -1 when they differ),
@@ -177,10 +195,14 @@ def generate(rng: np.random.Generator, num_polygons: int | None = None, *, backg
   colour = blank_colour(rng) if background is None else background_colour(background)
   image = render(layout, vertices, numbers, rotations, colour, background, font_path)
   uniform = len(set(vertices.tolist())) == 1
-  labels = {"num_polygons": p, "num_vertices": v if uniform else -1,
-            "numbers": tuple(int(n) for n in numbers), "numbers_label": pair_label(*numbers),
-            "is_uniform": uniform,
-            "numbers_match": uniform and pair_label(*numbers) == pair_label(p, v)}
+  labels = {
+    "num_polygons": p,
+    "num_vertices": v if uniform else -1,
+    "numbers": tuple(int(n) for n in numbers),
+    "numbers_label": pair_label(*numbers),
+    "is_uniform": uniform,
+    "numbers_match": uniform and pair_label(*numbers) == pair_label(p, v),
+  }
   return image, labels
 
 
@@ -205,15 +227,22 @@ class Backgrounds:
     img = Image.open(os.path.join(self.folder, self.files[index % len(self.files)])).convert("RGB")
     w, h = img.size
     s = SIZE / min(w, h)
-    img = img.resize((max(SIZE, round(w * s)), max(SIZE, round(h * s))), Image.BICUBIC,
-                     reducing_gap=2.0)
+    img = img.resize(
+      (max(SIZE, round(w * s)), max(SIZE, round(h * s))), Image.BICUBIC, reducing_gap=2.0
+    )
     w, h = img.size
     left, top = (w - SIZE) // 2, (h - SIZE) // 2
     return np.asarray(img.crop((left, top, left + SIZE, top + SIZE)))
 
 
-def item(index: int, split: str = "test", *, backgrounds: Backgrounds | None = None,
-         corrupt: bool = False, seed: int = 0) -> tuple[np.ndarray, dict]:
+def item(
+  index: int,
+  split: str = "test",
+  *,
+  backgrounds: Backgrounds | None = None,
+  corrupt: bool = False,
+  seed: int = 0,
+) -> tuple[np.ndarray, dict]:
   """Item `index` of a split. Test items cycle through 1..9 polygons (index mod 9 + 1) from
   default_rng([TEST_SEED, index]); train items draw the count, from default_rng([TRAIN_SEED, seed,
   index])."""

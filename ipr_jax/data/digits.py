@@ -5,6 +5,7 @@ disjoint:
 - `idx_dir`: a directory with the four MNIST IDX files, gzipped or not (28x28);
 - `tfds`: TFDS `mnist` through `tfds.data_source` (needs the dataset prepared or a network).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -15,8 +16,12 @@ import numpy as np
 from ipr_jax.data.pipeline import to_model  # noqa: F401  (re-exported)
 
 SOURCES = ("sklearn", "idx_dir", "tfds")
-IDX_FILES = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-             "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}
+IDX_FILES = {
+  "train_images": "train-images-idx3-ubyte",
+  "train_labels": "train-labels-idx1-ubyte",
+  "test_images": "t10k-images-idx3-ubyte",
+  "test_labels": "t10k-labels-idx1-ubyte",
+}
 SKLEARN_TRAIN = 1400
 
 
@@ -25,7 +30,7 @@ def _read_idx(path: str) -> np.ndarray:
   with opener(path, "rb") as f:
     data = f.read()
   ndim = data[3]
-  dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+  dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
   return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -38,32 +43,42 @@ def _find(idx_dir: str, stem: str) -> str:
 
 def load_idx_dir(idx_dir: str) -> dict:
   if not idx_dir or not os.path.isdir(idx_dir):
-    raise ValueError(f"idx_dir {idx_dir!r} is not a directory: point it at a folder with the four "
-                     "MNIST IDX files (experiment configs: --config.data.idx_dir=DIR or the "
-                     "IPR_JAX_MNIST_DIR environment variable)")
+    raise ValueError(
+      f"idx_dir {idx_dir!r} is not a directory: point it at a folder with the four "
+      "MNIST IDX files (experiment configs: --config.data.idx_dir=DIR or the "
+      "IPR_JAX_MNIST_DIR environment variable)"
+    )
   arr = {k: _read_idx(_find(idx_dir, v)) for k, v in IDX_FILES.items()}
-  return {"train": (arr["train_images"], arr["train_labels"].astype(np.int32)),
-          "test": (arr["test_images"], arr["test_labels"].astype(np.int32))}
+  return {
+    "train": (arr["train_images"], arr["train_labels"].astype(np.int32)),
+    "test": (arr["test_images"], arr["test_labels"].astype(np.int32)),
+  }
 
 
 def load_sklearn() -> dict:
   from sklearn.datasets import load_digits
+
   d = load_digits()
   images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
   order = np.random.default_rng(0).permutation(len(images))
   tr, te = order[:SKLEARN_TRAIN], order[SKLEARN_TRAIN:]
-  return {"train": (images[tr], d.target[tr].astype(np.int32)),
-          "test": (images[te], d.target[te].astype(np.int32))}
+  return {
+    "train": (images[tr], d.target[tr].astype(np.int32)),
+    "test": (images[te], d.target[te].astype(np.int32)),
+  }
 
 
 def load_tfds(data_dir=None) -> dict:
   import tensorflow_datasets as tfds
+
   out = {}
   for split in ("train", "test"):
     src = tfds.data_source("mnist", split=split, data_dir=data_dir)
     items = [src[i] for i in range(len(src))]
-    out[split] = (np.stack([np.asarray(it["image"])[..., 0] for it in items]).astype(np.uint8),
-                  np.asarray([int(it["label"]) for it in items], np.int32))
+    out[split] = (
+      np.stack([np.asarray(it["image"])[..., 0] for it in items]).astype(np.uint8),
+      np.asarray([int(it["label"]) for it in items], np.int32),
+    )
   return out
 
 
@@ -86,8 +101,10 @@ def top_confident(images, labels, probs, per_digit: int) -> np.ndarray:
   for d in range(10):
     idx = np.flatnonzero((labels == d) & (pred == d))
     if len(idx) < per_digit:
-      raise ValueError(f"only {len(idx)} confidently-correct instances of digit {d}; "
-                       f"lower per_digit (got {per_digit})")
+      raise ValueError(
+        f"only {len(idx)} confidently-correct instances of digit {d}; "
+        f"lower per_digit (got {per_digit})"
+      )
     idx = idx[np.argsort(-probs[idx, d], kind="stable")[:per_digit]]
     bank.append(images[idx])
   return np.stack(bank)

@@ -1,5 +1,6 @@
 """Even Pixels (method 5.2): 32 x 32 RGB, exactly half the pixels of one hue and half of the
 opposite hue (offset 0.5), saturation 1 and value 0.7; item i from default_rng([seed, i])."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,7 +17,7 @@ def generate(rng: np.random.Generator) -> np.ndarray:
   """One image, uint8[32, 32, 3] RGB, converted from uint8 HSV by PIL as the reference does."""
   offset = rng.uniform(0.0, 0.5)
   mask = np.zeros(SIZE * SIZE, np.float64)
-  mask[:SIZE * SIZE // 2] = 1.0
+  mask[: SIZE * SIZE // 2] = 1.0
   mask = rng.permutation(mask).reshape(SIZE, SIZE)
   hsv = np.stack([0.5 * mask + offset, np.ones_like(mask), np.full_like(mask, 0.7)], axis=-1)
   hsv8 = (hsv * 255).astype(np.uint8)

@@ -6,6 +6,7 @@ split, so train and test digit instances are disjoint; built by
 `ipr_jax.evaluation.digit_classifier.banks`, so this module needs no classifier). Item i of a stream (test 0, train 1,
 validation 7) uses default_rng([COMPOSE_SEED, i, stream]) for its instances (`compose_item`).
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ correction experiments). Test items are deterministic per (split, index): one ge
 independent of batch position and of each other (fixing the reference's seeding, method 7.2).
 Training boards come from a disjoint seed stream and are filtered against the test set.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,11 +38,15 @@ def generate_solved(rng: np.random.Generator) -> np.ndarray:
     for d in orders[cell]:
       bit = 1 << int(d)
       if not used & bit:
-        rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit
+        rows[r] |= bit
+        cols[c] |= bit
+        boxes[b] |= bit
         grid[cell] = d
         if fill(cell + 1):
           return True
-        rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit
+        rows[r] ^= bit
+        cols[c] ^= bit
+        boxes[b] ^= bit
     grid[cell] = 0
     return False
 
@@ -99,7 +104,7 @@ def test_set(split, num: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """(boards int8[num, 9, 9], givens bool[num, 81]) of test items offset..offset+num-1."""
   if num + offset > NUM_TEST:
     raise ValueError(f"the test set has {NUM_TEST} boards; asked for {offset}..{offset + num}")
-  boards = test_boards()[offset:offset + num]
+  boards = test_boards()[offset : offset + num]
   givens = np.stack([test_givens(offset + i, split) for i in range(num)])
   return boards, givens
 
@@ -117,8 +122,12 @@ def augment(rng: np.random.Generator, boards: np.ndarray) -> np.ndarray:
   out = np.empty_like(boards)
   for i, b in enumerate(boards):
     relabel = np.concatenate([[0], rng.permutation(9) + 1]).astype(np.int8)
-    rows = (rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])).ravel()
-    cols = (rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])).ravel()
+    rows = (
+      rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])
+    ).ravel()
+    cols = (
+      rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])
+    ).ravel()
     b = relabel[b][rows][:, cols]
     out[i] = b.T if rng.random() < 0.5 else b
   return out
@@ -126,7 +135,7 @@ def augment(rng: np.random.Generator, boards: np.ndarray) -> np.ndarray:
 
 def to_symbolic(boards: np.ndarray) -> np.ndarray:
   """int[..., 9, 9] digits 1..9 -> f32[..., 9, 9, 9] one-hot scaled to [-1, 1]."""
-  return (2.0 * np.eye(9, dtype=np.float32)[np.asarray(boards) - 1] - 1.0)
+  return 2.0 * np.eye(9, dtype=np.float32)[np.asarray(boards) - 1] - 1.0
 
 
 VAL_SEED = 424_242

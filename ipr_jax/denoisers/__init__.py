@@ -5,6 +5,7 @@ shipped-model manifests (`pretrained`) and the experiment configs (`model.kind`)
 it, so a new denoiser is one `register(kind, ConfigClass, ModuleClass)` call (the module is an
 NNX module built as `ModuleClass(config, rngs=...)` whose call returns a DenoiserOutput).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,8 +40,9 @@ def kind_of(config) -> str:
   for name, (cfg_cls, _) in KINDS.items():
     if type(config) is cfg_cls:
       return name
-  raise ValueError(f"config must be one of {[c.__name__ for c, _ in KINDS.values()]}, "
-                   f"got {type(config).__name__}")
+  raise ValueError(
+    f"config must be one of {[c.__name__ for c, _ in KINDS.values()]}, got {type(config).__name__}"
+  )
 
 
 def make_config(kind: str, **fields):
@@ -57,7 +59,9 @@ def make_config(kind: str, **fields):
 
 def to_dict(config) -> dict:
   """{kind, **fields} of a denoiser config, JSON-ready (tuples as lists): make_config inverts it."""
-  fields = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+  fields = {
+    k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
+  }
   return {"kind": kind_of(config), **fields}
 
 
@@ -67,5 +71,17 @@ def build(config, key):
   return build_module(KINDS[kind_of(config)][1], config, key)
 
 
-__all__ = ["DenoiserOutput", "KINDS", "RegionTransformer", "TransformerConfig", "UNet",
-           "UNetConfig", "build", "kind_of", "make_config", "register", "split_module", "to_dict"]
+__all__ = [
+  "DenoiserOutput",
+  "KINDS",
+  "RegionTransformer",
+  "TransformerConfig",
+  "UNet",
+  "UNetConfig",
+  "build",
+  "kind_of",
+  "make_config",
+  "register",
+  "split_module",
+  "to_dict",
+]

@@ -1,4 +1,5 @@
 """What every denoiser shares: the output record, the time embedding, the pure `apply` builder."""
+
 from __future__ import annotations
 
 import math
@@ -23,6 +24,7 @@ def compute_dtype(name: str):
 class DenoiserOutput(NamedTuple):
   """velocity f32[B, H, W, C] (u = eps - x); v_interp f32[B, H, W, C] (learned-range weight,
   not clamped); sigma_region f32[B, R] (the model's own uncertainty per region, method 1.3)."""
+
   velocity: jax.Array
   v_interp: jax.Array
   sigma_region: jax.Array

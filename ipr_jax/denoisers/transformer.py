@@ -25,6 +25,7 @@ for all pixels here.
 Mixed precision: with `dtype="bfloat16"` the matmuls and activations run in bf16 while params
 stay float32; LayerNorm, softmax and the outputs (velocity, v, sigma) are float32.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,14 +37,20 @@ import numpy as np
 from flax import nnx
 
 from ipr_jax import regions
-from ipr_jax.denoisers.common import (DenoiserOutput, TimeEmbedding, compute_dtype, dropout,
-                                      sigma_from_logvar)
+from ipr_jax.denoisers.common import (
+  DenoiserOutput,
+  TimeEmbedding,
+  compute_dtype,
+  dropout,
+  sigma_from_logvar,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:
   """Static architecture. position_ids: tuple of int tuples [R] (default: one id per region);
   attention_graph: bool tuple-of-tuples [R, R] or None for full attention."""
+
   height: int
   width: int
   channels: int
@@ -55,9 +62,9 @@ class TransformerConfig:
   dropout: float = 0.0
   position_ids: Optional[tuple] = None
   attention_graph: Optional[tuple] = None
-  dtype: str = "float32"     # compute dtype: float32 or bfloat16 (params stay float32)
-  skip: bool = False         # velocity += per-region, per-channel gain (from the token) * z_t
-  pixel_head: int = 0        # > 0: hidden units of a per-pixel MLP adding to the velocity
+  dtype: str = "float32"  # compute dtype: float32 or bfloat16 (params stay float32)
+  skip: bool = False  # velocity += per-region, per-channel gain (from the token) * z_t
+  pixel_head: int = 0  # > 0: hidden units of a per-pixel MLP adding to the velocity
 
 
 def _zeros_linear(din, dout, rngs, dtype):
@@ -73,7 +80,6 @@ def _modulate(x, shift, scale):
 
 
 class Block(nnx.Module):
-
   def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
     d, dt = cfg.dim, compute_dtype(cfg.dtype)
     self.heads, self.rate, self.dtype = cfg.heads, cfg.dropout, dt
@@ -105,7 +111,6 @@ class Block(nnx.Module):
 
 
 class RegionTransformer(nnx.Module):
-
   def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
     self.grid = regions.make_grid(cfg.height, cfg.width, cfg.patch)
@@ -117,14 +122,16 @@ class RegionTransformer(nnx.Module):
       if len(ids) != r:
         raise ValueError(f"position_ids entries must have length R={r}, got {len(ids)}")
     if cfg.attention_graph is not None and np.shape(cfg.attention_graph) != (r, r):
-      raise ValueError(f"attention_graph must be [R, R] = [{r}, {r}], "
-                       f"got {np.shape(cfg.attention_graph)}")
+      raise ValueError(
+        f"attention_graph must be [R, R] = [{r}, {r}], got {np.shape(cfg.attention_graph)}"
+      )
     self.pos_ids = tuple(tuple(int(i) for i in ids) for ids in pos)
     token = cfg.patch * cfg.patch * cfg.channels
     dt = self.dtype = compute_dtype(cfg.dtype)
     self.embed = nnx.Linear(token, cfg.dim, dtype=dt, rngs=rngs)
-    self.pos = nnx.List([nnx.Embed(max(ids) + 1, cfg.dim, dtype=dt, rngs=rngs)
-                         for ids in self.pos_ids])
+    self.pos = nnx.List(
+      [nnx.Embed(max(ids) + 1, cfg.dim, dtype=dt, rngs=rngs) for ids in self.pos_ids]
+    )
     self.time = TimeEmbedding(cfg.dim, rngs=rngs, dtype=dt)
     self.blocks = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.depth)])
     self.norm = _layer_norm(cfg.dim, rngs)
@@ -138,8 +145,9 @@ class RegionTransformer(nnx.Module):
       n = cfg.pixel_head
       self.pixel_token = nnx.Linear(cfg.dim, n, dtype=dt, rngs=rngs)
       self.pixel_value = nnx.Linear(cfg.channels, n, use_bias=False, dtype=dt, rngs=rngs)
-      self.pixel_place = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(),
-                                                                 (cfg.patch * cfg.patch, n)))
+      self.pixel_place = nnx.Param(
+        nnx.initializers.normal(0.02)(rngs.params(), (cfg.patch * cfg.patch, n))
+      )
       self.pixel_out = _zeros_linear(n, cfg.channels, rngs, dt)
 
   def __call__(self, z_t, t_region, *, key=None):
@@ -164,9 +172,12 @@ class RegionTransformer(nnx.Module):
       velocity = velocity + regions.unpatchify(gain, grid) * z_t
     if cfg.pixel_head:  # [B, R, p p, n]: token state + the pixel's z_t + its place, per pixel
       pixels = patches.reshape(*h.shape[:2], -1, cfg.channels)
-      a = (self.pixel_token(h)[:, :, None] + self.pixel_value(pixels.astype(self.dtype))
-           + self.pixel_place[...].astype(self.dtype))
+      a = (
+        self.pixel_token(h)[:, :, None]
+        + self.pixel_value(pixels.astype(self.dtype))
+        + self.pixel_place[...].astype(self.dtype)
+      )
       pv = self.pixel_out(nnx.gelu(a)).astype(jnp.float32).reshape(*h.shape[:2], token)
       velocity = velocity + regions.unpatchify(pv, grid)
-    v_interp = (regions.unpatchify(out[..., token:2 * token], grid) + 1.0) / 2.0
+    v_interp = (regions.unpatchify(out[..., token : 2 * token], grid) + 1.0) / 2.0
     return DenoiserOutput(velocity, v_interp, sigma_from_logvar(out[..., -1]))

@@ -9,6 +9,7 @@ logvar is averaged per region (geometric mean of sigma), v_interp = (raw + 1) / 
 Mixed precision: with `dtype="bfloat16"` convolutions, linears and activations run in bf16
 while params stay float32; GroupNorm, the attention softmax and the outputs are float32.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,13 +19,19 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ipr_jax import regions
-from ipr_jax.denoisers.common import (DenoiserOutput, TimeEmbedding, compute_dtype, dropout,
-                                      sigma_from_logvar)
+from ipr_jax.denoisers.common import (
+  DenoiserOutput,
+  TimeEmbedding,
+  compute_dtype,
+  dropout,
+  sigma_from_logvar,
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
   """widths per level; attention at the levels flagged in `attention`; paper sizes in method 6.2."""
+
   height: int
   width: int
   channels: int
@@ -32,19 +39,27 @@ class UNetConfig:
   widths: tuple = (32, 64)
   attention: tuple = (False, True)
   num_blocks: int = 2
-  time_dim: int = 512         # width of the shared time MLP (t_emb_dim)
-  time_freq_dim: int = 256    # sinusoid size fed to it (d_emb)
+  time_dim: int = 512  # width of the shared time MLP (t_emb_dim)
+  time_freq_dim: int = 256  # sinusoid size fed to it (d_emb)
   head_channels: int = 64
   groups: int = 32
   dropout: float = 0.1
-  dtype: str = "float32"      # compute dtype: float32 or bfloat16 (params stay float32)
+  dtype: str = "float32"  # compute dtype: float32 or bfloat16 (params stay float32)
 
 
 def _conv(cin, cout, rngs, k=3, zero=False, stride=1, dtype=jnp.float32):
   init = nnx.initializers.zeros if zero else nnx.initializers.lecun_normal()
   pad = ((k // 2, k // 2), (k // 2, k // 2))
-  return nnx.Conv(cin, cout, (k, k), strides=(stride, stride), padding=pad, kernel_init=init,
-                  dtype=dtype, rngs=rngs)
+  return nnx.Conv(
+    cin,
+    cout,
+    (k, k),
+    strides=(stride, stride),
+    padding=pad,
+    kernel_init=init,
+    dtype=dtype,
+    rngs=rngs,
+  )
 
 
 def _norm(c, groups, rngs):
@@ -68,7 +83,6 @@ def _nearest_to(x, h, w):
 
 
 class ResBlock(nnx.Module):
-
   def __init__(self, cin, cout, cfg: UNetConfig, *, rngs):
     self.rate, dt = cfg.dropout, compute_dtype(cfg.dtype)
     self.dtype = dt
@@ -87,7 +101,6 @@ class ResBlock(nnx.Module):
 
 
 class Attention(nnx.Module):
-
   def __init__(self, c, cfg: UNetConfig, *, rngs):
     self.heads, dt = max(1, c // cfg.head_channels), compute_dtype(cfg.dtype)
     self.dtype = dt
@@ -101,18 +114,18 @@ class Attention(nnx.Module):
     qkv = self.qkv(self.norm(x).astype(self.dtype))
     qkv = qkv.reshape(b, h * w, self.heads, 3 * d)  # legacy [q|k|v] per head
     q, k, v = jnp.split(jnp.swapaxes(qkv, 1, 2), 3, axis=-1)
-    scale = d ** -0.25
+    scale = d**-0.25
     logits = (q * scale) @ jnp.swapaxes(k * scale, -1, -2)
     out = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(self.dtype) @ v
     return x + self.proj(jnp.swapaxes(out, 1, 2).reshape(b, h, w, c))
 
 
 class UNet(nnx.Module):
-
   def __init__(self, cfg: UNetConfig, *, rngs: nnx.Rngs):
     if len(cfg.attention) != len(cfg.widths):
-      raise ValueError(f"attention flags ({len(cfg.attention)}) must match widths "
-                       f"({len(cfg.widths)})")
+      raise ValueError(
+        f"attention flags ({len(cfg.attention)}) must match widths ({len(cfg.widths)})"
+      )
     self.cfg = cfg
     self.grid = regions.make_grid(cfg.height, cfg.width, cfg.patch)
     dt = self.dtype = compute_dtype(cfg.dtype)
@@ -130,8 +143,9 @@ class UNet(nnx.Module):
         down.append(_conv(c, c, rngs, stride=2, dtype=dt))
         skips.append(c)
     self.down = nnx.List(down)
-    self.mid = nnx.List([ResBlock(c, c, cfg, rngs=rngs), Attention(c, cfg, rngs=rngs),
-                         ResBlock(c, c, cfg, rngs=rngs)])
+    self.mid = nnx.List(
+      [ResBlock(c, c, cfg, rngs=rngs), Attention(c, cfg, rngs=rngs), ResBlock(c, c, cfg, rngs=rngs)]
+    )
     up = []
     for lvl in reversed(range(len(ws))):
       for _ in range(cfg.num_blocks + 1):
@@ -178,5 +192,7 @@ class UNet(nnx.Module):
         i += 1
     out = self.conv_out(nnx.silu(self.norm_out(h).astype(self.dtype))).astype(jnp.float32)
     c = cfg.channels
-    logvar = regions.region_mean(out[..., 2 * c:], grid)
-    return DenoiserOutput(out[..., :c], (out[..., c:2 * c] + 1.0) / 2.0, sigma_from_logvar(logvar))
+    logvar = regions.region_mean(out[..., 2 * c :], grid)
+    return DenoiserOutput(
+      out[..., :c], (out[..., c : 2 * c] + 1.0) / 2.0, sigma_from_logvar(logvar)
+    )

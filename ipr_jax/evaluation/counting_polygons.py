@@ -15,6 +15,7 @@ Metrics over images f32[..., 128, 128, 3] in [-1, 1]:
 Without the cleanliness check the four heads read "9 polygons" into noise and agree with
 themselves on half of N(0, 1) noise images (the chance floor, `experiments.chance_floor`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,17 +28,22 @@ from flax import nnx
 from ipr_jax.data import counting_polygons as cp
 from ipr_jax.denoisers.common import build_module, compute_dtype
 
-HEADS = {"num_polygons": cp.MAX_POLYGONS, "num_vertices": len(cp.VERTICES), "is_uniform": 2,
-         "numbers": len(cp.NUMBER_PAIRS), "is_clean": 2}
+HEADS = {
+  "num_polygons": cp.MAX_POLYGONS,
+  "num_vertices": len(cp.VERTICES),
+  "is_uniform": 2,
+  "numbers": len(cp.NUMBER_PAIRS),
+  "is_clean": 2,
+}
 NEGATIVES = ("normal_noise", "uniform_noise", "blank", "shuffled", "noised")
 
 
 @dataclasses.dataclass(frozen=True)
 class PolygonClassifierConfig:
-  widths: tuple = (16, 32, 64, 64, 128)   # conv widths; the ones marked in `strides` halve
+  widths: tuple = (16, 32, 64, 64, 128)  # conv widths; the ones marked in `strides` halve
   strides: tuple = (2, 2, 2, 1, 2)
   hidden: int = 256
-  dtype: str = "float32"   # compute dtype (float32 or bfloat16); params, norms, logits float32
+  dtype: str = "float32"  # compute dtype (float32 or bfloat16); params, norms, logits float32
 
 
 class PolygonCNN(nnx.Module):
@@ -47,14 +53,19 @@ class PolygonCNN(nnx.Module):
   def __init__(self, cfg: PolygonClassifierConfig, *, rngs: nnx.Rngs):
     chans, dt = (3,) + tuple(cfg.widths), compute_dtype(cfg.dtype)
     self.dtype = dt
-    self.convs = nnx.List([nnx.Conv(a, b, (3, 3), strides=s, padding=((1, 1), (1, 1)), dtype=dt,
-                                    rngs=rngs)
-                           for a, b, s in zip(chans[:-1], chans[1:], cfg.strides)])
-    self.norms = nnx.List([nnx.GroupNorm(b, num_groups=min(8, b), dtype=jnp.float32, rngs=rngs)
-                           for b in chans[1:]])
+    self.convs = nnx.List(
+      [
+        nnx.Conv(a, b, (3, 3), strides=s, padding=((1, 1), (1, 1)), dtype=dt, rngs=rngs)
+        for a, b, s in zip(chans[:-1], chans[1:], cfg.strides)
+      ]
+    )
+    self.norms = nnx.List(
+      [nnx.GroupNorm(b, num_groups=min(8, b), dtype=jnp.float32, rngs=rngs) for b in chans[1:]]
+    )
     self.hidden = nnx.Linear(2 * chans[-1], cfg.hidden, dtype=dt, rngs=rngs)
-    self.heads = nnx.Dict({k: nnx.Linear(cfg.hidden, n, dtype=dt, rngs=rngs)
-                           for k, n in HEADS.items()})
+    self.heads = nnx.Dict(
+      {k: nnx.Linear(cfg.hidden, n, dtype=dt, rngs=rngs) for k, n in HEADS.items()}
+    )
 
   def __call__(self, x, t_region=None, *, key=None):
     """x f32[N, 128, 128, 3] in [-1, 1] -> dict of logits f32[N, classes]."""
@@ -74,13 +85,15 @@ def build(cfg: PolygonClassifierConfig, key):
 
 def _check(x):
   if x.ndim < 4 or x.shape[-3:] != (cp.SIZE, cp.SIZE, 3):
-    raise ValueError(f"Counting Polygons images must be [..., {cp.SIZE}, {cp.SIZE}, 3], "
-                     f"got {x.shape}")
+    raise ValueError(
+      f"Counting Polygons images must be [..., {cp.SIZE}, {cp.SIZE}, 3], got {x.shape}"
+    )
 
 
 # pair class -> its two numbers, and the pair class of (polygons p, vertices v) as a [9, 5] table
-_PAIR_OF_COUNTS = np.array([[cp.pair_label(p, v) for v in cp.VERTICES]
-                            for p in range(1, cp.MAX_POLYGONS + 1)], np.int32)
+_PAIR_OF_COUNTS = np.array(
+  [[cp.pair_label(p, v) for v in cp.VERTICES] for p in range(1, cp.MAX_POLYGONS + 1)], np.int32
+)
 
 
 def predictions(apply, params, x) -> dict:
@@ -104,25 +117,30 @@ def metrics(apply, params, x) -> dict:
 
 def metrics_of(pred: dict) -> dict:
   """The metrics of `predictions(...)` output (no second pass of the classifier)."""
-  expected = jnp.asarray(_PAIR_OF_COUNTS)[pred["num_polygons"] - 1,
-                                          pred["num_vertices"] - cp.VERTICES[0]]
+  expected = jnp.asarray(_PAIR_OF_COUNTS)[
+    pred["num_polygons"] - 1, pred["num_vertices"] - cp.VERTICES[0]
+  ]
   clean = pred["is_clean"] == 1
-  return {"is_clean": clean.astype(jnp.float32),
-          "are_vertices_uniform": (clean & (pred["is_uniform"] == 1)).astype(jnp.float32),
-          "numbers_match_objects": (clean & (pred["numbers"] == expected)).astype(jnp.float32),
-          "num_polygons": pred["num_polygons"].astype(jnp.float32),
-          "num_vertices": pred["num_vertices"].astype(jnp.float32)}
+  return {
+    "is_clean": clean.astype(jnp.float32),
+    "are_vertices_uniform": (clean & (pred["is_uniform"] == 1)).astype(jnp.float32),
+    "numbers_match_objects": (clean & (pred["numbers"] == expected)).astype(jnp.float32),
+    "num_polygons": pred["num_polygons"].astype(jnp.float32),
+    "num_vertices": pred["num_vertices"].astype(jnp.float32),
+  }
 
 
 def targets(labels: list[dict]) -> dict:
   """Head targets (class indices, i32[N]) from generator labels (all clean items); num_vertices
   -1 (non-uniform) stays -1 and is left out of that head's loss and accuracy."""
   nv = np.array([l["num_vertices"] for l in labels])
-  return {"num_polygons": np.array([l["num_polygons"] - 1 for l in labels], np.int32),
-          "num_vertices": np.where(nv > 0, nv - cp.VERTICES[0], -1).astype(np.int32),
-          "is_uniform": np.array([int(l["is_uniform"]) for l in labels], np.int32),
-          "numbers": np.array([l["numbers_label"] for l in labels], np.int32),
-          "is_clean": np.ones(len(labels), np.int32)}
+  return {
+    "num_polygons": np.array([l["num_polygons"] - 1 for l in labels], np.int32),
+    "num_vertices": np.where(nv > 0, nv - cp.VERTICES[0], -1).astype(np.int32),
+    "is_uniform": np.array([int(l["is_uniform"]) for l in labels], np.int32),
+    "numbers": np.array([l["numbers_label"] for l in labels], np.int32),
+    "is_clean": np.ones(len(labels), np.int32),
+  }
 
 
 def negatives(rng: np.random.Generator, x: np.ndarray, kinds=NEGATIVES) -> tuple[np.ndarray, list]:
@@ -165,9 +183,11 @@ def negative_targets(n: int) -> dict:
 def load(name: str = "polygons_blank", dtype: str = "float32"):
   """(apply, params, manifest) of the shipped classifier, computing in `dtype`."""
   from ipr_jax import pretrained
+
   man = pretrained.manifest(name)
   m = man["model"]
-  apply, like = build(PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"],
-                                              dtype), None)
+  apply, like = build(
+    PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"], dtype), None
+  )
   params, man = pretrained.load_raw(name, like)
   return apply, params, man

@@ -1,6 +1,7 @@
 """Per-cell digit classifier (method 5.1 architecture): conv3x3(1->32) ReLU maxpool2 dropout,
 conv3x3(32->64) ReLU maxpool2 dropout, fc -> 128 ReLU, fc -> 10, on tiles in [-1, 1].
 For 8x8 digits the fc input is 64 * 2 * 2 instead of 64 * 7 * 7."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,11 +18,10 @@ from ipr_jax.denoisers.common import build_module, compute_dtype, dropout
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
   size: int = 28
-  dtype: str = "float32"   # compute dtype (float32 or bfloat16); params and logits stay float32
+  dtype: str = "float32"  # compute dtype (float32 or bfloat16); params and logits stay float32
 
 
 class DigitCNN(nnx.Module):
-
   def __init__(self, cfg: ClassifierConfig, *, rngs: nnx.Rngs):
     dt = compute_dtype(cfg.dtype)
     self.c1 = nnx.Conv(1, 32, (3, 3), padding=((1, 1), (1, 1)), dtype=dt, rngs=rngs)
@@ -60,10 +60,12 @@ def probabilities(apply, params, images, batch: int = 4096):
   """Softmax of the classifier over uint8 digit images [N, s, s], in batches: f32 numpy [N, 10]."""
   import numpy as np
   from ipr_jax.data import digits
+
   f = jax.jit(lambda p, x: jax.nn.softmax(apply(p, x, None)))
   x = digits.to_model(images)[..., None]
-  return np.concatenate([np.asarray(f(params, jnp.asarray(x[i:i + batch])))
-                         for i in range(0, len(x), batch)])
+  return np.concatenate(
+    [np.asarray(f(params, jnp.asarray(x[i : i + batch]))) for i in range(0, len(x), batch)]
+  )
 
 
 def board_digits(apply, params, images, cell: int):
@@ -83,6 +85,7 @@ def banks(source: str, idx_dir: str | None = None) -> dict:
   'test': uint8[10, N_test, h, w]}, the instances of each digit that the shipped classifier
   reads correctly and most confidently (`digits.top_confident`), per split."""
   from ipr_jax.data import digits
+
   apply, params, man = load("sklearn" if source == "sklearn" else "idx_dir")
   data = digits.load(source, idx_dir)
   out = {}
@@ -97,6 +100,7 @@ def load(source: str, dtype: str = "float32"):
   """(apply, params, manifest) of the shipped classifier for a digit source, computing in
   `dtype` (float32 or bfloat16)."""
   from ipr_jax import pretrained
+
   man = pretrained.manifest(f"digits_{source}")
   apply, like = build(ClassifierConfig(man["model"]["size"], dtype), None)
   params, man = pretrained.load_raw(f"digits_{source}", like)

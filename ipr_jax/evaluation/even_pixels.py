@@ -1,4 +1,5 @@
 """Even Pixels metrics (method 5.2) in jnp over images f32[..., H, W, 3] in [-1, 1]."""
+
 from __future__ import annotations
 
 import jax.numpy as jnp
@@ -42,8 +43,10 @@ def color_imbalance_count(x):
   b2 = jnp.where(b2 > BINS, b2 - BINS, b2)
   b1, b2 = jnp.minimum(b1, b2), jnp.maximum(b1, b2)
   cs = jnp.concatenate([jnp.zeros((*lead, 1), hist.dtype), jnp.cumsum(hist, axis=-1)], axis=-1)
-  inside = jnp.take_along_axis(cs, b2[..., None], -1)[..., 0] - jnp.take_along_axis(
-      cs, b1[..., None], -1)[..., 0]
+  inside = (
+    jnp.take_along_axis(cs, b2[..., None], -1)[..., 0]
+    - jnp.take_along_axis(cs, b1[..., None], -1)[..., 0]
+  )
   return jnp.abs(inside - hue.shape[-1] // 2)
 
 
@@ -52,7 +55,9 @@ def metrics(x):
   err = color_imbalance_count(x)
   hsv = rgb_to_hsv(jnp.clip((x + 1.0) / 2.0, 0.0, 1.0))
   lead = x.shape[:-3]
-  return {"color_imbalance_count": err.astype(jnp.float32),
-          "is_color_count_even": (err == 0).astype(jnp.float32),
-          "saturation_std": hsv[..., 1].reshape(*lead, -1).std(axis=-1),
-          "value_std": hsv[..., 2].reshape(*lead, -1).std(axis=-1)}
+  return {
+    "color_imbalance_count": err.astype(jnp.float32),
+    "is_color_count_even": (err == 0).astype(jnp.float32),
+    "saturation_std": hsv[..., 1].reshape(*lead, -1).std(axis=-1),
+    "value_std": hsv[..., 2].reshape(*lead, -1).std(axis=-1),
+  }

@@ -1,5 +1,6 @@
 """Sudoku metrics (method 5.1) over decoded boards int[..., 9, 9] (digits 1..9); any leading dims,
 so one call scores [B] samples or [rounds, B] at once. jnp and jit-able."""
+
 from __future__ import annotations
 
 import chex
@@ -8,8 +9,8 @@ import jax.numpy as jnp
 
 def _units(onehot):
   """Digit counts of the 27 units: f32[..., 27, 9] from one-hot f32[..., 9, 9, 9]."""
-  rows = onehot.sum(axis=-2)                                   # [..., 9 rows, 9 digits]
-  cols = onehot.sum(axis=-3)                                   # [..., 9 cols, 9 digits]
+  rows = onehot.sum(axis=-2)  # [..., 9 rows, 9 digits]
+  cols = onehot.sum(axis=-3)  # [..., 9 cols, 9 digits]
   lead = onehot.shape[:-3]
   boxes = onehot.reshape(*lead, 3, 3, 3, 3, 9).sum(axis=(-4, -2)).reshape(*lead, 9, 9)
   return jnp.concatenate([rows, cols, boxes], axis=-2)
@@ -54,5 +55,6 @@ def image_metrics(apply, params, x, cell: int):
   """Per-sample {'valid', 'duplicate_count'} of image boards f32[..., 9 cell, 9 cell, 1] read by
   a digit classifier `apply(params, tiles, None) -> logits` (0 -> second best, method 5.1)."""
   from ipr_jax.evaluation import digit_classifier
+
   dup = duplicate_count(digit_classifier.board_digits(apply, params, x, cell))
   return {"valid": (dup == 0).astype(jnp.float32), "duplicate_count": dup.astype(jnp.float32)}

@@ -6,6 +6,7 @@
 No torch is needed and nothing is fetched: the user downloads the file. The reference run's
 hydra `config.yaml` (when the user has it) gives the `UNetConfig` via `unet_config_from_hydra`.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,10 @@ def read_state_dict(path: str) -> dict:
   if not os.path.isfile(path):
     raise CheckpointFormatError(f"{path}: no such checkpoint file")
   if not zipfile.is_zipfile(path):
-    raise CheckpointFormatError(f"{path}: not a zip archive (a torch >= 1.6 checkpoint or an .npz "
-                                "is one; legacy tar/pickle checkpoints are not read)")
+    raise CheckpointFormatError(
+      f"{path}: not a zip archive (a torch >= 1.6 checkpoint or an .npz "
+      "is one; legacy tar/pickle checkpoints are not read)"
+    )
   with zipfile.ZipFile(path) as zf:
     is_torch = any(n == "data.pkl" or n.endswith("/data.pkl") for n in zf.namelist())
   if is_torch:
@@ -39,7 +42,8 @@ def read_state_dict(path: str) -> dict:
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
       raise CheckpointFormatError(f"{path}: unreadable .npz ({type(e).__name__}: {e})") from e
   if not isinstance(state, Mapping) or not all(
-      isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()):
+    isinstance(k, str) and isinstance(v, np.ndarray) for k, v in state.items()
+  ):
     raise CheckpointFormatError(f"{path}: holds no state dict of named tensors")
   return dict(state)
 
@@ -99,8 +103,11 @@ def unet_config_from_hydra(path: str, **overrides) -> UNetConfig:
   den = _denoiser_section(cfg, path)
   widths = tuple(int(w) for w in _find(den, ("hid_dims",)))
   attention = _find(den, ("attention",))
-  attention = tuple(bool(a) for a in attention) if isinstance(attention, list) else (
-      (bool(attention),) * len(widths))
+  attention = (
+    tuple(bool(a) for a in attention)
+    if isinstance(attention, list)
+    else ((bool(attention),) * len(widths))
+  )
   blocks = _find(den, ("num_blocks",))
   blocks = blocks if blocks is not None else 2
   if isinstance(blocks, list):
@@ -110,9 +117,12 @@ def unet_config_from_hydra(path: str, **overrides) -> UNetConfig:
   if _find(den, ("use_scale_shift_norm",)):
     raise CheckpointFormatError(f"{path}: use_scale_shift_norm=true is not the SRM UNet we port")
   found = dict(widths=widths, attention=attention, num_blocks=int(blocks))
-  for field, names in (("time_dim", ("t_emb_dim", "time_emb_dim", "d_t_emb")),
-                       ("head_channels", ("num_head_channels", "head_channels")),
-                       ("time_freq_dim", ("d_emb",)), ("dropout", ("dropout",))):
+  for field, names in (
+    ("time_dim", ("t_emb_dim", "time_emb_dim", "d_t_emb")),
+    ("head_channels", ("num_head_channels", "head_channels")),
+    ("time_freq_dim", ("d_emb",)),
+    ("dropout", ("dropout",)),
+  ):
     value = _find(den, names)
     if value is not None:
       found[field] = type(getattr(UNetConfig(1, 1, 1, 1), field))(value)
@@ -129,6 +139,8 @@ def unet_config_from_hydra(path: str, **overrides) -> UNetConfig:
   found.update(overrides)
   lacking = [f for f in ("height", "width", "channels", "patch") if f not in found]
   if lacking:
-    raise CheckpointFormatError(f"{path}: the file does not say {', '.join(lacking)}; pass them "
-                                f"as keyword arguments (e.g. {lacking[0]}=...)")
+    raise CheckpointFormatError(
+      f"{path}: the file does not say {', '.join(lacking)}; pass them "
+      f"as keyword arguments (e.g. {lacking[0]}=...)"
+    )
   return UNetConfig(**found)

@@ -9,6 +9,7 @@ grouping ([q|k|v] contiguous per head) is the same on both sides, so no channel 
 The one shared time MLP appears once under `time_embedding.mlp` and again (aliases) under every
 ResBlock's `norm_with_embedding.t_emb.mlp`; aliases must equal the canonical tensor.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,9 +26,9 @@ OTHER_KEYS = ("ema_denoiser.n_averaged",)  # bookkeeping, no parameter
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-  ref_key: str      # reference key without the denoiser prefix
-  path: tuple       # our param path, e.g. ("down", 0, "c1", "kernel")
-  layout: str       # vector | linear | conv2d | conv1d
+  ref_key: str  # reference key without the denoiser prefix
+  path: tuple  # our param path, e.g. ("down", 0, "c1", "kernel")
+  layout: str  # vector | linear | conv2d | conv1d
 
 
 class CheckpointMismatchError(ValueError):
@@ -35,16 +36,16 @@ class CheckpointMismatchError(ValueError):
 
 
 _TO_OURS = {
-    "vector": lambda w: w,
-    "linear": lambda w: w.T,
-    "conv2d": lambda w: w.transpose(2, 3, 1, 0),
-    "conv1d": lambda w: w[:, :, 0].T[None, None],
+  "vector": lambda w: w,
+  "linear": lambda w: w.T,
+  "conv2d": lambda w: w.transpose(2, 3, 1, 0),
+  "conv1d": lambda w: w[:, :, 0].T[None, None],
 }
 _TO_REF = {
-    "vector": lambda k: k,
-    "linear": lambda k: k.T,
-    "conv2d": lambda k: k.transpose(3, 2, 0, 1),
-    "conv1d": lambda k: k[0, 0].T[:, :, None],
+  "vector": lambda k: k,
+  "linear": lambda k: k.T,
+  "conv2d": lambda k: k.transpose(3, 2, 0, 1),
+  "conv1d": lambda k: k[0, 0].T[:, :, None],
 }
 
 
@@ -59,22 +60,29 @@ def _shape(shape, convert) -> tuple:
 def _layer(ref: str, path: tuple, layout: str) -> list[Entry]:
   """Weight and bias of one torch layer (GroupNorm weight -> our scale)."""
   weight = "scale" if layout == "vector" else "kernel"
-  return [Entry(f"{ref}.weight", path + (weight,), layout), Entry(f"{ref}.bias", path + ("bias",), "vector")]
+  return [
+    Entry(f"{ref}.weight", path + (weight,), layout),
+    Entry(f"{ref}.bias", path + ("bias",), "vector"),
+  ]
 
 
 def _resblock(ref: str, path: tuple, has_skip: bool) -> list[Entry]:
-  out = (_layer(f"{ref}.conv_1.0", path + ("n1",), "vector")
-         + _layer(f"{ref}.conv_1.2", path + ("c1",), "conv2d")
-         + _layer(f"{ref}.norm_with_embedding.embedding_layer.1", path + ("temb",), "linear")
-         + _layer(f"{ref}.norm_with_embedding.norm", path + ("n2",), "vector")
-         + _layer(f"{ref}.conv_2.2", path + ("c2",), "conv2d"))
+  out = (
+    _layer(f"{ref}.conv_1.0", path + ("n1",), "vector")
+    + _layer(f"{ref}.conv_1.2", path + ("c1",), "conv2d")
+    + _layer(f"{ref}.norm_with_embedding.embedding_layer.1", path + ("temb",), "linear")
+    + _layer(f"{ref}.norm_with_embedding.norm", path + ("n2",), "vector")
+    + _layer(f"{ref}.conv_2.2", path + ("c2",), "conv2d")
+  )
   return out + (_layer(f"{ref}.shortcut", path + ("skip",), "conv2d") if has_skip else [])
 
 
 def _attention(ref: str, path: tuple) -> list[Entry]:
-  return (_layer(f"{ref}.norm", path + ("norm",), "vector")
-          + _layer(f"{ref}.qkv", path + ("qkv",), "conv1d")
-          + _layer(f"{ref}.proj", path + ("proj",), "conv1d"))
+  return (
+    _layer(f"{ref}.norm", path + ("norm",), "vector")
+    + _layer(f"{ref}.qkv", path + ("qkv",), "conv1d")
+    + _layer(f"{ref}.proj", path + ("proj",), "conv1d")
+  )
 
 
 def _encoder(cfg: UNetConfig):
@@ -99,8 +107,11 @@ def _encoder(cfg: UNetConfig):
 
 def _bottleneck(c: int):
   ref = "model.bottleneck.blocks"
-  entries = (_resblock(f"{ref}.0", ("mid", 0), False) + _attention(f"{ref}.1", ("mid", 1))
-             + _resblock(f"{ref}.2", ("mid", 2), False))
+  entries = (
+    _resblock(f"{ref}.0", ("mid", 0), False)
+    + _attention(f"{ref}.1", ("mid", 1))
+    + _resblock(f"{ref}.2", ("mid", 2), False)
+  )
   return entries, [f"{ref}.0", f"{ref}.2"]
 
 
@@ -121,8 +132,9 @@ def _decoder(cfg: UNetConfig, skips: list):
         entries += _layer(f"{ref}.{sub}.conv", ("up", i), "conv2d")
         i += 1
       e += 1
-  entries += (_layer("model.decoder.out.0", ("norm_out",), "vector")
-              + _layer("model.decoder.out.2", ("conv_out",), "conv2d"))
+  entries += _layer("model.decoder.out.0", ("norm_out",), "vector") + _layer(
+    "model.decoder.out.2", ("conv_out",), "conv2d"
+  )
   return entries, res
 
 
@@ -131,13 +143,17 @@ def layout(cfg: UNetConfig) -> tuple[list[Entry], dict]:
   (reference keys without the denoiser prefix)."""
   if not isinstance(cfg, UNetConfig):
     raise TypeError(f"config must be a UNetConfig, got {type(cfg).__name__}")
-  time = (_layer("time_embedding.mlp.0", ("time", "fc1"), "linear")
-          + _layer("time_embedding.mlp.2", ("time", "fc2"), "linear"))
+  time = _layer("time_embedding.mlp.0", ("time", "fc1"), "linear") + _layer(
+    "time_embedding.mlp.2", ("time", "fc2"), "linear"
+  )
   enc, enc_res, skips = _encoder(cfg)
   mid, mid_res = _bottleneck(cfg.widths[-1])
   dec, dec_res = _decoder(cfg, skips)
-  aliases = {f"{r}.norm_with_embedding.t_emb.{t.ref_key[len('time_embedding.'):]}": t.ref_key
-             for r in enc_res + mid_res + dec_res for t in time}
+  aliases = {
+    f"{r}.norm_with_embedding.t_emb.{t.ref_key[len('time_embedding.') :]}": t.ref_key
+    for r in enc_res + mid_res + dec_res
+    for t in time
+  }
   return time + enc + mid + dec, aliases
 
 
@@ -151,8 +167,9 @@ def _fmt(keys, limit: int = 8) -> str:
   return ", ".join(keys[:limit]) + more
 
 
-def check(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = "checkpoint",
-          like=None) -> list[Entry]:
+def check(
+  state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = "checkpoint", like=None
+) -> list[Entry]:
   """The entries to load, after checking that every parameter of `cfg` is filled exactly once,
   every key under the chosen prefix is used (aliases equal their canonical tensor) and every
   shape fits. `like`: the params template of `cfg` if the caller has built it. Raises
@@ -168,28 +185,41 @@ def check(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: str = 
   missing += [prefix + a for a in aliases if prefix + a not in state_dict]
   known = {prefix + e.ref_key for e in entries} | {prefix + a for a in aliases}
   other = ONLINE_PREFIX if ema else EMA_PREFIX
-  unexpected = [k for k in state_dict if k not in known and k not in OTHER_KEYS
-                and not (k.startswith(other) and k[len(other):] in
-                         {e.ref_key for e in entries} | set(aliases))]
+  unexpected = [
+    k
+    for k in state_dict
+    if k not in known
+    and k not in OTHER_KEYS
+    and not (k.startswith(other) and k[len(other) :] in {e.ref_key for e in entries} | set(aliases))
+  ]
   wrong = []
   for e in entries:
     if prefix + e.ref_key in state_dict:
       shape, want = tuple(np.shape(state_dict[prefix + e.ref_key])), template[_path_str(e.path)]
       if len(shape) != _NDIM[e.layout] or _shape(shape, _TO_OURS[e.layout]) != want:
-        wrong.append(f"{prefix + e.ref_key} {list(shape)} (expected "
-                     f"{list(_shape(want, _TO_REF[e.layout]))})")
+        wrong.append(
+          f"{prefix + e.ref_key} {list(shape)} (expected {list(_shape(want, _TO_REF[e.layout]))})"
+        )
   if missing or unexpected or wrong:
-    parts = [f"{len(missing)} missing: {_fmt(missing)}" if missing else "",
-             f"{len(unexpected)} unexpected: {_fmt(unexpected)}" if unexpected else "",
-             f"{len(wrong)} wrong-shaped: {_fmt(wrong, 4)}" if wrong else ""]
+    parts = [
+      f"{len(missing)} missing: {_fmt(missing)}" if missing else "",
+      f"{len(unexpected)} unexpected: {_fmt(unexpected)}" if unexpected else "",
+      f"{len(wrong)} wrong-shaped: {_fmt(wrong, 4)}" if wrong else "",
+    ]
     raise CheckpointMismatchError(
-        f"{source} does not match the UNet config ({'; '.join(p for p in parts if p)}); "
-        "is the config (widths, attention, num_blocks, time_dim, channels) the checkpoint's?")
-  bad_alias = [prefix + a for a, c in aliases.items()
-               if not np.array_equal(state_dict[prefix + a], state_dict[prefix + c])]
+      f"{source} does not match the UNet config ({'; '.join(p for p in parts if p)}); "
+      "is the config (widths, attention, num_blocks, time_dim, channels) the checkpoint's?"
+    )
+  bad_alias = [
+    prefix + a
+    for a, c in aliases.items()
+    if not np.array_equal(state_dict[prefix + a], state_dict[prefix + c])
+  ]
   if bad_alias:
-    raise CheckpointMismatchError(f"{source}: the shared time MLP differs between its aliases "
-                                  f"({_fmt(bad_alias)}): not one shared module")
+    raise CheckpointMismatchError(
+      f"{source}: the shared time MLP differs between its aliases "
+      f"({_fmt(bad_alias)}): not one shared module"
+    )
   return entries
 
 
@@ -207,8 +237,9 @@ def to_params(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: st
   for e in entries:
     w = np.asarray(state_dict[prefix + e.ref_key])
     if not np.issubdtype(w.dtype, np.floating):
-      raise CheckpointMismatchError(f"{source}: {prefix + e.ref_key} has dtype {w.dtype}, "
-                                    "expected a float tensor")
+      raise CheckpointMismatchError(
+        f"{source}: {prefix + e.ref_key} has dtype {w.dtype}, expected a float tensor"
+      )
     w = np.ascontiguousarray(_TO_OURS[e.layout](w.astype(np.float32)))
     if not np.isfinite(w).all():
       raise CheckpointMismatchError(f"{source}: {prefix + e.ref_key} holds NaN or Inf")
@@ -222,7 +253,9 @@ def to_state_dict(params, cfg: UNetConfig, *, prefix: str = EMA_PREFIX) -> dict:
   the inverse of `to_params`, for round-trip tests and for handing weights to PyTorch code."""
   entries, aliases = layout(cfg)
   flat = pretrained.flatten(params)
-  out = {prefix + e.ref_key: np.ascontiguousarray(_TO_REF[e.layout](flat[_path_str(e.path)]))
-         for e in entries}
+  out = {
+    prefix + e.ref_key: np.ascontiguousarray(_TO_REF[e.layout](flat[_path_str(e.path)]))
+    for e in entries
+  }
   out.update({prefix + a: out[prefix + c] for a, c in aliases.items()})
   return out
