@@ -25,7 +25,8 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   Shipped as `mnist_sudoku_latent` (codec + denoiser); `--config.eval.pretrained=mnist_sudoku_latent`
   refines with it without training.
 - latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
-  --config.data.idx_dir) to the four MNIST IDX files; 8k denoiser steps.
+  --config.data.idx_dir) to the four MNIST IDX files; a narrower codec (width 16, 3k steps) and
+  6k denoiser steps.
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
@@ -87,14 +88,16 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.model.codec.latent_dim = 16  # d = 8 loses 2 points of classifier accuracy (docs)
     if variant == "latent_mnist":
       c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))
-      c.model.codec.batch_size = 128  # 28x28 cells: a step costs ~12x an 8x8 one
+      # 28x28 cells: a conv step costs ~12x an 8x8 one; 60k training digits, so a narrower,
+      # shorter codec run
+      c.model.codec.update(width=16, batch_size=64, steps=2000, decoder_steps=1000)
     if variant == "latent_smoke":
       c.model.codec.update(width=4, steps=4, decoder_steps=2, batch_size=16)
       c.refine.selectors = ("uniform",)
     elif variant == "latent_cpu":
       c.train.update(steps=10_000, eval_every=2500)
     else:
-      c.train.update(steps=8_000, eval_every=2000)
+      c.train.update(steps=6_000, eval_every=2000)
   elif variant == "smoke":
     c.model.transformer.skip = True  # dim 16 < an 8x8 cell's 64 values
     c.refine.selectors = ("uniform",)  # one refine compile in the smoke tests
