@@ -68,8 +68,7 @@ def restore(config, run: translate.Run, workdir: str):
     print(f"resumed from step {int(state.step)} in {workdir}")
   else:
     if config.train.init_from:
-      state = warm_start(state, config.train.init_from)
-      print(f"warm start from the shipped model {config.train.init_from!r}")
+      state = warm_start(state, config.train.init_from, config.train.init_match)
     if run.time_sampler.kind == "mean_beta":
       ts = config.time_sampler
       pdf = time_sampling.mean_beta_density(
@@ -79,10 +78,24 @@ def restore(config, run: translate.Run, workdir: str):
   return apply, optimizer, state, data_state, mgr
 
 
-def warm_start(state, name: str):
+def warm_start(state, name: str, match: str = "all"):
   """A step-0 state whose params and EMA params are shipped model `name`'s (fresh optimiser
-  moments, so the lr schedule starts a new cycle); `translate` has checked the architecture."""
+  moments, so the lr schedule starts a new cycle). match "all": `translate` has checked that the
+  architecture is the same; "shapes": only the params whose name and shape match are copied
+  (e.g. a latent model's transformer body from the symbolic model: all but the input and
+  output layers), the others keep their initialisation."""
   _, params, _ = pretrained.load(name)
+  if match == "shapes":
+    ours, theirs = pretrained.flatten(state.params), pretrained.flatten(params)
+    same = {k for k, v in ours.items() if k in theirs and theirs[k].shape == v.shape}
+    leaves = [theirs[k] if k in same else ours[k] for k in pretrained.leaf_paths(state.params)]
+    params = jax.tree.unflatten(jax.tree.structure(state.params), leaves)
+    print(
+      f"warm start from the shipped model {name!r}: {len(same)} of {len(ours)} params "
+      f"copied; kept at initialisation: {sorted(set(ours) - same)}"
+    )
+  else:
+    print(f"warm start from the shipped model {name!r}")
   params = jax.tree.map(jnp.asarray, params)
   return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params))  # two buffers:
   # the train step donates both

@@ -58,6 +58,7 @@ SECTIONS = {
     "max_to_keep",
     "data_workers",
     "init_from",
+    "init_match",
   ),
   "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature", "variance"),
   "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type", "selectors"),
@@ -76,6 +77,7 @@ SECTIONS = {
 GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
 LR_SCHEDULES = ("constant", "cosine")
 CHECKPOINTS = ("best", "last")
+INIT_MATCH = ("all", "shapes")
 DTYPES = ("float32", "bfloat16", "auto")
 
 
@@ -214,7 +216,17 @@ def translate(config, codec=None) -> Run:
         f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
         f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}"
       )
-  for key, name in (("train.init_from", t.init_from), ("eval.pretrained", config.eval.pretrained)):
+  if t.init_match not in INIT_MATCH:
+    raise ValueError(f"train.init_match must be one of {INIT_MATCH}, got {t.init_match!r}")
+  warm_all = t.init_from if t.init_match == "all" else ""
+  if t.init_from and t.init_match == "shapes":
+    stored = pretrained.model_config(pretrained.manifest(t.init_from)["model"])
+    if type(stored) is not type(model):
+      raise ValueError(
+        f"train.init_from={t.init_from!r} is a {type(stored).__name__}; the "
+        f"config's denoiser is a {type(model).__name__}"
+      )
+  for key, name in (("train.init_from", warm_all), ("eval.pretrained", config.eval.pretrained)):
     if name:
       check_same_model(
         pretrained.model_config(pretrained.manifest(name)["model"]), model, f"{key}={name!r}"

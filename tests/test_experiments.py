@@ -423,6 +423,38 @@ def test_warm_start_from_a_shipped_model(tmp_path):
     ValueError, match="differs from the config's TransformerConfig in: dim 64 vs 16"
   ):
     translate.translate(small)
+  small.train.init_match = "everything"
+  with pytest.raises(ValueError, match="train.init_match must be one of"):
+    translate.translate(small)
+
+
+def test_warm_start_matching_shapes_into_another_width(tmp_path):
+  """init_match="shapes": a model with other input/output widths (a 16-channel latent model)
+  takes every param of the shipped symbolic model whose name and shape match; the rest keeps
+  its initialisation; a shipped model of another kind is a named error."""
+  config = sudoku_symbolic.get_config("cpu")
+  config.model.transformer.update(skip=False)
+  config.train.update(init_from="sudoku_symbolic_long", init_match="shapes")
+  config.time_sampler.density_images = 256
+  run = translate.translate(config)
+  apply, _, fresh, _, _ = train.restore(config, run, str(tmp_path / "fresh"))
+  _, want, _ = pretrained.load("sudoku_symbolic_long")
+  assert _same(fresh.params, want)  # same architecture: everything matches
+  import dataclasses
+
+  wide = dataclasses.replace(run, model=dataclasses.replace(run.model, channels=16))
+  _, _, state, _, _ = train.restore(config, wide, str(tmp_path / "wide"))
+  ours, theirs = pretrained.flatten(state.params), pretrained.flatten(want)
+  kept = sorted(k for k in ours if not np.array_equal(ours[k], theirs.get(k)))
+  assert kept == ["embed/kernel", "head/bias", "head/kernel"]
+  assert ours["embed/kernel"].shape == (16, 64) and _same(state.ema_params, state.params)
+  from experiments.configs import even_pixels
+
+  other = even_pixels.get_config("smoke")
+  other.model.kind = "unet"
+  other.train.update(init_from="sudoku_symbolic_long", init_match="shapes")
+  with pytest.raises(ValueError, match="is a TransformerConfig; the config's denoiser is a UNet"):
+    translate.translate(other)
 
 
 def test_sudoku_diagnostics_oracle_and_chance():

@@ -74,8 +74,11 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     eval_split="test",
     max_to_keep=2,
     data_workers=0,  # > 0: batches built ahead in that many processes
-    init_from="",
-  )  # a shipped model (ipr_jax.pretrained) to warm-start from
+    init_from="",  # a shipped model (ipr_jax.pretrained) to warm-start from
+    # "all": init_from must have this architecture; "shapes": copy its params whose name and
+    # shape match, the rest (e.g. a new input/output width) keeps its initialisation
+    init_match="all",
+  )
   c.sample = dict(
     steps_per_patch=30,
     overlap=0.9,
