@@ -172,7 +172,7 @@ def train(config, workdir: str, stop_at_step: int | None = None):
       )
     print(f"reusing the trained codec in {folder}")
     return _load_folder(FOLDER, workdir)
-  t0 = time.time()
+  t0, commit = time.time(), common.git_commit()  # the code this codec is trained with
   tiles, _ = source_images(config, "train")  # images only: the codec never sees labels
   key = jax.random.fold_in(jax.random.key(config.seed), STREAM)
   codec, params = latents.build(cfg, jax.random.fold_in(key, 0))
@@ -213,7 +213,7 @@ def train(config, workdir: str, stop_at_step: int | None = None):
     "num_train_images": int(len(tiles)),
     "seed": config.seed,
     "train_wall_s": round(time.time() - t0, 1),
-    "commit": common.git_commit(),
+    "commit": commit,
     **report,
   }
   pretrained.save_codec(folder, params, cfg, info)
