@@ -216,6 +216,25 @@ def test_shipped_model_recipe_is_its_config_variant(name):
   assert _config_mismatches(recorded, current) == []
 
 
+def _fill_one_cell(apply, params, x, sampler_cfg):
+  """(sample, missing bool[N, 81]): one cell per board left to generate, spread over the grid."""
+  from ipr_jax import sampling
+
+  n = len(x)
+  missing = np.zeros((n, 81), bool)
+  missing[np.arange(n), (np.arange(n) * 37) % 81] = True
+  res = sampling.sample(
+    apply,
+    params,
+    jax.random.key(0),
+    jax.random.normal(jax.random.key(1), x.shape),
+    jnp.asarray(~missing),
+    jnp.asarray(x),
+    sampler_cfg,
+  )
+  return res, missing
+
+
 def test_shipped_image_sudoku_model_fills_a_missing_cell():
   """With 80 digit images given, the shipped image model must draw the one missing digit so that
   the evaluator's classifier reads the right value (a broken or untrained model gets ~1 in 9)."""
@@ -230,16 +249,8 @@ def test_shipped_image_sudoku_model_fills_a_missing_cell():
   task = tasks.make_task(mnist_sudoku.get_config("cpu"))
   items = task.test_items("medium", 24, validation=True)
   n = len(items.x)
-  missing = np.zeros((n, 81), bool)
-  missing[np.arange(n), (np.arange(n) * 37) % 81] = True  # one cell per board, spread out
-  res = sampling.sample(
-    apply,
-    params,
-    jax.random.key(0),
-    jax.random.normal(jax.random.key(1), items.x.shape),
-    jnp.asarray(~missing),
-    jnp.asarray(items.x),
-    sampling.SamplerConfig(steps_per_patch=3, overlap=0.0, alpha=0.5),
+  res, missing = _fill_one_cell(
+    apply, params, items.x, sampling.SamplerConfig(steps_per_patch=3, overlap=0.0, alpha=0.5)
   )
   read = np.asarray(digit_classifier.board_digits(cls_apply, cls_params, res.x, cell=man["cell"]))
   read = read.reshape(n, 81)[missing]
@@ -256,7 +267,6 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   and its codec round-trips held-out boards so that the classifier still reads them."""
   from experiments import codec
   from experiments.configs import mnist_sudoku
-  from ipr_jax import sampling
 
   config = mnist_sudoku.get_config("latent_cpu")
   config.eval.pretrained = "mnist_sudoku_latent"
@@ -267,17 +277,7 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   n = len(items.x)
   truth = task.metrics(jnp.asarray(items.x))
   assert float(jnp.mean(truth["valid"])) >= 0.9  # decode(encode(board)) is still read as valid
-  missing = np.zeros((n, 81), bool)
-  missing[np.arange(n), (np.arange(n) * 37) % 81] = True
-  res = sampling.sample(
-    apply,
-    params,
-    jax.random.key(0),
-    jax.random.normal(jax.random.key(1), items.x.shape),
-    jnp.asarray(~missing),
-    jnp.asarray(items.x),
-    pretrained.recommended(manifest).initial,
-  )
+  res, _ = _fill_one_cell(apply, params, items.x, pretrained.recommended(manifest).initial)
   assert float(jnp.mean(task.metrics(res.x)["valid"])) >= 0.75
   x = decode(codec_params, res.x)
   assert x.shape == (n, 72, 72, 1) and encode(codec_params, x).shape == items.x.shape

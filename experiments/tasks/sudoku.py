@@ -159,18 +159,18 @@ def _mnist_sudoku(config, codec=None) -> Task:
   read = jax.jit(functools.partial(digit_classifier.board_digits, cls_apply, cell=cell))
   pixel_metric = functools.partial(sudoku_eval.image_metrics, cls_apply, cell=cell)
   items = _sudoku_items(d.source, d, validation_x)
+
+  def strip(hist, labels, path, shown):  # board images; the classifier's reading marks bad cells
+    return plots.sudoku_strip(
+      hist,
+      labels["givens"],
+      path,
+      shown,
+      digits=np.asarray(read(cls_params, hist)),
+      row_labels=labels.get("row_labels"),
+    )
+
   if not latent:
-
-    def strip(hist, labels, path, shown):  # the classifier's reading marks the bad cells
-      return plots.sudoku_strip(
-        hist,
-        labels["givens"],
-        path,
-        shown,
-        digits=np.asarray(read(cls_params, hist)),
-        row_labels=labels.get("row_labels"),
-      )
-
     fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
     if config.model.kind == "transformer":
       fields.update(_sudoku_fields(config.model.graph))
@@ -197,18 +197,9 @@ def _mnist_sudoku(config, codec=None) -> Task:
 
   decode = jax.jit(coder.decode)
 
-  def latent_strip(hist, labels, path, shown):  # decoded boards, read by the classifier
-    lead = hist.shape[:2]
+  def latent_strip(hist, labels, path, shown):  # the decoded boards' strip
     imgs = np.asarray(decode(codec_params, jnp.asarray(hist.reshape(-1, *hist.shape[2:]))))
-    imgs = imgs.reshape(*lead, *imgs.shape[1:])
-    return plots.sudoku_strip(
-      imgs,
-      labels["givens"],
-      path,
-      shown,
-      digits=np.asarray(read(cls_params, imgs)),
-      row_labels=labels.get("row_labels"),
-    )
+    return strip(imgs.reshape(*hist.shape[:2], *imgs.shape[1:]), labels, path, shown)
 
   fields = dict(
     height=9,
