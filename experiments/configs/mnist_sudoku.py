@@ -23,10 +23,13 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   method beside the paper's (docs/results/mnist_sudoku.md has the figures):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu --config.eval.settings_from=mnist_sudoku_latent --workdir runs/latent_cpu --mode refine
   Shipped as `mnist_sudoku_latent` (codec + denoiser); `--config.eval.pretrained=mnist_sudoku_latent`
-  refines with it without training.
+  refines with it without training. Measured (300 puzzles): hard 2.7% -> 15.7% (uniform) / 17.7%
+  (uncertainty) after 30 rounds vs 3.3% compute-matched; medium 49.0% -> 51.0% (uncertainty, 15
+  rounds), 58.7% with ratio 0.5 and fixed_small (8 rounds), 31.3% compute-matched.
 - latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
-  --config.data.idx_dir) to the four MNIST IDX files; a narrower codec (width 16, 3k steps) and
-  6k denoiser steps.
+  --config.data.idx_dir) to the four MNIST IDX files; a narrower codec (width 16, 3k steps, 13 min
+  here) and 6k denoiser steps. Measured: this codec is too lossy (held-out digits 99.05% ->
+  94.55%, only 58% of test boards survive a round trip); the denoiser was not trained.
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
