@@ -160,10 +160,9 @@ def evaluate_split(
   ev, task, key = config.eval, run.task, jax.random.key(config.seed)
   items = task.test_items(split, ev.num_samples)
   metrics, nfes, strip = {}, {}, None
-  chosen = run.selectors if rounds > 0 else run.selectors[:1]  # sample mode: round 0 once
-  for i, selector in enumerate(chosen):
-    cfg = dataclasses.replace(run.refine, selector=selector, rounds=rounds, keep_history=(i == 0))
-    method = f"ipr_{selector}"
+
+  def refine_method(method: str, cfg: refine.RefineConfig):
+    """Refine every item with `cfg`; record and print its curve; the first batch's history."""
     m, nfe, hist = run_refine(
       apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} {method}"
     )
@@ -173,6 +172,13 @@ def evaluate_split(
       f"[{split}] {method}:\n"
       + _round_lines(method, task.headline, metrics[method][task.headline], nfe)
     )
+    return hist
+
+  chosen = run.selectors if rounds > 0 else run.selectors[:1]  # sample mode: round 0 once
+  for i, selector in enumerate(chosen):
+    cfg = dataclasses.replace(run.refine, selector=selector, rounds=rounds, keep_history=(i == 0))
+    method = f"ipr_{selector}"
+    hist = refine_method(method, cfg)
     if hist is not None:
       s = min(ev.strip_samples, hist.shape[1])
       labels = {k: v[:s] for k, v in items.labels.items()}
@@ -180,16 +186,7 @@ def evaluate_split(
         hist[:, :s], labels, os.path.join(workdir, f"strip_{split}.png"), shown_rounds(rounds)
       )
   if config.eval.settings_from and rounds > 0:
-    cfg = recommended_for(config, split)
-    m, nfe, _ = run_refine(
-      apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} recommended"
-    )
-    metrics["recommended"] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
-    nfes["recommended"] = nfe.tolist()
-    print(
-      f"[{split}] recommended ({config.eval.settings_from}):\n"
-      + _round_lines("recommended", task.headline, metrics["recommended"][task.headline], nfe)
-    )
+    refine_method("recommended", recommended_for(config, split))
   total = int(np.sum(nfes[f"ipr_{chosen[0]}"]))
   per_region = matched_steps(run.sampler, total, int(np.max(items.eligible.sum(axis=1))))
   matched_cfg = dataclasses.replace(run.sampler, steps_per_patch=per_region)

@@ -28,7 +28,7 @@ from absl import app, flags, logging
 
 from experiments import codec, common, evaluate, train, translate
 from experiments.configs import mnist_sudoku
-from ipr_jax import refine
+from ipr_jax import pretrained, refine
 
 ROWS = {
   "d4": {"latent_dim": 4},
@@ -58,17 +58,11 @@ def row_config(name: str, srm_steps: int):
   return config
 
 
-def recommended(run: translate.Run, rounds: int) -> refine.RefineConfig:
-  """The latent model's recommended refine settings (those it ships with)."""
-  initial = dataclasses.replace(run.sampler, variance="fixed_small")
-  return dataclasses.replace(
-    run.refine,
-    rounds=rounds,
-    selector="uncertainty",
-    resampling_ratio=0.5,
-    initial=initial,
-    ipr=dataclasses.replace(run.refine.ipr, variance="fixed_small"),
-  )
+def recommended(rounds: int) -> refine.RefineConfig:
+  """The symbolic model's recommended refine settings (fixed_small std, uncertainty selector,
+  ratio 0.5) for `rounds` rounds: those the latent rows are scored with."""
+  shipped = pretrained.recommended(pretrained.manifest("sudoku_symbolic"))
+  return dataclasses.replace(shipped, rounds=rounds)
 
 
 def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
@@ -80,7 +74,7 @@ def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
     apply,
     params,
     items,
-    recommended(run, rounds),
+    recommended(rounds),
     run.task,
     jax.random.key(config.seed),
     config.eval.batch_size,

@@ -92,8 +92,12 @@ class _ImageSudokuStream:
     b = self.boards.batch(step)
     boards = np.argmax(b["x"], axis=-1) + 1
     rng = np.random.default_rng([image_sudoku.COMPOSE_SEED, self.seed, step])
+    return {"x": self.compose(boards, rng), "mask": b["mask"]}
+
+  def compose(self, boards, rng):
+    """f32[B, 9h, 9w, 1] board images in [-1, 1], one bank instance per cell."""
     imgs = np.stack([digits.compose_board(bd, self.bank, rng) for bd in boards])
-    return {"x": digits.to_model(imgs)[..., None], "mask": b["mask"]}
+    return digits.to_model(imgs)[..., None]
 
 
 class _LatentSudokuStream(_ImageSudokuStream):
@@ -105,12 +109,11 @@ class _LatentSudokuStream(_ImageSudokuStream):
     super().__init__(seed, batch_size, pool_size, source, idx_dir)
     self.latent_bank = encode_bank(self.bank)
 
-  def batch(self, step):
-    b = self.boards.batch(step)
-    boards = np.argmax(b["x"], axis=-1) + 1
-    rng = np.random.default_rng([image_sudoku.COMPOSE_SEED, self.seed, step])
-    z = np.stack([digits.board_cells(bd, self.latent_bank, rng).reshape(9, 9, -1) for bd in boards])
-    return {"x": z, "mask": b["mask"]}
+  def compose(self, boards, rng):
+    """f32[B, 9, 9, d]: the latents of the instances the image stream would draw."""
+    return np.stack(
+      [digits.board_cells(bd, self.latent_bank, rng).reshape(9, 9, -1) for bd in boards]
+    )
 
 
 @register(
@@ -143,12 +146,16 @@ def _mnist_sudoku(config, codec=None) -> Task:
         f"and model.codec.latent_dim {config.model.codec.latent_dim}"
       )
     encode = jax.jit(coder.encode)
-    to_x = lambda imgs: np.concatenate(
-      [
-        np.asarray(encode(codec_params, digits.to_model(imgs[i : i + 256])[..., None]))
-        for i in range(0, len(imgs), 256)
-      ]
-    )
+
+    def encode_x(x):  # f32[N, H, W, 1] in [-1, 1] -> latents f32[N, 9, 9, d], in chunks
+      return np.concatenate(
+        [
+          np.asarray(encode(codec_params, jnp.asarray(x[i : i + 256])))
+          for i in range(0, len(x), 256)
+        ]
+      )
+
+    to_x = lambda imgs: encode_x(digits.to_model(imgs)[..., None])
 
   def validation_x(boards):
     bank = digit_classifier.banks(d.source, d.idx_dir)["test"]
@@ -193,7 +200,7 @@ def _mnist_sudoku(config, codec=None) -> Task:
     got = items(split, num, validation)
     if validation:
       return got
-    return TestItems(np.asarray(encode(codec_params, jnp.asarray(got.x))), got.eligible, got.labels)
+    return TestItems(encode_x(got.x), got.eligible, got.labels)
 
   decode = jax.jit(coder.decode)
 
