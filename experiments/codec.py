@@ -153,10 +153,36 @@ def load(config, workdir: str):
   return _load_folder(FOLDER, workdir)
 
 
+def _inherit(config, cfg: latents.CodecConfig, folder: str):
+  """(Codec, params) of shipped model `train.init_from`'s codec, copied into `folder`: a denoiser
+  warm-started from a latent model only makes sense over the latents it was trained on.
+  ValueError when that model is pixel-space or its codec differs from the config's."""
+  name = config.train.init_from
+  try:
+    stored = pretrained.codec_config(name)
+  except ValueError as e:
+    raise ValueError(
+      f"train.init_from={name!r} has no codec, but this config is latent "
+      f"(model.codec.latent_dim={cfg.latent_dim}): warm-start from a latent model"
+    ) from e
+  if stored != cfg:
+    raise ValueError(
+      f"train.init_from={name!r} codes cells with {stored}; the config asks for {cfg}: "
+      "set config.model.codec to the shipped codec's architecture"
+    )
+  codec, params = _load_folder(name, pretrained.ASSETS)
+  info = dict(pretrained.manifest(name)["codec"], inherited_from=name)
+  info.pop("config"), info.pop("sha256")
+  pretrained.save_codec(folder, params, cfg, info)
+  print(f"codec: taken from the warm-start model {name!r} (not trained)")
+  return codec, params
+
+
 def train(config, workdir: str, stop_at_step: int | None = None):
-  """(Codec, params): DIR/codec's when it is already trained (same codec config), else trained
-  now from step 0 or from its latest checkpoint, normalised and written there. None in pixel
-  space. `stop_at_step` ends after the checkpoint at that step (a kill, for tests) with None."""
+  """(Codec, params): DIR/codec's when it is already trained (same codec config), else the
+  codec of shipped model `train.init_from` where that is set, else trained now from step 0 or
+  from its latest checkpoint, normalised and written there. None in pixel space.
+  `stop_at_step` ends after the checkpoint at that step (a kill, for tests) with None."""
   if not is_latent(config):
     return None
   cfg, c = config_of(config, cell_of(config)), config.model.codec
@@ -164,14 +190,27 @@ def train(config, workdir: str, stop_at_step: int | None = None):
   if os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
     stored = pretrained.manifest(FOLDER, workdir)["codec"]
     recipe = {k: stored.get(k) for k in RECIPE}
-    if pretrained.codec_config(FOLDER, workdir) != cfg or recipe != {k: c[k] for k in RECIPE}:
+    origin = stored.get("inherited_from", "")  # "" = trained here
+    want = {k: c[k] for k in RECIPE} if not config.train.init_from else recipe
+    if pretrained.codec_config(FOLDER, workdir) != cfg or (recipe, origin) != (
+      want,
+      config.train.init_from,
+    ):
       raise ValueError(
-        f"{folder} holds a codec of {stored['config']} trained with {recipe}; "
-        f"the config asks for {cfg} with { ({k: c[k] for k in RECIPE}) }: use "
-        "another workdir or delete that folder"
+        f"{folder} holds a codec of {stored['config']} "
+        + (f"taken from {origin!r}" if origin else f"trained with {recipe}")
+        + f"; the config asks for {cfg} "
+        + (
+          f"taken from {config.train.init_from!r}"
+          if config.train.init_from
+          else f"trained with {want}"
+        )
+        + ": use another workdir or delete that folder"
       )
     print(f"reusing the trained codec in {folder}")
     return _load_folder(FOLDER, workdir)
+  if config.train.init_from:  # the warm-start denoiser's weights live in its codec's latents
+    return _inherit(config, cfg, folder)
   t0, commit = time.time(), common.git_commit()  # the code this codec is trained with
   tiles, _ = source_images(config, "train")  # images only: the codec never sees labels
   key = jax.random.fold_in(jax.random.key(config.seed), STREAM)

@@ -669,6 +669,35 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert sudoku_budget.sampler_flags(0.25, 0.7) == " --alpha 0.25 --temperature 0.7"
 
 
+@pytest.mark.skipif(
+  "mnist_sudoku_latent" not in pretrained.available(), reason="shipped model not present"
+)
+def test_warm_start_from_a_latent_model_takes_its_codec(tmp_path):
+  """train.init_from = a latent model: the codec stage copies that model's codec (its denoiser's
+  weights only mean something over those latents) instead of training one, reuses the copy on
+  resume, and refuses a pixel-space model or another codec architecture by name."""
+  from experiments import codec
+  from experiments.configs import mnist_sudoku
+
+  config = mnist_sudoku.get_config("latent_cpu")
+  config.train.init_from = "mnist_sudoku_latent"
+  coder, params = codec.train(config, str(tmp_path))
+  _, _, want = pretrained.load_codec("mnist_sudoku_latent")
+  assert _same(params, want)
+  stored = json.load(open(tmp_path / "codec" / "manifest.json"))["codec"]
+  assert stored["inherited_from"] == "mnist_sudoku_latent" and stored["board_ceiling"] == 1.0
+  assert _same(codec.train(config, str(tmp_path))[1], want)  # reused
+  fresh = mnist_sudoku.get_config("latent_cpu")
+  with pytest.raises(ValueError, match="taken from 'mnist_sudoku_latent'"):
+    codec.train(fresh, str(tmp_path))  # a config that trains its own codec is not given this one
+  config.model.codec.latent_dim = 8
+  with pytest.raises(ValueError, match="the config asks for"):
+    codec.train(config, str(tmp_path / "d8"))
+  config.train.init_from = "sudoku_symbolic"
+  with pytest.raises(ValueError, match="has no codec"):
+    codec.train(config, str(tmp_path / "pixel"))
+
+
 def test_latent_image_sudoku_pipeline(tmp_path):
   """latent_smoke: --mode train trains the codec stage (Orbax, exact resume, reused once
   trained) then the denoiser over 9x9 latents; refine writes the usual files; the latent

@@ -26,6 +26,9 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   refines with it without training. Measured (300 puzzles): hard 2.7% -> 15.7% (uniform) / 17.7%
   (uncertainty) after 30 rounds vs 3.3% compute-matched; medium 49.0% -> 51.0% (uncertainty, 15
   rounds), 58.7% with ratio 0.5 and fixed_small (8 rounds), 31.3% compute-matched.
+- latent_cpu_more: 9k more steps of the shipped latent model (train.init_from takes its denoiser
+  and its codec; a new cosine cycle at half the lr, ~65 min on 2 CPU cores):
+    python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_more --workdir runs/latent_more --mode train
 - latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
   --config.data.idx_dir) to the four MNIST IDX files; a narrower codec (width 16, 3k steps, 13 min
   here) and 6k denoiser steps. Measured: this codec is too lossy (held-out digits 99.05% ->
@@ -48,7 +51,8 @@ from experiments.configs import sudoku_symbolic
 
 def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   latent = variant.startswith("latent_")
-  base = {"latent_smoke": "smoke", "latent_cpu": "cpu", "latent_mnist": "cpu"}.get(variant, variant)
+  base = {"latent_smoke": "smoke", "latent_mnist": "cpu"}.get(variant, variant)
+  base = "cpu" if variant.startswith("latent_cpu") else base
   c = sudoku_symbolic.get_config(base)
   c.benchmark, c.variant = "mnist_sudoku", variant
   c.data = dict(
@@ -84,9 +88,10 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
   if latent:
-    if variant not in ("latent_smoke", "latent_cpu", "latent_mnist"):
+    if variant not in ("latent_smoke", "latent_cpu", "latent_cpu_more", "latent_mnist"):
       raise ValueError(
-        f"latent variants are latent_smoke, latent_cpu and latent_mnist, got {variant!r}"
+        "latent variants are latent_smoke, latent_cpu, latent_cpu_more and latent_mnist, "
+        f"got {variant!r}"
       )
     c.model.codec.latent_dim = 16  # d = 8 loses 2 points of classifier accuracy (docs)
     if variant == "latent_mnist":
@@ -99,6 +104,14 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
       c.refine.selectors = ("uniform",)
     elif variant == "latent_cpu":
       c.train.update(steps=10_000, eval_every=2500)
+    elif variant == "latent_cpu_more":  # the shipped latent model (and its codec), trained on
+      c.train.update(
+        steps=9_000,
+        eval_every=3000,
+        init_from="mnist_sudoku_latent",
+        learning_rate=1e-3,
+        warmup_steps=200,
+      )
     else:
       c.train.update(steps=6_000, eval_every=2000)
   elif variant == "smoke":
