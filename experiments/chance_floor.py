@@ -10,13 +10,15 @@ floor (`floor_of`).
 
 from __future__ import annotations
 
-import argparse
+
+import sys
 
 import jax
+from absl import flags
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import common, tasks
+from experiments import common, translate
 from ipr_jax import regions
 
 INPUTS = ("normal_noise", "uniform_noise", "blank_black", "blank_white", "shuffled_truth")
@@ -57,27 +59,31 @@ def floor_of(task, x: np.ndarray, key) -> float:
   return max(m[task.headline] for m in means.values())
 
 
-def main():
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--num", type=int, default=100)
-  ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--out", default=None, help="write the table as JSON here")
-  args = ap.parse_args()
+def define_flags(f):
+  flags.DEFINE_integer("num", 100, "held-out items per benchmark", flag_values=f)
+  flags.DEFINE_integer("seed", 0, "the key of the noise inputs", flag_values=f)
+  flags.DEFINE_string("out", None, "write the table as JSON here", flag_values=f)
+
+
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = common.parse_flags(define_flags, argv, "experiments.chance_floor", __doc__)
   import importlib
 
   table = {}
   for bench in ("sudoku_symbolic", "mnist_sudoku", "even_pixels", "counting_polygons"):
     config = importlib.import_module(f"experiments.configs.{bench}").get_config("cpu")
-    task = tasks.make_task(config)
-    items = task.test_items(config.eval.splits[0], args.num)
+    run = translate.translate(config)
+    task, split = run.task, run.plan.splits[0]
+    items = task.test_items(split, args.num)
     m = measure(task, items.x, jax.random.key(args.seed))
     table[bench] = {
       "headline": task.headline,
-      "split": config.eval.splits[0],
+      "split": split,
       "num": args.num,
       "metrics": m,
     }
-    print(f"{bench} ({task.headline}, {args.num} items of {config.eval.splits[0]}):")
+    print(f"{bench} ({task.headline}, {args.num} items of {split}):")
     for name, vals in m.items():
       print(f"  {name:<16} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()))
   if args.out:

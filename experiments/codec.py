@@ -1,4 +1,5 @@
-"""The codec stage of a latent config (`config.model.codec.latent_dim > 0`): train the per-region
+"""The codec stage of a latent config (`config.model.codec.latent_dim > 0`; what it reads is
+`translate.codec_stage(config)`, a `plan.CodecStage`): train the per-region
 autoencoder (`ipr_jax.latents`) on the digit source's training images, labels unused, into
 DIR/codec (Orbax checkpoints with exact resume: step i's batch and key depend on (seed, i) only),
 then fit the latent normalisation and write DIR/codec/codec.npz + manifest.json, which a later
@@ -17,15 +18,15 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from experiments import common
+from experiments import common, plan, translate
 from ipr_jax import checkpoints, latents, pretrained
 from ipr_jax.data import digits, image_sudoku
 from ipr_jax.evaluation import digit_classifier
 from ipr_jax.evaluation import sudoku as sudoku_eval
 
 FOLDER = "codec"
-STREAM = 0xC0DEC  # the codec stage's key and batch stream, apart from the denoiser's
-# config.model.codec keys that shape the trained weights besides the architecture
+STREAM = 0xC0DEC  # the codec stage's batch stream (numpy), apart from the denoiser's
+# CodecRecipe fields that shape the trained weights besides the architecture
 RECIPE = (
   "steps",
   "decoder_steps",
@@ -37,26 +38,28 @@ RECIPE = (
 )
 
 
-def config_of(config, cell: int) -> latents.CodecConfig | None:
-  """The CodecConfig of `config.model.codec` for `cell`-pixel digit cells; None in pixel space."""
-  c = config.model.codec
-  if not c.latent_dim:
-    return None
+def config_of(stage: plan.CodecStage, cell: int) -> latents.CodecConfig:
+  """The CodecConfig of the stage's recipe for `cell`-pixel digit cells."""
+  c = stage.recipe
   return latents.CodecConfig(patch=cell, channels=1, latent_dim=c.latent_dim, width=c.width)
 
 
-def source_images(config, split: str) -> tuple[np.ndarray, np.ndarray]:
-  """(f32[N, s, s, 1] digit tiles in [-1, 1], int labels) of the config's digit source."""
-  images, labels = digits.load(config.data.source, config.data.idx_dir)[split]
+def _recipe(stage: plan.CodecStage) -> dict:
+  return {k: getattr(stage.recipe, k) for k in RECIPE}
+
+
+def source_images(stage: plan.CodecStage, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """(f32[N, s, s, 1] digit tiles in [-1, 1], int labels) of the stage's digit source."""
+  images, labels = digits.load(stage.source, stage.idx_dir)[split]
   return digits.to_model(images)[..., None], labels
 
 
-def quality(config, codec: latents.Codec, params, boards: int = 300) -> dict:
+def quality(stage: plan.CodecStage, codec: latents.Codec, params, boards: int = 300) -> dict:
   """What the codec loses, read by the evaluator's digit classifier (which never trains it):
   accuracy on every held-out digit and on the test bank's digits (the ones test boards are
   drawn with), original vs reconstructed, and the Sudoku ceiling: the valid rate of the first
   `boards` held-out solved boards after a round trip through the codec (1.0 = nothing lost)."""
-  source = "sklearn" if config.data.source == "sklearn" else "idx_dir"
+  source = "sklearn" if stage.source == "sklearn" else "idx_dir"
   cls_apply, cls_params, man = digit_classifier.load(source)
   roundtrip = jax.jit(lambda p, x: codec.decode(p, codec.encode(p, x)))
   read = jax.jit(lambda x: digit_classifier.predict_raw(cls_apply, cls_params, x))
@@ -74,10 +77,10 @@ def quality(config, codec: latents.Codec, params, boards: int = 300) -> dict:
     return float(np.mean(orig == labels)), float(np.mean(rec == labels))
 
   out = {}
-  tiles, labels = source_images(config, "test")
+  tiles, labels = source_images(stage, "test")
   out["num_test"] = int(len(labels))
   out["accuracy_original"], out["accuracy_reconstructed"] = accuracy(tiles, labels)
-  bank = digit_classifier.banks(config.data.source, config.data.idx_dir)["test"]
+  bank = digit_classifier.banks(stage.source, stage.idx_dir)["test"]
   out["bank_accuracy_original"], out["bank_accuracy_reconstructed"] = accuracy(
     digits.to_model(bank.reshape(-1, *bank.shape[2:]))[..., None],
     np.repeat(np.arange(10), bank.shape[1]),
@@ -102,11 +105,11 @@ def quality(config, codec: latents.Codec, params, boards: int = 300) -> dict:
   return out
 
 
-def _stage(config, step: int):
+def _phase(recipe: plan.CodecRecipe, step: int):
   """(optimizer, train_encoder, latent_noise) of codec step `step`: steps [0, steps) train the
   whole autoencoder; then `decoder_steps` steps train the decoder alone (encoder frozen, so the
   latent space does not move) with `decoder_noise`, each phase with its own cosine lr."""
-  c = config.model.codec
+  c = recipe
   if step < c.steps:
     return (
       optax.adam(optax.cosine_decay_schedule(c.learning_rate, max(c.steps, 1))),
@@ -117,17 +120,10 @@ def _stage(config, step: int):
   return latents.decoder_only(decoder), False, c.decoder_noise
 
 
-def is_latent(config) -> bool:
-  return "codec" in config.model and bool(config.model.codec.latent_dim)
-
-
-def cell_of(config) -> int:
-  """Pixels per digit cell of the config's source (its evaluator classifier's input size)."""
-  return int(
-    pretrained.manifest("digits_sklearn" if config.data.source == "sklearn" else "digits_idx_dir")[
-      "cell"
-    ]
-  )
+def cell_of(stage: plan.CodecStage) -> int:
+  """Pixels per digit cell of the stage's source (its evaluator classifier's input size)."""
+  name = "digits_sklearn" if stage.source == "sklearn" else "digits_idx_dir"
+  return int(pretrained.manifest(name)["cell"])
 
 
 def _load_folder(name: str, root: str):
@@ -137,13 +133,14 @@ def _load_folder(name: str, root: str):
   return codec, params
 
 
-def load(config, workdir: str):
+def load(stage: plan.CodecStage | None, workdir: str):
   """(Codec, params) to evaluate a latent config with: shipped model eval.pretrained's codec
-  where that is set, else DIR/codec's; None in pixel space. CheckpointError when DIR has none."""
-  if not is_latent(config):
+  where that is set, else DIR/codec's; None in pixel space (no stage). CheckpointError when
+  DIR has none."""
+  if stage is None:
     return None
-  if config.eval.pretrained:
-    return _load_folder(config.eval.pretrained, pretrained.ASSETS)
+  if stage.pretrained:
+    return _load_folder(stage.pretrained, pretrained.ASSETS)
   folder = os.path.join(workdir, FOLDER)
   if not os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
     raise checkpoints.CheckpointError(
@@ -153,11 +150,11 @@ def load(config, workdir: str):
   return _load_folder(FOLDER, workdir)
 
 
-def _inherit(config, cfg: latents.CodecConfig, folder: str):
+def _inherit(stage: plan.CodecStage, cfg: latents.CodecConfig, folder: str):
   """(Codec, params) of shipped model `train.init_from`'s codec, copied into `folder`: a denoiser
   warm-started from a latent model only makes sense over the latents it was trained on.
   ValueError when that model is pixel-space or its codec differs from the config's."""
-  name = config.train.init_from
+  name = stage.init_from
   try:
     stored = pretrained.codec_config(name)
   except ValueError as e:
@@ -178,47 +175,43 @@ def _inherit(config, cfg: latents.CodecConfig, folder: str):
   return codec, params
 
 
-def train(config, workdir: str, stop_at_step: int | None = None):
+def train(stage: plan.CodecStage | None, workdir: str, stop_at_step: int | None = None):
   """(Codec, params): DIR/codec's when it is already trained (same codec config), else the
   codec of shipped model `train.init_from` where that is set, else trained now from step 0 or
   from its latest checkpoint, normalised and written there. None in pixel space.
   `stop_at_step` ends after the checkpoint at that step (a kill, for tests) with None."""
-  if not is_latent(config):
+  if stage is None:
     return None
-  cfg, c = config_of(config, cell_of(config)), config.model.codec
+  cfg, c = config_of(stage, cell_of(stage)), stage.recipe
   folder = os.path.join(workdir, FOLDER)
   if os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
     stored = pretrained.manifest(FOLDER, workdir)["codec"]
     recipe = {k: stored.get(k) for k in RECIPE}
     origin = stored.get("inherited_from", "")  # "" = trained here
-    want = {k: c[k] for k in RECIPE} if not config.train.init_from else recipe
+    want = _recipe(stage) if not stage.init_from else recipe
     if pretrained.codec_config(FOLDER, workdir) != cfg or (recipe, origin) != (
       want,
-      config.train.init_from,
+      stage.init_from,
     ):
       raise ValueError(
         f"{folder} holds a codec of {stored['config']} "
         + (f"taken from {origin!r}" if origin else f"trained with {recipe}")
         + f"; the config asks for {cfg} "
-        + (
-          f"taken from {config.train.init_from!r}"
-          if config.train.init_from
-          else f"trained with {want}"
-        )
+        + (f"taken from {stage.init_from!r}" if stage.init_from else f"trained with {want}")
         + ": use another workdir or delete that folder"
       )
     print(f"reusing the trained codec in {folder}")
     return _load_folder(FOLDER, workdir)
-  if config.train.init_from:  # the warm-start denoiser's weights live in its codec's latents
-    return _inherit(config, cfg, folder)
+  if stage.init_from:  # the warm-start denoiser's weights live in its codec's latents
+    return _inherit(stage, cfg, folder)
   t0, commit = time.time(), common.git_commit()  # the code this codec is trained with
-  tiles, _ = source_images(config, "train")  # images only: the codec never sees labels
-  key = jax.random.fold_in(jax.random.key(config.seed), STREAM)
+  tiles, _ = source_images(stage, "train")  # images only: the codec never sees labels
+  key = translate.stream_key(stage.seed, "codec")
   codec, params = latents.build(cfg, jax.random.fold_in(key, 0))
   total = c.steps + c.decoder_steps
   mgr = checkpoints.manager(os.path.join(folder, "checkpoints"), 1)
   start = mgr.latest_step() or 0
-  optimizer, _, _ = _stage(config, max(start - 1, 0))  # the phase its checkpoint was saved in
+  optimizer, _, _ = _phase(c, max(start - 1, 0))  # the phase its checkpoint was saved in
   state = latents.init_state(params, optimizer)
   if start:
     state, _ = checkpoints.restore(mgr, state)
@@ -227,13 +220,13 @@ def train(config, workdir: str, stop_at_step: int | None = None):
   bar = tqdm(range(start, total), initial=start, total=total, desc="codec", mininterval=5)
   for i in bar:
     if i in (start, c.steps):  # (re)entering a phase: its optimiser and step function
-      optimizer, train_encoder, noise = _stage(config, i)
+      optimizer, train_encoder, noise = _phase(c, i)
       if i == c.steps:  # the decoder phase starts with fresh moments for the decoder alone
         state = latents.init_state({"net": state.net}, optimizer, i)
       step_fn = latents.make_train_step(
         codec, optimizer, latent_noise=noise, train_encoder=train_encoder
       )
-    rows = np.random.default_rng([STREAM, config.seed, i]).integers(0, len(tiles), c.batch_size)
+    rows = np.random.default_rng([STREAM, stage.seed, i]).integers(0, len(tiles), c.batch_size)
     state, metrics = step_fn(state, jnp.asarray(tiles[rows]), jax.random.fold_in(train_key, i))
     if (i + 1) % 500 == 0 or i + 1 in (c.steps, total, stop_at_step):
       bar.set_postfix(loss=f"{float(metrics['loss']):.4f}")
@@ -245,12 +238,12 @@ def train(config, workdir: str, stop_at_step: int | None = None):
     if c.normalise
     else latents.identity_normalisation(state.net, cfg.latent_dim)
   )
-  report = quality(config, codec, params)
+  report = quality(stage, codec, params)
   info = {
-    **{k: c[k] for k in RECIPE},
-    "source": config.data.source,
+    **_recipe(stage),
+    "source": stage.source,
     "num_train_images": int(len(tiles)),
-    "seed": config.seed,
+    "seed": stage.seed,
     "train_wall_s": round(time.time() - t0, 1),
     "commit": commit,
     **report,

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import jax
+from absl import flags
 
 
 def git_commit() -> str:
@@ -43,7 +44,7 @@ def write_json(path: str, obj) -> None:
 
 
 def results_record(
-  config,
+  run,
   *,
   splits,
   num_samples: int,
@@ -53,26 +54,47 @@ def results_record(
   command: str,
   variant: str | None = None,
 ) -> dict:
-  """The one results.json schema (CLI modes and quickstart): `num_samples` items per split,
+  """The one results.json schema (CLI modes and quickstart) of `run` (a translate.Run):
+  `num_samples` items per split,
   `split_rounds[split]` IPR rounds (`rounds` an int for all splits, or a dict per split),
   `rounds` = 0..the largest, `metrics[split][method][name]` and `nfe[split][method]` per round
   (one entry for a single pass), plus config, seed, checkpoint, commit, device and the command
   that made it."""
   per_split = {s: int(rounds[s] if isinstance(rounds, dict) else rounds) for s in splits}
   return {
-    "benchmark": config.benchmark,
-    "variant": variant or config.variant,
+    "benchmark": run.benchmark,
+    "variant": variant or run.variant,
     "split": list(splits),
     "num_samples": int(num_samples),
-    "seed": config.seed,
+    "seed": run.seed,
     "rounds": list(range(max(per_split.values(), default=0) + 1)),
     "split_rounds": per_split,
     "headline": headline,
     "nfe": {},
     "metrics": {},
-    "config": config.to_dict(),
+    "config": run.record,
     "checkpoint": checkpoint,
     "commit": git_commit(),
     "device": device_name(),
     "command": command,
   }
+
+
+def parse_flags(define, argv, prog: str, doc: str = "") -> flags.FlagValues:
+  """The scripts' one command-line convention: absl flags, defined by `define(flag_values)` on
+  a FlagValues of the script's own, so scripts import side by side and tests call
+  `main(argv)`. `--help` prints `doc` and the flags; a bad or unknown flag, or a stray
+  argument, is a SystemExit naming it. (Scripts that take an experiment config use
+  `config_flags` under `app.run`, as experiments.main does.)"""
+  values = flags.FlagValues()
+  define(values)
+  if any(a in ("-h", "--help", "--helpfull") for a in argv):
+    print(f"python -m {prog} [flags]\n\n{doc.strip()}\n\n{values.get_help()}")
+    raise SystemExit(0)
+  try:
+    rest = values([prog, *argv])
+  except flags.Error as e:
+    raise SystemExit(f"{prog}: {e}") from e
+  if len(rest) > 1:
+    raise SystemExit(f"{prog}: unexpected argument(s) {rest[1:]}: every input is a --flag")
+  return values

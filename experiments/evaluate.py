@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from experiments import codec, common, plots, train, translate
+from experiments import codec, common, plots, tables, train, translate
 from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
 
 
@@ -29,19 +29,18 @@ IMPORTED = (
 )
 
 
-def load_params(config, run: translate.Run, workdir: str):
+def load_params(run: translate.Run, workdir: str):
   """The params to sample with: the shipped model `eval.pretrained` where it is set; else the
   EMA params of DIR/best (the best validation step) or the latest checkpoint (with
   `eval.checkpoint = "last"`, always the latest checkpoint); a run with no training checkpoint
   uses DIR/imported (weights written by experiments.tools.import_checkpoint) where it exists."""
-  if config.eval.pretrained:
-    return _load_asset(
-      config.eval.pretrained, pretrained.ASSETS, run, f"shipped model {config.eval.pretrained!r}"
-    )
-  for sub in ("best", "checkpoints") if config.eval.checkpoint == "best" else ("checkpoints",):
+  name = run.plan.pretrained
+  if name:
+    return _load_asset(name, pretrained.ASSETS, run, f"shipped model {name!r}")
+  for sub in ("best", "checkpoints") if run.plan.checkpoint == "best" else ("checkpoints",):
     path = os.path.join(workdir, sub)
     if os.path.isdir(path) and checkpoints.manager(path, create=False).latest_step() is not None:
-      apply, _, target = train.build_state(config, run)
+      apply, _, target = train.build_state(run)
       mgr = checkpoints.manager(path, create=False)
       state, _ = checkpoints.restore(mgr, target)
       return apply, state.ema_params, f"{path}/{mgr.latest_step()}"
@@ -107,13 +106,16 @@ def run_matched(
   batch: int,
   desc: str = "matched",
 ):
-  """One sequential pass over all items in batches: (metrics {name: f32[1, N]}, nfe i32[1])."""
+  """One sequential pass over all items in batches: (metrics {name: f32[1, N]}, nfe i32[1]).
+  `key` splits into the passes' key and the initial noise's, each folded with the batch's first
+  item, so no two batches, and no pass and its noise, share a key."""
+  pass_key, noise_key = jax.random.split(key)
   outs = [
     sampling.sample(
       apply,
       params,
-      jax.random.fold_in(key, lo),
-      jax.random.normal(jax.random.fold_in(key, 10_000 + lo), items.x[lo:hi].shape),
+      jax.random.fold_in(pass_key, lo),
+      jax.random.normal(jax.random.fold_in(noise_key, lo), items.x[lo:hi].shape),
       ~jnp.asarray(items.eligible[lo:hi]),
       jnp.asarray(items.x[lo:hi]),
       sampler_cfg,
@@ -145,19 +147,20 @@ def _round_lines(method: str, headline: str, curve, nfe) -> str:
   )
 
 
-def recommended_for(config, split: str) -> refine.RefineConfig:
+def recommended_for(run: translate.Run, split: str) -> refine.RefineConfig:
   """Shipped model eval.settings_from's recommended refine settings for `split`: its rounds
   times the split's share of the config's round budget (eval.rounds[split] / refine.rounds)."""
-  rec = pretrained.recommended(pretrained.manifest(config.eval.settings_from))
-  share = translate.split_rounds(config, split) / max(config.refine.rounds, 1)
+  rec = pretrained.recommended(pretrained.manifest(run.plan.settings_from))
+  share = run.split_rounds(split) / max(run.refine.rounds, 1)
   return dataclasses.replace(rec, rounds=max(1, round(rec.rounds * share)))
 
 
-def evaluate_split(
-  config, run: translate.Run, apply, params, split: str, rounds: int, workdir: str
-):
-  """(metrics {method: {name: [per round]}}, nfe {method: [per round]}, strip path or None)."""
-  ev, task, key = config.eval, run.task, jax.random.key(config.seed)
+def evaluate_split(run: translate.Run, apply, params, split: str, rounds: int, workdir: str):
+  """(metrics {method: {name: [per round]}}, nfe {method: [per round]}, strip path or None).
+  Every method of a split refines or samples under the same key (the run's evaluation stream
+  folded with the split's position), so they differ by their settings only."""
+  ev, task = run.plan, run.task
+  key = jax.random.fold_in(run.key("evaluation"), list(ev.splits).index(split))
   items = task.test_items(split, ev.num_samples)
   metrics, nfes, strip = {}, {}, None
 
@@ -185,8 +188,8 @@ def evaluate_split(
       strip = task.strip(
         hist[:, :s], labels, os.path.join(workdir, f"strip_{split}.png"), shown_rounds(rounds)
       )
-  if config.eval.settings_from and rounds > 0:
-    refine_method("recommended", recommended_for(config, split))
+  if ev.settings_from and rounds > 0:
+    refine_method("recommended", recommended_for(run, split))
   total = int(np.sum(nfes[f"ipr_{chosen[0]}"]))
   per_region = matched_steps(run.sampler, total, int(np.max(items.eligible.sum(axis=1))))
   matched_cfg = dataclasses.replace(run.sampler, steps_per_patch=per_region)
@@ -207,34 +210,31 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
   """Run sample / refine / evaluate and write DIR/results.json + plots; returns the results."""
   t0 = time.time()
   translate.check(config)
-  run_ = translate.translate(config, codec=codec.load(config, workdir))
+  run_ = translate.translate(config, codec=codec.load(translate.codec_stage(config), workdir))
   if params_source is None:
-    apply, params, source = load_params(config, run_, workdir)
+    apply, params, source = load_params(run_, workdir)
   else:
     apply, params, source = params_source
   os.makedirs(workdir, exist_ok=True)
-  rounds = {
-    s: 0 if mode == "sample" else translate.split_rounds(config, s) for s in config.eval.splits
-  }
+  ev = run_.plan
+  rounds = {s: 0 if mode == "sample" else run_.split_rounds(s) for s in ev.splits}
   results = common.results_record(
-    config,
-    splits=config.eval.splits,
-    num_samples=config.eval.num_samples,
+    run_,
+    splits=ev.splits,
+    num_samples=ev.num_samples,
     rounds=rounds,
     headline=run_.task.headline,
     checkpoint=source,
     command=command or f"--mode {mode}",
   )
   if mode == "evaluate":
-    truth = run_.task.test_items(config.eval.splits[0], config.eval.num_samples)
+    truth = run_.task.test_items(ev.splits[0], ev.num_samples)
     results["ground_truth"] = {
       k: float(np.mean(v)) for k, v in run_.task.metrics(jnp.asarray(truth.x)).items()
     }
   strips = []
-  for split in config.eval.splits:
-    metrics, nfes, strip = evaluate_split(
-      config, run_, apply, params, split, rounds[split], workdir
-    )
+  for split in ev.splits:
+    metrics, nfes, strip = evaluate_split(run_, apply, params, split, rounds[split], workdir)
     results["metrics"][split], results["nfe"][split] = metrics, nfes
     strips += [strip] if strip else []
   results["seconds"] = time.time() - t0
@@ -245,17 +245,19 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
 
 def table(results: dict, metric: str) -> str:
   """Plain-text table: metric per round for every split and method."""
-  lines = []
+  blocks = []
   for split, methods in results["metrics"].items():
-    lines.append(
-      f"[{split}] {plots.metric_label(metric)} per round ({results['num_samples']} held-out items)"
+    rounds = max(len(c[metric]) for c in methods.values())
+    header = [plots.metric_label(metric)] + [f"r{r}" for r in range(rounds)] + ["NFE"]
+    cells = [
+      [plots.method_label(method)]
+      + [f"{y:.3f}" for y in curves[metric]]
+      + [""] * (rounds - len(curves[metric]))
+      + [int(np.sum(results["nfe"][split][method]))]
+      for method, curves in methods.items()
+    ]
+    blocks.append(
+      f"[{split}] {results['num_samples']} held-out items\n"
+      + tables.render(header, cells, style="text")
     )
-    for method, curves in methods.items():
-      ys = curves[metric]
-      total = int(np.sum(results["nfe"][split][method]))
-      lines.append(
-        f"  {plots.method_label(method):<36} "
-        + " ".join(f"{y:5.3f}" for y in ys)
-        + f"   ({total} NFE)"
-      )
-  return "\n".join(lines)
+  return "\n".join(blocks)

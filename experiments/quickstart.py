@@ -14,7 +14,6 @@ into the folder it names. Under 3 minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import shlex
@@ -25,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from absl import flags
 from tqdm import tqdm
 
 from experiments import codec, common, evaluate, plots, translate
@@ -38,26 +38,29 @@ MODELS = {
 }
 
 
+def define_flags(f):
+  flags.DEFINE_enum(
+    "benchmark",
+    "sudoku_symbolic",
+    tuple(MODELS),
+    "symbolic cells (default) or boards of handwritten digits (latent model)",
+    flag_values=f,
+  )
+  flags.DEFINE_integer("num", 100, "puzzles, half hard and half medium (even)", flag_values=f)
+  flags.DEFINE_integer(
+    "rounds",
+    None,
+    "IPR rounds (default: half the manifest's recommended rounds, which spend the NFE of the "
+    "paper's 30-round hard budget; half keeps the quickstart under 3 minutes)",
+    flag_values=f,
+  )
+  flags.DEFINE_integer("seed", 0, "the key of the refine call", flag_values=f)
+  flags.DEFINE_string("out", None, "output folder (default runs/quickstart-<time>)", flag_values=f)
+
+
 def main(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument(
-    "--benchmark",
-    choices=tuple(MODELS),
-    default="sudoku_symbolic",
-    help="symbolic cells (default) or boards of handwritten digits (latent model)",
-  )
-  ap.add_argument("--num", type=int, default=100, help="puzzles, half hard and half medium (even)")
-  ap.add_argument(
-    "--rounds",
-    type=int,
-    default=None,
-    help="IPR rounds (default: half the manifest's recommended rounds, which spend "
-    "the NFE of the paper's 30-round hard budget; half keeps the quickstart "
-    "under 3 minutes)",
-  )
-  ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--out", default=None, help="output folder (default runs/quickstart-<time>)")
-  args = ap.parse_args(argv)
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = common.parse_flags(define_flags, argv, "experiments.quickstart", __doc__)
   if args.num < 2 or args.num % 2:
     raise SystemExit(f"--num must be an even number >= 2 (half hard, half medium), got {args.num}")
   if args.rounds is not None and args.rounds < 0:
@@ -73,7 +76,7 @@ def main(argv=None):
   config = make_config()
   config.seed = args.seed
   config.eval.pretrained = model
-  run = translate.translate(config, codec=codec.load(config, out))
+  run = translate.translate(config, codec=codec.load(translate.codec_stage(config), out))
   per_split, splits = args.num // 2, ("hard", "medium")
   items = [run.task.test_items(split, per_split) for split in splits]
   x = np.concatenate([it.x for it in items])
@@ -101,9 +104,9 @@ def main(argv=None):
     )
     jax.block_until_ready(res.x)
     bar.update()
-  command = shlex.join(["python", "-m", "experiments.quickstart", *(argv or sys.argv[1:])])
+  command = shlex.join(["python", "-m", "experiments.quickstart", *argv])
   results = common.results_record(
-    config,
+    run,
     splits=splits,
     num_samples=per_split,
     rounds=args.rounds,

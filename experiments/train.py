@@ -21,22 +21,22 @@ from experiments import chance_floor, codec, common, loader, plots, translate
 from ipr_jax import checkpoints, denoisers, pretrained, sampling, sharding, time_sampling, training
 
 
-def build_state(config, run: translate.Run):
-  """(apply, optimizer, fresh TrainState) for this config; the density table is filled later."""
-  key = jax.random.key(config.seed)
-  apply, params = denoisers.build(run.model, jax.random.fold_in(key, 0))
+def build_state(run: translate.Run):
+  """(apply, optimizer, fresh TrainState) of the run; the density table is filled later."""
+  apply, params = denoisers.build(run.model, run.key("init"))
   optimizer = training.make_optimizer(run.optim)
   return apply, optimizer, training.init_state(params, optimizer)
 
 
-def validate(apply, params, run: translate.Run, seed: int, items) -> dict:
+def validate(apply, params, run: translate.Run, items) -> dict:
   """Mean metrics of the SRM sampler's round-0 samples on `items`, the validation puzzles
-  (`task.test_items(..., validation=True)`, never the test set)."""
+  (`task.test_items(..., validation=True)`, never the test set); the same key at every step."""
+  key = run.key("validation")
   res = sampling.sample(
     apply,
     params,
-    jax.random.key(seed + 1),
-    jax.random.normal(jax.random.key(seed + 2), items.x.shape),
+    jax.random.fold_in(key, 0),
+    jax.random.normal(jax.random.fold_in(key, 1), items.x.shape),
     ~items.eligible,
     jnp.asarray(items.x),
     run.sampler,
@@ -55,24 +55,26 @@ def is_better(new: dict, best: dict) -> bool:
   return True
 
 
-def restore(config, run: translate.Run, workdir: str):
+def restore(run: translate.Run, workdir: str):
   """(apply, optimizer, state, data iterator state or None, checkpoint manager): the latest
   checkpoint of `workdir`, or a fresh state (with the mean_beta density table) when none,
   holding the params of shipped model `train.init_from` where that is set."""
-  apply, optimizer, state = build_state(config, run)
-  mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"), config.train.max_to_keep)
+  apply, optimizer, state = build_state(run)
+  mgr = checkpoints.manager(os.path.join(workdir, "checkpoints"), run.loop.max_to_keep)
   data_state = None
   if mgr.latest_step() is not None:
     state, _ = checkpoints.restore(mgr, state)
     data_state = checkpoints.data_state(mgr)
     print(f"resumed from step {int(state.step)} in {workdir}")
   else:
-    if config.train.init_from:
-      state = warm_start(state, config.train.init_from, config.train.init_match)
+    if run.loop.init_from:
+      state = warm_start(state, run.loop.init_from, run.loop.init_match)
     if run.time_sampler.kind == "mean_beta":
-      ts = config.time_sampler
       pdf = time_sampling.mean_beta_density(
-        jax.random.key(config.seed + 3), run.task.grid.num_regions, ts.sharpness, ts.density_images
+        run.key("density"),
+        run.task.grid.num_regions,
+        run.time_sampler.sharpness,
+        run.loop.density_images,
       )
       state = state.replace(time_pdf=jnp.asarray(pdf))
   return apply, optimizer, state, data_state, mgr
@@ -107,7 +109,6 @@ class Keeper:
 
   apply: object
   run: translate.Run
-  seed: int
   workdir: str
   items: object  # the validation TestItems
   floor: float  # the headline score of noise / blank images on those items
@@ -121,12 +122,10 @@ class Keeper:
   def validate(self, state, step: int) -> dict:
     """Validation columns of the log row for `step` (saves DIR/best when the step is best)."""
     headline = self.run.task.headline
-    ema = validate(self.apply, state.ema_params, self.run, self.seed, self.items)
+    ema = validate(self.apply, state.ema_params, self.run, self.items)
     row = {
       "val_valid": ema[headline],
-      "val_valid_raw": validate(self.apply, state.params, self.run, self.seed, self.items)[
-        headline
-      ],
+      "val_valid_raw": validate(self.apply, state.params, self.run, self.items)[headline],
       **{f"val_{k}": v for k, v in ema.items() if k != headline},
       "val_floor": self.floor,
     }
@@ -141,7 +140,6 @@ class Keeper:
 
 
 def step_loop(
-  config,
   run,
   state,
   data_state,
@@ -156,9 +154,9 @@ def step_loop(
   """Steps from state.step to train.steps, batches from the grain iterator (`loader`, resumed
   from `data_state`): log every log_every, validate every eval_every, checkpoint (with the
   iterator's state) every checkpoint_every and at the end. Returns the final state."""
-  t = config.train
-  stream = run.task.train_stream(config.seed, t.batch_size)
-  train_key = jax.random.fold_in(jax.random.key(config.seed), 1)
+  t = run.loop
+  stream = run.task.train_stream(run.seed, t.batch_size)
+  train_key = run.key("train")
   start, total = int(state.step), t.steps
   t0 = t_last = time.time()
   data = loader.iterator(stream, total, t.data_workers, data_state, start)
@@ -213,11 +211,11 @@ def train(
   t0 = time.time()
   translate.check(config)
   # a latent config's codec stage first (reused once trained), then the denoiser over latents
-  run = translate.translate(config, codec=codec.train(config, workdir))
-  apply, optimizer, state, data_state, mgr = restore(config, run, workdir)
+  run = translate.translate(config, codec=codec.train(translate.codec_stage(config), workdir))
+  apply, optimizer, state, data_state, mgr = restore(run, workdir)
   record = {
-    "config": config.to_dict(),
-    "seed": config.seed,
+    "config": run.record,
+    "seed": run.seed,
     "commit": common.git_commit(),
     "device": common.device_name(),
     "command": command,
@@ -233,12 +231,11 @@ def train(
     ema_decay=run.optim.ema_decay,
     mesh=mesh,
   )
-  items = run.task.test_items(config.train.eval_split, config.train.eval_samples, validation=True)
+  items = run.task.test_items(run.loop.eval_split, run.loop.eval_samples, validation=True)
   # what noise / blank images score on these items: a step is kept as best only above it
-  floor = chance_floor.floor_of(run.task, items.x, jax.random.key(config.seed + 4))
-  keeper = Keeper(apply, run, config.seed, workdir, items, floor, record)
+  floor = chance_floor.floor_of(run.task, items.x, run.key("floor"))
+  keeper = Keeper(apply, run, workdir, items, floor, record)
   state = step_loop(
-    config,
     run,
     training.replicate(state, mesh),
     data_state,

@@ -1,21 +1,23 @@
-"""The one place an experiment config becomes the library's dataclasses.
+"""The one place an experiment config becomes dataclasses: `translate(config) -> Run`.
 
-`translate(config)` checks every section against the keys the benchmark reads (every key needs
-its default in the `get_config` file; a key nobody reads, e.g. a typo or a key of another
-benchmark, is a ValueError naming it) and returns a `Run`: the benchmark's Task, the denoiser
-config, time sampler, optimiser, loss, the round-0 sampler and the refine config. The library
-never reads a ConfigDict; the experiment modes read only `Run` and the loop knobs of
-`config.train` / `config.eval` (step counts, batch sizes, splits), whose keys are checked here.
+Every section is a config dataclass (`experiments/configs/base.py` lists them) and is built by
+`ipr_jax.structs.from_dict`, so an unknown key is a ValueError naming the dataclass's fields and
+a missing key takes the field's default. The benchmark's own keys (`config.data`, its model keys)
+are checked against its registration. `Run` is all the experiment modes read: the task, the
+denoiser config, the library's configs, the training loop and evaluation plan, the key streams
+and the config as a plain dict for the files a run writes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import zlib
 
 import jax
 
-from experiments import tasks
-from ipr_jax import denoisers, pretrained, refine, sampling, selectors, time_sampling, training
+from experiments import plan, tasks
+from experiments.configs.base import GEOMETRY
+from ipr_jax import denoisers, pretrained, refine, selectors, structs, time_sampling, training
 
 TOP = (
   "benchmark",
@@ -24,75 +26,68 @@ TOP = (
   "data",
   "model",
   "time_sampler",
+  "optim",
+  "loss",
   "train",
-  "sample",
   "refine",
   "eval",
 )
-SECTIONS = {
-  "time_sampler": (
-    "kind",
-    "sharpness",
-    "add_zeros",
-    "density_images",
-    "concentration",
-    "zeros_power",
-  ),
-  "train": (
-    "steps",
-    "batch_size",
-    "learning_rate",
-    "warmup_steps",
-    "lr_schedule",
-    "ema_decay",
-    "weight_decay",
-    "b1",
-    "vlb_weight",
-    "sigma_weight",
-    "loss_reduction",
-    "checkpoint_every",
-    "log_every",
-    "eval_every",
-    "eval_samples",
-    "eval_split",
-    "max_to_keep",
-    "data_workers",
-    "init_from",
-    "init_match",
-  ),
-  "sample": ("steps_per_patch", "overlap", "order", "alpha", "temperature", "variance"),
-  "refine": ("rounds", "resampling_ratio", "steps_per_patch", "overlap", "noise_type", "selectors"),
-  "eval": (
-    "splits",
-    "num_samples",
-    "batch_size",
-    "strip_samples",
-    "checkpoint",
-    "rounds",
-    "pretrained",
-    "settings_from",
-  ),
-}
-# denoiser fields a benchmark fixes (Task.model_fields), never set in a config
-GEOMETRY = ("height", "width", "channels", "patch", "position_ids", "attention_graph")
-LR_SCHEDULES = ("constant", "cosine")
-CHECKPOINTS = ("best", "last")
-INIT_MATCH = ("all", "shapes")
 DTYPES = ("float32", "bfloat16", "auto")
+# the named key streams of a run: each is fold_in(key(seed), crc32(name)), so no two uses of
+# one seed share a key, and a new stream never shifts the others
+STREAMS = (
+  "init",  # the denoiser's initial params
+  "train",  # the train step's noise and time draws (folded with the step)
+  "density",  # mean_beta's density table of t (method 2)
+  "validation",  # validation sampling during training
+  "floor",  # the chance floor of the validation items
+  "evaluation",  # the sample / refine / evaluate modes
+  "codec",  # the codec stage of a latent config
+)
+
+
+def stream_key(seed: int, name: str):
+  """The key of named stream `name` (one of STREAMS) of run seed `seed`."""
+  if name not in STREAMS:
+    raise ValueError(f"no key stream {name!r}; the streams: {STREAMS}")
+  return jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()) & 0x7FFFFFFF)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Run:
-  """Everything the library needs from one experiment config."""
+  """Everything the experiment modes read of one config."""
 
+  benchmark: str
+  variant: str
+  seed: int
   task: tasks.Task
   model: object  # denoiser config (TransformerConfig, UNetConfig)
   time_sampler: time_sampling.TimeSamplerConfig
   optim: training.OptimConfig
   loss: training.LossConfig
-  sampler: sampling.SamplerConfig  # the round-0 pass (and validation)
-  refine: refine.RefineConfig  # first selector, config.refine.rounds rounds
-  selectors: tuple  # every selector evaluated
+  refine: refine.RefineConfig  # refine.initial is the round-0 pass (and validation's)
+  loop: plan.TrainLoop
+  plan: plan.EvalPlan
+  record: dict  # the config as plain values, written beside every result
+
+  @property
+  def sampler(self):
+    """The round-0 sequential pass: validation, the sample mode and the matched baseline."""
+    return self.refine.initial
+
+  @property
+  def selectors(self) -> tuple:
+    """The selectors evaluated, one refine method each."""
+    return tuple(self.plan.selectors) or (self.refine.selector,)
+
+  def key(self, name: str):
+    """The run's key of named stream `name` (STREAMS)."""
+    return stream_key(self.seed, name)
+
+  def split_rounds(self, split: str) -> int:
+    """IPR rounds of `split`: eval.rounds[split] where set (e.g. Sudoku medium 15 against hard's
+    30, the paper's budgets), else refine.rounds."""
+    return int(self.plan.rounds.get(split, self.refine.rounds))
 
 
 def _keys(section, where: str, expected) -> None:
@@ -114,13 +109,26 @@ def model_keys(kind: str) -> tuple:
   return tuple(f for f in fields if f not in GEOMETRY + ("dtype",))
 
 
+def sections(config) -> dict:
+  """{Run field: dataclass} of the config's dataclass sections (ValueError naming a bad key)."""
+  return {
+    "time_sampler": structs.from_dict(
+      time_sampling.TimeSamplerConfig, config.time_sampler, "config.time_sampler"
+    ),
+    "optim": structs.from_dict(training.OptimConfig, config.optim, "config.optim"),
+    "loss": structs.from_dict(training.LossConfig, config.loss, "config.loss"),
+    "refine": structs.from_dict(refine.RefineConfig, config.refine, "config.refine"),
+    "loop": structs.from_dict(plan.TrainLoop, config.train, "config.train"),
+    "plan": structs.from_dict(plan.EvalPlan, config.eval, "config.eval"),
+  }
+
+
 def check(config) -> tasks.Benchmark:
-  """ValueError naming the first key that is missing or read by nothing."""
+  """ValueError naming the first key that is missing, read by nothing, or of a bad value."""
   _keys(config, "the config", TOP)
   bench = tasks.get(config.benchmark)
   _keys(config.data, f"config.data ({config.benchmark})", bench.data_keys)
-  for name, keys in SECTIONS.items():
-    _keys(config[name], f"config.{name}", keys)
+  built = sections(config)
   m = config.model
   kinds = [k for k in m.keys() if k in denoisers.KINDS]
   _keys(m, f"config.model ({config.benchmark})", ("kind", "dtype", *bench.model_keys, *kinds))
@@ -131,41 +139,49 @@ def check(config) -> tasks.Benchmark:
     )
   for kind in kinds:
     _keys(m[kind], f"config.model.{kind}", model_keys(kind))
-  for key, value, allowed in (
-    ("model.dtype", m.dtype, DTYPES),
-    ("train.lr_schedule", config.train.lr_schedule, LR_SCHEDULES),
-    ("eval.checkpoint", config.eval.checkpoint, CHECKPOINTS),
+  if "codec" in m:  # a benchmark with latent variants: the codec section is a CodecRecipe
+    structs.from_dict(plan.CodecRecipe, m.codec, "config.model.codec")
+  if m.dtype not in DTYPES:
+    raise ValueError(f"model.dtype must be one of {DTYPES}, got {m.dtype!r}")
+  loop, ev = built["loop"], built["plan"]
+  for key, name in (
+    ("eval.pretrained", ev.pretrained),
+    ("eval.settings_from", ev.settings_from),
+    ("train.init_from", loop.init_from),
   ):
-    if value not in allowed:
-      raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-  for section, key in (("eval", "pretrained"), ("eval", "settings_from"), ("train", "init_from")):
-    name = config[section][key]
     if name and name not in pretrained.available():
       raise ValueError(
-        f"{section}.{key} names no shipped model: {name!r} (shipped: {pretrained.available()})"
+        f"{key} names no shipped model: {name!r} (shipped: {pretrained.available()})"
       )
-  named = [s for s in config.eval.splits if isinstance(s, str)]  # Sudoku also takes (lo, hi)
-  for split in named + list(config.eval.rounds.keys()):
+  named = [s for s in ev.splits if isinstance(s, str)]  # Sudoku also takes (lo, hi)
+  for split in named + list(ev.rounds):
     if bench.splits and split not in bench.splits:
       where = "eval.rounds names" if split not in named else "eval.splits holds"
       raise ValueError(
         f"{where} split {split!r}, which {config.benchmark} does not have; its "
         f"splits: {bench.splits}"
       )
-  for split, rounds in config.eval.rounds.items():  # a split not evaluated now is unused
-    if int(rounds) != rounds or rounds < 0:
-      raise ValueError(f"eval.rounds[{split!r}] must be an integer >= 0, got {rounds}")
-  if not config.refine.selectors:
-    raise ValueError("refine.selectors is empty: name at least one selector")
-  for name in config.refine.selectors:
+  for name in ev.selectors:
     selectors.get(name)  # ValueError naming the registered selectors
   return bench
 
 
-def split_rounds(config, split: str) -> int:
-  """IPR rounds of `split`: eval.rounds[split] where set (e.g. Sudoku medium 15 against hard's
-  30, the paper's budgets), else refine.rounds."""
-  return int(config.eval.rounds.get(split, config.refine.rounds))
+def codec_stage(config) -> plan.CodecStage | None:
+  """The codec stage of a latent config (config.model.codec.latent_dim > 0), else None."""
+  if "codec" not in config.model:
+    return None
+  recipe = structs.from_dict(plan.CodecRecipe, config.model.codec, "config.model.codec")
+  if not recipe.latent_dim:
+    return None
+  loop, ev = (sections(config)[k] for k in ("loop", "plan"))
+  return plan.CodecStage(
+    recipe=recipe,
+    source=config.data.source,
+    idx_dir=config.data.idx_dir,
+    seed=int(config.seed),
+    init_from=loop.init_from,
+    pretrained=ev.pretrained,
+  )
 
 
 def check_same_model(stored, model, what: str) -> None:
@@ -194,15 +210,25 @@ def compute_dtype(name: str) -> str:
 
 
 def translate(config, codec=None) -> Run:
-  """Check `config` and turn it into the library's dataclasses (see the module docstring).
-  `codec` = (Codec, params): a latent config's trained per-region codec (`experiments.codec`)."""
+  """Check `config` and turn it into a Run (see the module docstring). `codec` = (Codec,
+  params): a latent config's trained per-region codec (`experiments.codec`)."""
   check(config)
+  built = sections(config)
+  loop, ev = built["loop"], built["plan"]
   task = tasks.make_task(config, codec)
-  m, ts, t, s, r = config.model, config.time_sampler, config.train, config.sample, config.refine
+  m = config.model
   fixed = sorted(set(task.model_fields) - set(GEOMETRY))
   if fixed:
     raise ValueError(
       f"benchmark {task.name} fixes denoiser field(s) {fixed}; a benchmark may fix only {GEOMETRY}"
+    )
+  lacks = sorted(
+    set(task.model_fields) - {f.name for f in dataclasses.fields(denoisers.KINDS[m.kind][0])}
+  )
+  if lacks:
+    raise ValueError(
+      f"benchmark {task.name} fixes denoiser field(s) {lacks}, which a model.kind={m.kind!r} "
+      "denoiser does not have: pick a kind the benchmark supports"
     )
   model = denoisers.make_config(
     m.kind, **task.model_fields, **m[m.kind].to_dict(), dtype=compute_dtype(m.dtype)
@@ -216,57 +242,31 @@ def translate(config, codec=None) -> Run:
         f"remove the noise outside a {model.dim}-dimensional subspace of them; set "
         f"model.transformer.skip=True (a z_t skip), a pixel_head or dim >= {values}"
       )
-  if t.init_match not in INIT_MATCH:
-    raise ValueError(f"train.init_match must be one of {INIT_MATCH}, got {t.init_match!r}")
-  warm_all = t.init_from if t.init_match == "all" else ""
-  if t.init_from and t.init_match == "shapes":
-    stored = pretrained.model_config(pretrained.manifest(t.init_from)["model"])
+  warm_all = loop.init_from if loop.init_match == "all" else ""
+  if loop.init_from and loop.init_match == "shapes":
+    stored = pretrained.model_config(pretrained.manifest(loop.init_from)["model"])
     if type(stored) is not type(model):
       raise ValueError(
-        f"train.init_from={t.init_from!r} is a {type(stored).__name__}; the "
+        f"train.init_from={loop.init_from!r} is a {type(stored).__name__}; the "
         f"config's denoiser is a {type(model).__name__}"
       )
-  for key, name in (("train.init_from", warm_all), ("eval.pretrained", config.eval.pretrained)):
+  for key, name in (("train.init_from", warm_all), ("eval.pretrained", ev.pretrained)):
     if name:
       check_same_model(
         pretrained.model_config(pretrained.manifest(name)["model"]), model, f"{key}={name!r}"
       )
-  optim = training.OptimConfig(
-    learning_rate=t.learning_rate,
-    warmup_steps=t.warmup_steps,
-    ema_decay=t.ema_decay,
-    decay_steps=t.steps if t.lr_schedule == "cosine" else 0,
-    weight_decay=t.weight_decay,
-    b1=t.b1,
-  )
-  sampler = sampling.SamplerConfig(
-    s.steps_per_patch,
-    s.overlap,
-    s.order,
-    alpha=s.alpha,
-    temperature=s.temperature,
-    variance=s.variance,
-  )
-  ipr = dataclasses.replace(sampler, steps_per_patch=r.steps_per_patch, overlap=r.overlap)
-  selectors = tuple(r.selectors)
+  optim = built["optim"]
+  if optim.decay_steps and optim.decay_steps != loop.steps:
+    print(
+      f"note: optim.decay_steps={optim.decay_steps} differs from train.steps={loop.steps}: "
+      "the cosine ends there (set both when you change the length of a cosine run)"
+    )
   return Run(
+    benchmark=config.benchmark,
+    variant=config.variant,
+    seed=int(config.seed),
     task=task,
     model=model,
-    time_sampler=time_sampling.TimeSamplerConfig(
-      ts.kind, ts.sharpness, ts.add_zeros, ts.concentration, ts.zeros_power
-    ),
-    optim=optim,
-    loss=training.LossConfig(
-      vlb_weight=t.vlb_weight, sigma_weight=t.sigma_weight, reduction=t.loss_reduction
-    ),
-    sampler=sampler,
-    refine=refine.RefineConfig(
-      rounds=r.rounds,
-      resampling_ratio=r.resampling_ratio,
-      selector=selectors[0],
-      noise_type=r.noise_type,
-      initial=sampler,
-      ipr=ipr,
-    ),
-    selectors=selectors,
+    record=config.to_dict(),
+    **built,
   )

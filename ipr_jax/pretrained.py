@@ -9,74 +9,27 @@ holds its per-region codec (`codec.npz`, manifest entry `codec`): `load_codec(na
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import zipfile
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import denoisers, graphs, latents, refine, sampling
+from ipr_jax import denoisers, graphs, latents, refine, structs
+from ipr_jax.weights import (  # noqa: F401  (the public names of shipped weights, re-exported)
+  ASSETS,
+  available,
+  flatten,
+  leaf_paths,
+  load_raw,
+  manifest,
+  sha256,
+  unflatten,
+)
 
-ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 _NAMED = {
   "sudoku": lambda: tuple(tuple(int(i) for i in ids) for ids in graphs.sudoku_position_ids()),
   "sudoku_peers": lambda: tuple(map(tuple, graphs.sudoku_peers())),
 }
-
-
-def available() -> list[str]:
-  if not os.path.isdir(ASSETS):
-    return []
-  return sorted(
-    d for d in os.listdir(ASSETS) if os.path.exists(os.path.join(ASSETS, d, "manifest.json"))
-  )
-
-
-def leaf_paths(tree) -> list[str]:
-  """'a/0/kernel'-style names of a params tree's leaves, in leaf order (the npz keys)."""
-  return [
-    "/".join(str(getattr(k, "key", k)) for k in path)
-    for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]
-  ]
-
-
-def flatten(params) -> dict:
-  return dict(zip(leaf_paths(params), map(np.asarray, jax.tree.leaves(params))))
-
-
-def _unflatten(flat: dict, like, source: str) -> dict:
-  """`like`'s tree filled from `flat`, after checking every array against `like`'s leaf:
-  same key set, shape, dtype, all finite. ValueError naming `source` and the keys otherwise."""
-  paths = leaf_paths(like)
-  missing, unexpected = sorted(set(paths) - set(flat)), sorted(set(flat) - set(paths))
-  if missing or unexpected:
-    raise ValueError(
-      f"{source} does not fit the model: missing {missing[:5]} "
-      f"({len(missing)}), unexpected {unexpected[:5]} ({len(unexpected)})"
-    )
-  leaves = []
-  for path, want in zip(paths, jax.tree.leaves(like)):
-    got = flat[path]
-    if got.shape != tuple(want.shape) or got.dtype != want.dtype:
-      raise ValueError(
-        f"{source}: {path} is {got.dtype}{list(got.shape)}, the model needs "
-        f"{np.dtype(want.dtype)}{list(want.shape)}"
-      )
-    if not np.isfinite(got).all():
-      raise ValueError(f"{source}: {path} holds NaN or Inf")
-    leaves.append(jnp.asarray(got))
-  return jax.tree.unflatten(jax.tree.structure(like), leaves)
-
-
-def sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
 
 
 def model_config(spec: dict):
@@ -108,70 +61,28 @@ def save(name: str, params, model_spec: dict, manifest: dict, root: str = ASSETS
 
 
 def settings_dict(cfg: refine.RefineConfig) -> dict:
-  """The manifest form of a RefineConfig (its round-0 and per-round samplers nested), without
-  the caller's `keep_history`: what `save` callers put under manifest["recommended"]."""
-  out = {
-    f.name: getattr(cfg, f.name)
-    for f in dataclasses.fields(cfg)
-    if f.name not in ("initial", "ipr", "keep_history")
-  }
-  return dict(out, initial=dataclasses.asdict(cfg.initial), ipr=dataclasses.asdict(cfg.ipr))
+  """The manifest form of a RefineConfig (`structs.to_dict`: its round-0 and per-round samplers
+  nested), without the caller's `keep_history`: what goes under manifest["recommended"]."""
+  out = structs.to_dict(cfg)
+  out.pop("keep_history")
+  return out
 
 
 def recommended(manifest: dict) -> refine.RefineConfig:
   """The sampling and refine settings a shipped model is meant to run with (round-0 pass in
-  `.initial`, per-round pass in `.ipr`). ValueError naming the model and the bad entry when they
-  are absent, have a key RefineConfig / SamplerConfig lacks, or a value they reject."""
+  `.initial`, per-round pass in `.ipr`), read by `structs.from_dict` (a field it omits takes
+  RefineConfig's default). ValueError naming the model and the bad entry when they are absent,
+  have a key RefineConfig / SamplerConfig lacks, or a value they reject."""
   name = manifest.get("name", "?")
   rec = manifest.get("recommended")
   if not isinstance(rec, dict):
     raise ValueError(f"shipped model {name!r}: its manifest carries no recommended settings")
   try:
-    rec = dict(rec)
-    initial = sampling.SamplerConfig(**rec.pop("initial"))
-    ipr = sampling.SamplerConfig(**rec.pop("ipr"))
-    return refine.RefineConfig(**rec, initial=initial, ipr=ipr)
-  except (KeyError, TypeError, ValueError) as e:
+    return structs.from_dict(refine.RefineConfig, rec, f"{name!r}'s recommended settings")
+  except (TypeError, ValueError) as e:
     raise ValueError(
       f"shipped model {name!r}: bad recommended settings in its manifest: {type(e).__name__}: {e}"
     ) from e
-
-
-def load_raw(name: str, like, root: str = ASSETS):
-  """(params shaped like `like`, manifest) of shipped asset `name`, after the sha256 check."""
-  folder = os.path.join(root, name)
-  mpath = os.path.join(folder, "manifest.json")
-  if not os.path.exists(mpath):
-    raise ValueError(f"no shipped model {name!r} in {root} (available: {available()})")
-  manifest = json.load(open(mpath))
-  source = manifest.get("params_from", name)
-  if (
-    not isinstance(source, str)
-    or not source
-    or os.path.basename(source) != source
-    or source in (".", "..")
-    or not os.path.exists(os.path.join(root, source, "params.npz"))
-  ):
-    raise ValueError(
-      f"shipped model {name!r}: params_from must name another asset with a "
-      f"params.npz in {root}, got {source!r}"
-    )
-  path = os.path.join(root, source, "params.npz")
-  if sha256(path) != manifest["sha256"]:
-    raise ValueError(f"{path} does not match the sha256 in its manifest")
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      flat = {k: f[k] for k in f.files}
-  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-    raise ValueError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
-  return _unflatten(flat, like, path), manifest
-
-
-def manifest(name: str, root: str = ASSETS) -> dict:
-  path = os.path.join(root, name, "manifest.json")
-  if not os.path.exists(path):
-    raise ValueError(f"no shipped model {name!r} in {root} (available: {available()})")
-  return json.load(open(path))
 
 
 def load(name: str, root: str = ASSETS, dtype: str | None = None):
@@ -227,4 +138,4 @@ def load_codec(name: str, root: str = ASSETS, dtype: str | None = None):
     raise ValueError(f"{path} is missing or does not match the sha256 in its manifest")
   with np.load(path, allow_pickle=False) as f:
     flat = {k: f[k] for k in f.files}
-  return codec.encode, codec.decode, _unflatten(flat, like, path)
+  return codec.encode, codec.decode, unflatten(flat, like, path)

@@ -120,16 +120,16 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, monkeypatch):
   second = train.train(config, str(part))
   assert second["step"] == config.train.steps
   run = translate.translate(config)
-  _, _, target = train.build_state(config, run)
+  _, _, target = train.build_state(run)
   a, _ = checkpoints.restore(checkpoints.manager(str(full / "checkpoints")), target)
   b, _ = checkpoints.restore(checkpoints.manager(str(part / "checkpoints")), target)
   assert _same(a.params, b.params) and _same(a.ema_params, b.ema_params)
   # eval.checkpoint picks DIR/best or the last checkpoint; anything else is a clear error
   config.eval.checkpoint = "last"
-  _, params, source = evaluate.load_params(config, run, str(full))
+  _, params, source = evaluate.load_params(translate.translate(config), str(full))
   assert source.endswith(f"checkpoints/{config.train.steps}") and _same(params, a.ema_params)
   config.eval.checkpoint = "best"
-  assert "/best/" in evaluate.load_params(config, run, str(full))[2]
+  assert "/best/" in evaluate.load_params(translate.translate(config), str(full))[2]
   config.eval.checkpoint = "newest"
   with pytest.raises(ValueError, match="eval.checkpoint"):
     translate.translate(config)
@@ -272,7 +272,7 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   config.eval.pretrained = "mnist_sudoku_latent"
   apply, params, manifest = pretrained.load("mnist_sudoku_latent")
   encode, decode, codec_params = pretrained.load_codec("mnist_sudoku_latent")
-  task = translate.translate(config, codec=codec.load(config, "unused")).task
+  task = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused")).task
   items = task.test_items("medium", 24, validation=True)  # latents f32[24, 9, 9, 16]
   n = len(items.x)
   truth = task.metrics(jnp.asarray(items.x))
@@ -376,7 +376,7 @@ def test_eval_pretrained_uses_the_shipped_weights(tmp_path):
   config = sudoku_symbolic.get_config("cpu")
   config.eval.pretrained = "sudoku_symbolic_cpu"
   run = translate.translate(config)
-  _, got, source = evaluate.load_params(config, run, str(tmp_path))
+  _, got, source = evaluate.load_params(run, str(tmp_path))
   _, want, _ = pretrained.load("sudoku_symbolic_cpu")
   assert "shipped model 'sudoku_symbolic_cpu'" in source
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)))
@@ -399,9 +399,9 @@ def test_warm_start_from_a_shipped_model(tmp_path):
   an unknown name or another architecture is a named error before any training."""
   config = sudoku_symbolic.get_config("cpu_restart")
   assert config.train.init_from == "sudoku_symbolic_long"
-  config.time_sampler.density_images = 256
+  config.train.density_images = 256
   run = translate.translate(config)
-  _, _, state, data_state, mgr = train.restore(config, run, str(tmp_path))
+  _, _, state, data_state, mgr = train.restore(run, str(tmp_path))
   _, want, _ = pretrained.load("sudoku_symbolic_long")
   assert int(state.step) == 0 and data_state is None
   assert _same(state.params, want) and _same(state.ema_params, want)
@@ -412,7 +412,7 @@ def test_warm_start_from_a_shipped_model(tmp_path):
   moved = state.replace(step=7, params=jax.tree.map(lambda x: x + 1.0, state.params))
   checkpoints.save(mgr, 7, moved)
   mgr.wait_until_finished()
-  _, _, resumed, _, _ = train.restore(config, run, str(tmp_path))
+  _, _, resumed, _, _ = train.restore(run, str(tmp_path))
   assert int(resumed.step) == 7 and _same(resumed.params, moved.params)
   config.train.init_from = "sudoku_symbolic_huge"
   with pytest.raises(ValueError, match="train.init_from names no shipped model"):
@@ -435,15 +435,15 @@ def test_warm_start_matching_shapes_into_another_width(tmp_path):
   config = sudoku_symbolic.get_config("cpu")
   config.model.transformer.update(skip=False)
   config.train.update(init_from="sudoku_symbolic_long", init_match="shapes")
-  config.time_sampler.density_images = 256
+  config.train.density_images = 256
   run = translate.translate(config)
-  apply, _, fresh, _, _ = train.restore(config, run, str(tmp_path / "fresh"))
+  apply, _, fresh, _, _ = train.restore(run, str(tmp_path / "fresh"))
   _, want, _ = pretrained.load("sudoku_symbolic_long")
   assert _same(fresh.params, want)  # same architecture: everything matches
   import dataclasses
 
   wide = dataclasses.replace(run, model=dataclasses.replace(run.model, channels=16))
-  _, _, state, _, _ = train.restore(config, wide, str(tmp_path / "wide"))
+  _, _, state, _, _ = train.restore(wide, str(tmp_path / "wide"))
   ours, theirs = pretrained.flatten(state.params), pretrained.flatten(want)
   kept = sorted(k for k in ours if not np.array_equal(ours[k], theirs.get(k)))
   assert kept == ["embed/kernel", "head/bias", "head/kernel"]
@@ -681,21 +681,23 @@ def test_warm_start_from_a_latent_model_takes_its_codec(tmp_path):
 
   config = mnist_sudoku.get_config("latent_cpu")
   config.train.init_from = "mnist_sudoku_latent"
-  coder, params = codec.train(config, str(tmp_path))
+  coder, params = codec.train(translate.codec_stage(config), str(tmp_path))
   _, _, want = pretrained.load_codec("mnist_sudoku_latent")
   assert _same(params, want)
   stored = json.load(open(tmp_path / "codec" / "manifest.json"))["codec"]
   assert stored["inherited_from"] == "mnist_sudoku_latent" and stored["board_ceiling"] == 1.0
-  assert _same(codec.train(config, str(tmp_path))[1], want)  # reused
+  assert _same(codec.train(translate.codec_stage(config), str(tmp_path))[1], want)  # reused
   fresh = mnist_sudoku.get_config("latent_cpu")
   with pytest.raises(ValueError, match="taken from 'mnist_sudoku_latent'"):
-    codec.train(fresh, str(tmp_path))  # a config that trains its own codec is not given this one
+    codec.train(
+      translate.codec_stage(fresh), str(tmp_path)
+    )  # a config that trains its own codec is not given this one
   config.model.codec.latent_dim = 8
   with pytest.raises(ValueError, match="the config asks for"):
-    codec.train(config, str(tmp_path / "d8"))
+    codec.train(translate.codec_stage(config), str(tmp_path / "d8"))
   config.train.init_from = "sudoku_symbolic"
   with pytest.raises(ValueError, match="has no codec"):
-    codec.train(config, str(tmp_path / "pixel"))
+    codec.train(translate.codec_stage(config), str(tmp_path / "pixel"))
 
 
 def test_latent_image_sudoku_pipeline(tmp_path):
@@ -713,16 +715,16 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   # the codec stage resumes exactly: killed after its checkpoint at step 2 (whole autoencoder),
   # resumed and killed again at step 5 (the decoder phase, steps 4-5), then resumed to the end
   part = tmp_path / "part"
-  assert codec.train(config, str(part), stop_at_step=2) is None
-  assert codec.train(config, str(part), stop_at_step=5) is None
-  resumed = codec.train(config, str(part))
+  assert codec.train(translate.codec_stage(config), str(part), stop_at_step=2) is None
+  assert codec.train(translate.codec_stage(config), str(part), stop_at_step=5) is None
+  resumed = codec.train(translate.codec_stage(config), str(part))
   train.train(config, str(tmp_path))  # codec stage from scratch, then the denoiser
-  coder, params = codec.load(config, str(tmp_path))
+  coder, params = codec.load(translate.codec_stage(config), str(tmp_path))
   assert _same(resumed[1], params)
   other = mnist_sudoku.get_config("latent_smoke")
   other.model.codec.latent_noise = 0.5
   with pytest.raises(ValueError, match="holds a codec"):  # another codec config is not reused
-    codec.train(other, str(tmp_path))
+    codec.train(translate.codec_stage(other), str(tmp_path))
   report = json.load(open(tmp_path / "codec" / "manifest.json"))["codec"]
   assert report["accuracy_original"] > 0.9 and report["bank_accuracy_original"] == 1.0
   assert 0.0 <= report["board_ceiling"] <= 1.0 and report["decoder_steps"] == 2

@@ -1,8 +1,10 @@
 """Extending without editing library files: a selector and a benchmark added through the public
 registries (as README's "Extending" section shows), and the config translation's key checks."""
 
+import dataclasses
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +13,7 @@ import pytest
 
 from experiments import evaluate, tasks, train, translate
 from experiments.configs import counting_polygons, even_pixels, sudoku_symbolic
-from ipr_jax import refine, regions, selectors
+from ipr_jax import refine, regions, selectors, structs
 from tests.tiny import make_tiny
 
 
@@ -119,14 +121,25 @@ def test_toy_benchmark_trains_and_refines_through_the_experiment_modes(tmp_path)
 # (config module, dotted key, bad value, what the ValueError must say)
 BAD_SETTINGS = [
   # a typo, then a key of mnist_sudoku that sudoku_symbolic does not read
-  (sudoku_symbolic, "train.learning_rat", 1e-3, r"config.train has key\(s\) \['learning_rat'\]"),
+  (
+    sudoku_symbolic,
+    "optim.learning_rat",
+    1e-3,
+    r"config.optim has key\(s\) \['learning_rat'\] that OptimConfig does not have; its "
+    r"fields: \['b1', ",
+  ),
+  (sudoku_symbolic, "refine.ipr.stepz", 3, r"config.refine.ipr has key\(s\) \['stepz'\] that "),
   (sudoku_symbolic, "data.source", "sklearn", "config.data .sudoku_symbolic. has key"),
   (even_pixels, "model.graph", "full", "graph"),  # Sudoku's attention graph
   (even_pixels, "model.transformer.height", 16, "height"),  # geometry is the benchmark's
-  (sudoku_symbolic, "model.kind", "unet", "config.model.unet"),
-  (sudoku_symbolic, "refine.selectors", ("uniform", "no_such_selector"), "selector must be one of"),
-  (sudoku_symbolic, "sample.variance", "learned", "variance must be one of"),
-  (sudoku_symbolic, "train.loss_reduction", "pixels", "loss reduction must be one of"),
+  (sudoku_symbolic, "model.kind", "unet", r"fixes denoiser field\(s\) \['attention_graph'"),
+  (sudoku_symbolic, "model.kind", "mlp", r"model.kind must be one of \('transformer', 'unet'\)"),
+  (sudoku_symbolic, "eval.selectors", ("uniform", "no_such_selector"), "selector must be one of"),
+  (sudoku_symbolic, "refine.selector", "no_such_selector", "selector must be one of"),
+  (sudoku_symbolic, "refine.initial.variance", "learned", "variance must be one of"),
+  (sudoku_symbolic, "loss.reduction", "pixels", "loss reduction must be one of"),
+  (sudoku_symbolic, "train.init_match", "everything", "train.init_match must be one of"),
+  (sudoku_symbolic, "eval.checkpoint", "newest", "eval.checkpoint must be one of"),
   (sudoku_symbolic, "benchmark", "no_such_benchmark", "benchmark must be one of"),
   (
     counting_polygons,
@@ -173,52 +186,60 @@ def test_translate_rejects_unread_missing_and_foreign_keys():
   config.eval.splits = ("hard",)
   assert "medium" in config.eval.rounds
   assert translate.translate(config).task.name == "sudoku_symbolic"
-  config = sudoku_symbolic.get_config("smoke")
-  del config.refine["overlap"]
-  with pytest.raises(ValueError, match=r"config.refine lacks key\(s\) \['overlap'\]"):
-    translate.translate(config)
+  config = sudoku_symbolic.get_config("smoke")  # a key a config leaves out takes the default
+  del config.refine["selector_power"]
+  assert translate.translate(config).refine.selector_power == refine.RefineConfig().selector_power
 
 
 def test_translate_reads_every_key_into_the_library_configs():
+  """Each section is its dataclass: every key set in the config is the Run's field, nested
+  sampler sections included, and the round-0 sampler is refine.initial."""
   config = sudoku_symbolic.get_config("smoke")
-  config.train.update(
-    ema_decay=0.97,
-    weight_decay=0.02,
-    b1=0.8,
-    vlb_weight=0.5,
-    sigma_weight=0.2,
-    lr_schedule="constant",
-    loss_reduction="unknown",
-  )
-  config.sample.update(temperature=0.9, alpha=0.3, variance="fixed_small")
-  config.refine.update(resampling_ratio=0.5, noise_type="fixed", steps_per_patch=4, overlap=0.5)
+  config.optim.update(ema_decay=0.97, weight_decay=0.02, b1=0.8, b2=0.99, decay_steps=0, eps=1e-7)
+  config.loss.update(vlb_weight=0.5, sigma_weight=0.2, reduction="unknown")
+  config.refine.update(resampling_ratio=0.5, noise_type="fixed", chains=2, final_ratio=0.1)
+  config.refine.initial.update(temperature=0.9, alpha=0.3, variance="fixed_small")
+  config.refine.ipr.update(steps_per_patch=4, overlap=0.5, variance="fixed_small")
   config.time_sampler.update(kind="board_beta", concentration=7.0, add_zeros=True, zeros_power=2.0)
+  config.train.update(density_images=999, init_match="shapes")
+  config.eval.update(selectors=("uncertainty",), strip_samples=1)
   run = translate.translate(config)
-  assert (run.optim.ema_decay, run.optim.weight_decay, run.optim.b1, run.optim.decay_steps) == (
-    0.97,
-    0.02,
-    0.8,
-    0,
-  )
-  assert (run.loss.vlb_weight, run.loss.sigma_weight, run.loss.reduction) == (0.5, 0.2, "unknown")
-  assert (run.sampler.temperature, run.sampler.alpha, run.sampler.variance) == (
-    0.9,
-    0.3,
-    "fixed_small",
-  )
-  assert run.refine.initial.variance == run.refine.ipr.variance == "fixed_small"
-  assert (run.refine.resampling_ratio, run.refine.noise_type) == (0.5, "fixed")
-  assert (run.refine.ipr.steps_per_patch, run.refine.ipr.overlap, run.refine.ipr.alpha) == (
-    4,
-    0.5,
-    0.3,
-  )
-  assert (
-    run.time_sampler.kind,
-    run.time_sampler.concentration,
-    run.time_sampler.add_zeros,
-    run.time_sampler.zeros_power,
-  ) == ("board_beta", 7.0, True, 2.0)
-  assert run.model.dim == config.model.transformer.dim
-  config.train.lr_schedule = "cosine"
-  assert translate.translate(config).optim.decay_steps == config.train.steps
+  for field, section in (
+    ("optim", "optim"),
+    ("loss", "loss"),
+    ("refine", "refine"),
+    ("time_sampler", "time_sampler"),
+    ("loop", "train"),
+    ("plan", "eval"),
+  ):
+    assert structs.to_dict(getattr(run, field)) == config[section].to_dict(), section
+  assert run.sampler == run.refine.initial and run.refine.chains == 2
+  assert run.selectors == ("uncertainty",) and run.model.dim == config.model.transformer.dim
+
+
+def test_a_new_refine_field_reaches_the_command_line(monkeypatch):
+  """Adding a knob to a library dataclass is one edit: the field. Here a subclass with a new
+  field stands in for RefineConfig (as if the field were added in place); the base config
+  builds config.refine from it, a --config flag sets it, and translate hands it to the Run."""
+  from absl import flags
+  from ml_collections import config_flags
+
+  @dataclasses.dataclass(frozen=True)
+  class PatientRefine(refine.RefineConfig):
+    patience: int = 3  # the one edit
+
+  monkeypatch.setattr(refine, "RefineConfig", PatientRefine)
+  config = sudoku_symbolic.get_config("smoke")
+  assert config.refine.patience == 3
+  flag_values = flags.FlagValues()  # the command line of experiments.main
+  config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values, lock_config=True)
+  argv = [
+    "prog",
+    "--config=experiments/configs/sudoku_symbolic.py:smoke",
+    "--config.refine.patience=7",
+    "--config.refine.chains=2",
+  ]
+  monkeypatch.setattr(sys, "argv", argv)  # config_flags reads its overrides from sys.argv
+  flag_values(argv)
+  run = translate.translate(flag_values.config)
+  assert type(run.refine) is PatientRefine and (run.refine.patience, run.refine.chains) == (7, 2)

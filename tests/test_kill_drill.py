@@ -26,7 +26,7 @@ def drill_config():
 
 def _final_state(workdir):
   config = drill_config()
-  _, _, target = train.build_state(config, translate.translate(config))
+  _, _, target = train.build_state(translate.translate(config))
   state, _ = checkpoints.restore(
     checkpoints.manager(os.path.join(workdir, "checkpoints"), create=False), target
   )

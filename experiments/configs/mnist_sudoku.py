@@ -46,14 +46,15 @@ import ml_collections
 # environment variable (no default: the offline variants need no MNIST)
 MNIST_ENV = "IPR_JAX_MNIST_DIR"
 
-from experiments.configs import sudoku_symbolic
+from experiments import plan
+from experiments.configs import base, sudoku_symbolic
 
 
 def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   latent = variant.startswith("latent_")
-  base = {"latent_smoke": "smoke", "latent_mnist": "cpu"}.get(variant, variant)
-  base = "cpu" if variant.startswith("latent_cpu") else base
-  c = sudoku_symbolic.get_config(base)
+  of = {"latent_smoke": "smoke", "latent_mnist": "cpu"}.get(variant, variant)
+  of = "cpu" if variant.startswith("latent_cpu") else of  # the symbolic variant it builds on
+  c = sudoku_symbolic.get_config(of)
   c.benchmark, c.variant = "mnist_sudoku", variant
   c.data = dict(
     source="sklearn", idx_dir=None, pool_size=c.data.pool_size, tfds_dir=c.data.tfds_dir
@@ -64,27 +65,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # first by --mode train (its own stage: `steps` of the whole autoencoder with latent_noise,
   # then `decoder_steps` of the decoder alone with decoder_noise, the latent space frozen), the
   # SRM and IPR then run over the 9x9 grid of latents (normalise: unit-scale latent channels)
-  c.model.codec = dict(
-    latent_dim=0,
-    width=32,
-    latent_noise=0.1,
-    normalise=True,
-    steps=3000,
-    decoder_steps=2000,
-    decoder_noise=0.05,
-    batch_size=256,
-    learning_rate=2e-3,
-  )
-  c.model.unet = dict(
-    widths=(128, 128, 256, 256, 512, 512),
-    attention=(False,) * 4 + (True, True),
-    num_blocks=2,
-    groups=32,
-    time_dim=512,
-    time_freq_dim=256,
-    head_channels=64,
-    dropout=0.1,
-  )
+  c.model.codec = base.section(plan.CodecRecipe())
+  c.model.unet.update(widths=(128, 128, 256, 256, 512, 512), attention=(False,) * 4 + (True, True))
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
   if latent:
@@ -101,24 +83,22 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
       c.model.codec.update(width=16, batch_size=64, steps=2000, decoder_steps=1000)
     if variant == "latent_smoke":
       c.model.codec.update(width=4, steps=4, decoder_steps=2, batch_size=16)
-      c.refine.selectors = ("uniform",)
+      c.eval.selectors = ("uniform",)
     elif variant == "latent_cpu":
       c.train.update(steps=10_000, eval_every=2500)
+      c.optim.decay_steps = 10_000
     elif variant == "latent_cpu_more":  # the shipped latent model (and its codec), trained on
-      c.train.update(
-        steps=9_000,
-        eval_every=3000,
-        init_from="mnist_sudoku_latent",
-        learning_rate=1e-3,
-        warmup_steps=200,
-      )
+      c.train.update(steps=9_000, eval_every=3000, init_from="mnist_sudoku_latent")
+      c.optim.update(learning_rate=1e-3, warmup_steps=200, decay_steps=9_000)
     else:
       c.train.update(steps=6_000, eval_every=2000)
+      c.optim.decay_steps = 6_000
   elif variant == "smoke":
     c.model.transformer.skip = True  # dim 16 < an 8x8 cell's 64 values
-    c.refine.selectors = ("uniform",)  # one refine compile in the smoke tests
+    c.eval.selectors = ("uniform",)  # one refine compile in the smoke tests
   elif variant == "cpu":
     c.train.update(steps=7_000, eval_every=1750, checkpoint_every=875, eval_samples=64)
+    c.optim.decay_steps = 7_000
   elif variant == "paper":
     c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))
     c.model.update(kind="unet", dtype="auto")

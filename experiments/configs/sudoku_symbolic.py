@@ -16,7 +16,8 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
   about 1.5 h on 2 idle CPU cores, resumable; validation every 2k steps):
     python -m experiments.main --config experiments/configs/sudoku_symbolic.py:cpu_long --workdir runs/sudoku_cpu_long --mode train
   Its weights ship as `sudoku_symbolic_long` (this config's sampler, the papers') and as the default
-  `sudoku_symbolic` (recommended: `--config.sample.variance=fixed_small`, uncertainty selector,
+  `sudoku_symbolic` (recommended: `--config.refine.initial.variance=fixed_small`
+  and `--config.refine.ipr.variance=fixed_small`, uncertainty selector,
   `--config.refine.resampling_ratio=0.5 --config.refine.rounds=16`). Measured on 300 puzzles
   with fixed_small (README): hard 21.0% -> 67.3% after 30 uniform rounds at ratio 0.25 vs 48.7%
   compute-matched, 93.7% after 16 uncertainty rounds at ratio 0.5; medium 93.7% -> 96.7% after
@@ -31,112 +32,54 @@ Variants (pick with `--config experiments/configs/sudoku_symbolic.py:<variant>`)
 
 import ml_collections
 
+from experiments.configs import base
+
 
 def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.benchmark = "sudoku_symbolic"
-  c.variant = variant
-  c.seed = 0
+  c = base.get_config("sudoku_symbolic", variant)
   # pool_size: solved training boards, re-drawn through symmetries; tfds_dir: where the held-out
   # test set is prepared (ipr_jax.tfds_builders; None = $TFDS_DATA_DIR or ~/tensorflow_datasets)
   c.data = dict(pool_size=5000, tfds_dir=None)
-  # model.kind picks the denoiser section; dtype: float32, bfloat16, auto (bf16 on GPU/TPU);
   # graph: attention over Sudoku peers (sudoku_peers) or all cells (full)
-  c.model = dict(
-    kind="transformer",
-    dtype="float32",
-    graph="sudoku_peers",
-    transformer=dict(dim=64, depth=4, heads=4, mlp_ratio=4, dropout=0.0, skip=False, pixel_head=0),
+  c.model.graph = "sudoku_peers"
+  # loss.reduction: "all" (method 1.5: givens count in each term's mean) or "unknown" (each
+  # board is the mean over its own unknown cells; docs/results/sudoku_symbolic.md)
+  c.optim.update(learning_rate=2e-3, warmup_steps=500, ema_decay=0.995, decay_steps=8_000)
+  c.train.update(
+    steps=8_000, checkpoint_every=500, eval_every=500, eval_samples=96, eval_split="hard"
   )
-  # concentration: board_beta only; zeros_power: add_zeros draws the cleaned fraction as
-  # u ** (1 / zeros_power) (1 = the papers'; docs/results/even_pixels.md)
-  c.time_sampler = dict(
-    kind="mean_beta",
-    sharpness=1.0,
-    add_zeros=False,
-    density_images=80_000,
-    concentration=20.0,
-    zeros_power=1.0,
-  )
-  # loss_reduction: "all" (method 1.5: givens count in each term's mean) or "unknown" (each board
-  # is the mean over its own unknown cells; docs/results/sudoku_symbolic.md)
-  c.train = dict(
-    steps=8_000,
-    batch_size=64,
-    learning_rate=2e-3,
-    warmup_steps=500,
-    lr_schedule="cosine",
-    ema_decay=0.995,
-    weight_decay=1e-6,
-    b1=0.95,
-    vlb_weight=1.0,
-    sigma_weight=0.01,
-    loss_reduction="all",
-    checkpoint_every=500,
-    log_every=50,
-    eval_every=500,
-    eval_samples=96,
-    eval_split="hard",
-    max_to_keep=2,
-    data_workers=0,  # > 0: batches built ahead in that many processes
-    init_from="",  # a shipped model (ipr_jax.pretrained) to warm-start from
-    # "all": init_from must have this architecture; "shapes": copy its params whose name and
-    # shape match, the rest (e.g. a new input/output width) keeps its initialisation
-    init_match="all",
-  )
-  # variance: the reverse step's std, learned_range (method 3.4), fixed_small or fixed_large
-  c.sample = dict(
-    steps_per_patch=3,
-    overlap=0.0,
-    order="greedy",
-    alpha=0.5,
-    temperature=1.0,
-    variance="learned_range",
-  )
-  # rounds: hard puzzles get the paper's hard budget (30); eval.rounds sets medium's 15
-  c.refine = dict(
-    rounds=30,
-    resampling_ratio=0.25,
-    steps_per_patch=10,
-    overlap=0.8,
-    noise_type="random",
-    selectors=("uniform", "uncertainty"),
-  )
-  c.eval = dict(
+  # initial/ipr.variance: the reverse step's std, learned_range (method 3.4), fixed_small or
+  # fixed_large; rounds: hard puzzles get the paper's hard budget (30), eval.rounds medium's 15
+  c.refine.rounds = 30
+  c.eval.update(
     splits=("hard", "medium"),
-    num_samples=300,
     batch_size=150,
-    strip_samples=4,
     checkpoint="last",  # cpu ships the last step: validation was flat from 3k on
     rounds=dict(medium=15),
-    pretrained="",  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
-    settings_from="",
-  )  # a shipped model whose recommended settings run as a method too
+    selectors=("uniform", "uncertainty"),
+  )
   if variant == "smoke":
     c.model.transformer.update(dim=16, depth=1, heads=2, mlp_ratio=2)
     c.data.pool_size = 64
-    c.time_sampler.density_images = 4096
+    c.optim.update(warmup_steps=2, decay_steps=6)
     c.train.update(
       steps=6,
       batch_size=8,
-      warmup_steps=2,
+      density_images=4096,
       checkpoint_every=3,
       log_every=2,
       eval_every=6,
       eval_samples=4,
     )
-    c.refine.update(rounds=2)
+    c.refine.rounds = 2
     c.eval.update(num_samples=4, batch_size=4, strip_samples=2, rounds=dict(medium=1))
   elif variant == "paper":
     c.model.update(dtype="auto")
     c.model.transformer.update(dim=256, depth=8, heads=8)
+    c.optim.update(learning_rate=1e-4, warmup_steps=5000, decay_steps=0, ema_decay=0.9999)
     c.train.update(
       steps=250_000,
       batch_size=256,
-      learning_rate=1e-4,
-      warmup_steps=5000,
-      lr_schedule="constant",
-      ema_decay=0.9999,
       checkpoint_every=5000,
       eval_every=5000,
       eval_samples=256,
@@ -145,8 +88,10 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     c.eval.update(num_samples=500, batch_size=250, checkpoint="best")
   elif variant == "cpu_long":  # the cpu recipe, 2.25x as long (validation less often)
     c.train.update(steps=18_000, eval_every=2000)
+    c.optim.decay_steps = 18_000
   elif variant == "cpu_restart":  # cpu_long's weights, then a second 18k-step cosine cycle
     c.train.update(steps=18_000, eval_every=2000, init_from="sudoku_symbolic_long")
+    c.optim.decay_steps = 18_000
   elif variant != "cpu":
     raise ValueError(f"variant must be smoke, cpu, cpu_long, cpu_restart or paper, got {variant!r}")
   return c

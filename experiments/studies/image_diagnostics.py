@@ -125,18 +125,21 @@ def main(argv):
   if config is None:
     raise app.UsageError("--config is required (and --workdir unless eval.pretrained is set)")
   run = translate.translate(config)
-  apply, params, source = evaluate.load_params(config, run, FLAGS["workdir"].value or "")
+  apply, params, source = evaluate.load_params(run, FLAGS["workdir"].value or "")
   grid = run.task.grid
-  x = jnp.asarray(run.task.test_items(config.eval.splits[0], num).x)
-  print(f"{source}: {num} held-out {config.benchmark} items")
+  x = jnp.asarray(run.task.test_items(run.plan.splits[0], num).x)
+  print(f"{source}: {num} held-out {run.benchmark} items")
+  # one key per use: the evaluation stream split into the denoising levels, the noise, the
+  # round-0 pass and the inpainting rows
+  denoise_key, noise_key, pass_key, inpaint_key = jax.random.split(run.key("evaluation"), 4)
   for i, t in enumerate(LEVELS):
-    err = denoising_error(apply, params, x, grid, t, jax.random.key(100 + i))
+    err = denoising_error(apply, params, x, grid, t, jax.random.fold_in(denoise_key, i))
     print(f"  one-shot denoising at t = {t:.2f}: mean |x_hat - x| = {err:.3f}")
-  z0 = jax.random.normal(jax.random.key(config.seed), x.shape)
+  z0 = jax.random.normal(noise_key, x.shape)
   res = sampling.sample(
     apply,
     params,
-    jax.random.key(config.seed + 1),
+    pass_key,
     z0,
     jnp.zeros((x.shape[0], grid.num_regions), bool),
     x,
@@ -151,7 +154,7 @@ def main(argv):
     score = {k: round(float(np.mean(v)), 3) for k, v in metric(sample).items()}
     print(f"  {name:<34} {contrast(sample)}  {score}")
   for k in (k for k in INPAINT if k <= grid.num_regions):
-    key = jax.random.key(config.seed + 2 + k)
+    key = jax.random.fold_in(inpaint_key, k)
     rows = {f"{k} region(s) regenerated": regenerate(apply, params, key, x, grid, k, run.sampler)}
     rows.update({f"  same regions, {name}": v for name, v in references(key, x, grid, k).items()})
     for name, sample in rows.items():

@@ -22,11 +22,10 @@ import json
 import os
 import time
 
-import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import codec, common, evaluate, train, translate
+from experiments import codec, common, evaluate, tables, train, translate
 from experiments.configs import mnist_sudoku
 from ipr_jax import pretrained, refine
 
@@ -55,6 +54,7 @@ def row_config(name: str, srm_steps: int):
   config.model.codec.update(ROWS[name])
   if srm_steps:
     config.train.update(steps=srm_steps, eval_every=srm_steps)
+    config.optim.decay_steps = srm_steps
   return config
 
 
@@ -67,8 +67,8 @@ def recommended(rounds: int) -> refine.RefineConfig:
 
 def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
   """Valid rate at round 0 and after `rounds` recommended rounds on `puzzles` hard puzzles."""
-  run = translate.translate(config, codec=codec.load(config, workdir))
-  apply, params, _ = evaluate.load_params(config, run, workdir)
+  run = translate.translate(config, codec=codec.load(translate.codec_stage(config), workdir))
+  apply, params, _ = evaluate.load_params(run, workdir)
   items = run.task.test_items("hard", puzzles)
   m, nfe, _ = evaluate.run_refine(
     apply,
@@ -76,8 +76,8 @@ def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
     items,
     recommended(rounds),
     run.task,
-    jax.random.key(config.seed),
-    config.eval.batch_size,
+    run.key("evaluation"),
+    run.plan.batch_size,
   )
   valid = m["valid"].mean(axis=1)
   return {"hard_round0": float(valid[0]), "hard_refined": float(valid[-1]), "nfe": int(np.sum(nfe))}
@@ -86,7 +86,7 @@ def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
 def run_row(name: str, out: str, srm_steps: int, puzzles: int, rounds: int) -> dict:
   config, workdir = row_config(name, srm_steps), os.path.join(out, name)
   t0 = time.time()
-  codec.train(config, workdir)
+  codec.train(translate.codec_stage(config), workdir)
   info = json.load(open(os.path.join(workdir, codec.FOLDER, "manifest.json")))["codec"]
   row = {
     "row": name,
@@ -115,12 +115,17 @@ def run_row(name: str, out: str, srm_steps: int, puzzles: int, rounds: int) -> d
 
 
 def table(rows: list) -> str:
-  lines = [
-    "| row | d | held-out digits read right: original / reconstructed | test bank "
-    "reconstructed | boards valid after a round trip | SRM steps | hard valid round 0 -> "
-    "refined (NFE) | CPU min (codec + SRM + scoring) |",
-    "|---|---|---|---|---|---|---|---|",
+  header = [
+    "row",
+    "d",
+    "held-out digits read right: original / reconstructed",
+    "test bank reconstructed",
+    "boards valid after a round trip",
+    "SRM steps",
+    "hard valid round 0 -> refined (NFE)",
+    "CPU min (codec + SRM + scoring)",
   ]
+  cells = []
   for r in rows:
     srm = (
       f"{100 * r['hard_round0']:.0f}% -> {100 * r['hard_refined']:.0f}% ({r['nfe']})"
@@ -128,14 +133,20 @@ def table(rows: list) -> str:
       else "-"
     )
     minutes = r["codec_minutes"] + r.get("srm_minutes", 0) + r.get("score_minutes", 0)
-    lines.append(
-      f"| {r['row']} | {r['latent_dim']} | {100 * r['codec_accuracy_original']:.2f}% / "
-      f"{100 * r['codec_accuracy_reconstructed']:.2f}% | "
-      f"{100 * r['codec_bank_accuracy_reconstructed']:.1f}% | "
-      f"{100 * r['codec_board_ceiling']:.1f}% | {r['srm_steps'] or '-'} | {srm} | "
-      f"{minutes:.1f} |"
+    cells.append(
+      [
+        r["row"],
+        r["latent_dim"],
+        f"{100 * r['codec_accuracy_original']:.2f}% / "
+        f"{100 * r['codec_accuracy_reconstructed']:.2f}%",
+        f"{100 * r['codec_bank_accuracy_reconstructed']:.1f}%",
+        f"{100 * r['codec_board_ceiling']:.1f}%",
+        r["srm_steps"] or "-",
+        srm,
+        f"{minutes:.1f}",
+      ]
     )
-  return "\n".join(lines)
+  return tables.render(header, cells)
 
 
 def main(argv):

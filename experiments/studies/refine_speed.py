@@ -15,16 +15,17 @@ measurement (`--out`), a table at the end.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 
-from experiments import common, translate
+from experiments import common, tables, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import denoisers, host_loop, refine
 from ipr_jax.data import sudoku
@@ -150,32 +151,40 @@ def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
 
 
 def table(rows) -> str:
-  head = (
-    f"{'model':<12} {'dtype':<9} {'design':<10} {'batch':>5} {'compile s':>9} {'call ms':>9} "
-    f"{'wall s':>8} {'NFE':>5} {'overhead':>8} {'samples/s':>10} {'refine/ref':>10}"
-  )
-  lines = [head]
-  for r in rows:
-    design = "reference" if "design" in r else "refine"
-    lines.append(
-      f"{r['model']:<12} {r['dtype']:<9} {design:<10} {r['batch']:>5} "
-      f"{r.get('compile_s', ''):>9} {r.get('call_ms', ''):>9} {r['refine_s']:>8} "
-      f"{r['nfe']:>5} {r.get('overhead', ''):>8} {r['samples_per_s']:>10} "
-      f"{r.get('speedup_of_refine', ''):>10}"
-    )
-  return "\n".join(lines)
+  header = ["model", "dtype", "design", "batch", "compile s", "call ms", "wall s", "NFE"]
+  header += ["overhead", "samples/s", "refine/ref"]
+  cells = [
+    [
+      r["model"],
+      r["dtype"],
+      "reference" if "design" in r else "refine",
+      r["batch"],
+      r.get("compile_s", ""),
+      r.get("call_ms", ""),
+      r["refine_s"],
+      r["nfe"],
+      r.get("overhead", ""),
+      r["samples_per_s"],
+      r.get("speedup_of_refine", ""),
+    ]
+    for r in rows
+  ]
+  return tables.render(header, cells, style="text")
 
 
-def main():
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--size", choices=tuple(SIZES), default="paper")
-  ap.add_argument("--models", default="unet,transformer")
-  ap.add_argument("--dtypes", default="float32,bfloat16")
-  ap.add_argument("--batches", default=None, help="comma list (default: the size's per model)")
-  ap.add_argument("--rounds", type=int, default=None, help="IPR rounds (default: the size's)")
-  ap.add_argument("--no_reference", action="store_true", help="skip the host-loop design")
-  ap.add_argument("--out", default=None, help="append JSON lines here")
-  args = ap.parse_args()
+def define_flags(f):
+  flags.DEFINE_enum("size", "paper", tuple(SIZES), "model and puzzle sizes", flag_values=f)
+  flags.DEFINE_list("models", ["unet", "transformer"], "denoisers measured", flag_values=f)
+  flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "compute dtypes", flag_values=f)
+  flags.DEFINE_list("batches", None, "batch sizes (default: the size's per model)", flag_values=f)
+  flags.DEFINE_integer("rounds", None, "IPR rounds (default: the size's)", flag_values=f)
+  flags.DEFINE_bool("no_reference", False, "skip the host-loop design", flag_values=f)
+  flags.DEFINE_string("out", None, "append JSON lines here", flag_values=f)
+
+
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = common.parse_flags(define_flags, argv, "experiments.studies.refine_speed", __doc__)
   size = SIZES[args.size]
   rounds = size["rounds"] if args.rounds is None else args.rounds
   print(
@@ -184,12 +193,12 @@ def main():
     flush=True,
   )
   rows = []
-  for model in args.models.split(","):
+  for model in args.models:
     cfg, batches = size["models"][model]
     if isinstance(cfg, str):  # the sudoku_symbolic config variant's transformer
       cfg = translate.translate(sudoku_symbolic.get_config(cfg)).model
-    batches = tuple(int(b) for b in args.batches.split(",")) if args.batches else batches
-    for dtype in args.dtypes.split(","):
+    batches = tuple(int(b) for b in args.batches) if args.batches else batches
+    for dtype in args.dtypes:
       for row in measure(model, cfg, dtype, batches, rounds, not args.no_reference):
         rows.append(row)
         print(json.dumps(row), flush=True)

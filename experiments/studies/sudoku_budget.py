@@ -34,16 +34,17 @@ method's valid rate at the NFE of 30 paper rounds (interpolated on its curve whe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import re
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from absl import flags
 from tqdm import tqdm
 
 from experiments import common, evaluate, plots, translate
@@ -323,47 +324,48 @@ def plot(results: dict, path: str) -> str:
   return path
 
 
+def define_flags(f):
+  flags.DEFINE_string("model", "sudoku_symbolic_cpu", "shipped model", flag_values=f)
+  flags.DEFINE_string("split", "hard", "held-out split", flag_values=f)
+  flags.DEFINE_integer("num", 100, "held-out puzzles", flag_values=f)
+  flags.DEFINE_integer("seed", 0, "the key of every method", flag_values=f)
+  flags.DEFINE_string(
+    "methods",
+    "all",
+    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>), "
+    "all, or '' (only the summary and plot)",
+    flag_values=f,
+  )
+  flags.DEFINE_string(
+    "variance",
+    "learned_range",
+    "reverse-step std of every pass: learned_range (method 3.4), fixed_small, fixed_large",
+    flag_values=f,
+  )
+  flags.DEFINE_float(
+    "alpha", None, "stochasticity of every pass (0.5); labels get ',alpha<a>'", flag_values=f
+  )
+  flags.DEFINE_float(
+    "temperature",
+    1.0,
+    "multiplies every stochastic step's std; labels get ',T<t>' unless 1",
+    flag_values=f,
+  )
+  flags.DEFINE_string("out", "docs/results/sudoku_symbolic/sudoku_budget", "prefix", flag_values=f)
+
+
 def main(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--model", default="sudoku_symbolic_cpu")
-  ap.add_argument("--split", default="hard")
-  ap.add_argument("--num", type=int, default=100)
-  ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument(
-    "--methods",
-    default="all",
-    help=f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, "
-    "chains<k>_<selector>_ratio<r>), all, or '' (only the "
-    "summary and plot)",
-  )
-  ap.add_argument(
-    "--variance",
-    default="learned_range",
-    help="reverse-step std of every pass: learned_range (spec), fixed_small, fixed_large",
-  )
-  ap.add_argument(
-    "--alpha",
-    type=float,
-    default=None,
-    help="stochasticity of every pass (spec: 0.5); labels get ',alpha<a>'",
-  )
-  ap.add_argument(
-    "--temperature",
-    type=float,
-    default=1.0,
-    help="multiplies every stochastic step's std; labels get ',T<t>' unless 1",
-  )
-  ap.add_argument("--out", default="docs/results/sudoku_symbolic/sudoku_budget")
-  args = ap.parse_args(argv)
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = common.parse_flags(define_flags, argv, "experiments.studies.sudoku_budget", __doc__)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
   t0 = time.time()
   apply, params, manifest = pretrained.load(args.model)
   config = sudoku_symbolic.get_config("cpu")
   config.seed = args.seed
-  config.sample.variance = args.variance
-  config.sample.temperature = args.temperature
-  if args.alpha is not None:
-    config.sample.alpha = args.alpha
+  for sampler in (config.refine.initial, config.refine.ipr):  # every pass alike
+    sampler.variance, sampler.temperature = args.variance, args.temperature
+    if args.alpha is not None:
+      sampler.alpha = args.alpha
   run = translate.translate(config)
   suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
   for m in methods:  # an unknown name, bad ratio or chain count fails here, before anything runs

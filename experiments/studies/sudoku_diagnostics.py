@@ -63,7 +63,7 @@ def main(argv):
   if any(not 0 <= k <= 80 for k in known_counts):
     raise app.UsageError(f"--known counts must lie in 0..80, got {known_counts}")
   run = translate.translate(config)
-  apply, params, source = evaluate.load_params(config, run, FLAGS["workdir"].value or "")
+  apply, params, source = evaluate.load_params(run, FLAGS["workdir"].value or "")
   step = jax.jit(
     lambda params, x, known, key: one_step(apply, params, x, known, key, run.task.grid)
   )
@@ -76,7 +76,7 @@ def main(argv):
       params,
       jnp.asarray(sudoku.to_symbolic(boards)),
       jnp.asarray(givens),
-      jax.random.key(config.seed + i),
+      jax.random.fold_in(run.key("evaluation"), i),
     )
     print(f"{k:>11} | {float(acc):>19.3f} | {float(logvar):+.2f}")
 

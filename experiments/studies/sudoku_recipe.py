@@ -29,20 +29,20 @@ import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import common, evaluate, train, translate
+from experiments import common, evaluate, tables, train, translate
 from experiments.configs import sudoku_symbolic
 from ipr_jax import flow, pretrained
 
 # each row: (what changed, overrides on the cpu config). Rows build on the winners of earlier
 # rows; a row's overrides are written out in full so that it reads on its own.
 _BOARD = {"time_sampler.kind": "board_beta"}
-_NOVLB = {**_BOARD, "train.vlb_weight": 0.0}
+_NOVLB = {**_BOARD, "loss.vlb_weight": 0.0}
 _FEASIBILITY = {
   **_NOVLB,
-  "train.ema_decay": 0.998,
-  "train.weight_decay": 0.01,
-  "train.b1": 0.9,
-  "train.lr_schedule": "constant",
+  "optim.ema_decay": 0.998,
+  "optim.weight_decay": 0.01,
+  "optim.b1": 0.9,
+  "optim.decay_steps": 0,
 }
 ROWS = {
   "baseline": ("cpu config as shipped (mean_beta, VLB 1, sigma 0.01, EMA 0.995, cosine)", {}),
@@ -61,22 +61,22 @@ ROWS = {
   "board_novlb": ("board_beta, VLB weight 0", _NOVLB),
   "board_sigma0.1": (
     "board_beta, VLB 0, sigma-NLL weight 0.1",
-    {**_NOVLB, "train.sigma_weight": 0.1},
+    {**_NOVLB, "loss.sigma_weight": 0.1},
   ),
-  "board_ema0.998": ("board_beta, VLB 0, EMA 0.998", {**_NOVLB, "train.ema_decay": 0.998}),
-  "board_const_lr": ("board_beta, VLB 0, constant lr", {**_NOVLB, "train.lr_schedule": "constant"}),
-  "board_lr1e-3": ("board_beta, VLB 0, lr 1e-3", {**_NOVLB, "train.learning_rate": 1e-3}),
+  "board_ema0.998": ("board_beta, VLB 0, EMA 0.998", {**_NOVLB, "optim.ema_decay": 0.998}),
+  "board_const_lr": ("board_beta, VLB 0, constant lr", {**_NOVLB, "optim.decay_steps": 0}),
+  "board_lr1e-3": ("board_beta, VLB 0, lr 1e-3", {**_NOVLB, "optim.learning_rate": 1e-3}),
   "board_wd0.01": (
     "board_beta, VLB 0, weight decay 0.01, b1 0.9",
-    {**_NOVLB, "train.weight_decay": 0.01, "train.b1": 0.9},
+    {**_NOVLB, "optim.weight_decay": 0.01, "optim.b1": 0.9},
   ),
   "reduce_unknown": (
     "loss averaged per board over its unknown cells (boards weigh equally)",
-    {"train.loss_reduction": "unknown"},
+    {"loss.reduction": "unknown"},
   ),
   "feasibility_unknown": (
     "the feasibility row + loss averaged per board over its unknown cells",
-    {**_FEASIBILITY, "train.loss_reduction": "unknown"},
+    {**_FEASIBILITY, "loss.reduction": "unknown"},
   ),
   "pool20k": (
     "a pool of 20,000 training boards (5,000 shipped), still re-drawn through symmetries",
@@ -105,13 +105,13 @@ ROWS = {
     "18,000 steps, 500 warm-up), scored as they are",
     {"eval.pretrained": "sudoku_symbolic_long", "train.steps": 18000},
   ),
-  "ema0.99": ("EMA decay 0.99 (0.995 shipped): less lag at 2,400 steps", {"train.ema_decay": 0.99}),
-  "lr1e-3": ("learning rate 1e-3 (2e-3 shipped)", {"train.learning_rate": 1e-3}),
+  "ema0.99": ("EMA decay 0.99 (0.995 shipped): less lag at 2,400 steps", {"optim.ema_decay": 0.99}),
+  "lr1e-3": ("learning rate 1e-3 (2e-3 shipped)", {"optim.learning_rate": 1e-3}),
   "const_lr": (
     "constant learning rate after the warm-up (cosine shipped)",
-    {"train.lr_schedule": "constant"},
+    {"optim.decay_steps": 0},
   ),
-  "sigma0.1": ("sigma-NLL weight 0.1 (0.01 shipped)", {"train.sigma_weight": 0.1}),
+  "sigma0.1": ("sigma-NLL weight 0.1 (0.01 shipped)", {"loss.sigma_weight": 0.1}),
   # the training seed alone (init, batches): how far apart two runs of one recipe land
   "seed1": ("baseline, training seed 1 (init and batches; scored with the same key)", {"seed": 1}),
   "seed2": ("baseline, training seed 2 (init and batches; scored with the same key)", {"seed": 2}),
@@ -137,7 +137,7 @@ def define_flags():
     medium_rounds=flags.DEFINE_integer("medium_rounds", 15, "uniform IPR rounds on medium puzzles"),
     variance=flags.DEFINE_enum(
       "variance",
-      sudoku_symbolic.get_config("cpu").sample.variance,
+      sudoku_symbolic.get_config("cpu").refine.initial.variance,
       list(flow.VARIANCE_MODES),
       "reverse std used to score the rows",
     ),
@@ -156,6 +156,7 @@ def row_config(name: str, steps: int):
     raise ValueError(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
   config = sudoku_symbolic.get_config("cpu")
   config.train.update(steps=steps, checkpoint_every=600)
+  cosine = bool(config.optim.decay_steps)  # the row may set a constant lr (decay_steps 0)
   for key, value in ROWS[name][1].items():
     *path, field = key.split(".")
     try:
@@ -165,8 +166,12 @@ def row_config(name: str, steps: int):
     if not isinstance(node, ml_collections.ConfigDict) or field not in node:
       raise ValueError(f"row {name}: {key} is not a key of the cpu config")
     node[field] = value
-  t = config.train  # warm-up and validation follow the row's length (its own, if it sets one)
-  t.update(warmup_steps=min(200, t.steps // 4), eval_every=t.steps)
+  # warm-up, cosine and validation follow the row's length (its own, if it sets one)
+  t = config.train
+  t.eval_every = t.steps
+  config.optim.warmup_steps = min(200, t.steps // 4)
+  if cosine and config.optim.decay_steps:
+    config.optim.decay_steps = t.steps
   return config
 
 
@@ -182,7 +187,7 @@ def cpu_minutes(workdir: str) -> float:
 
 def score(config, workdir: str, split: str, rounds: int, num: int) -> dict:
   run = translate.translate(config)
-  apply, params, source = evaluate.load_params(config, run, workdir)
+  apply, params, source = evaluate.load_params(run, workdir)
   items = run.task.test_items(split, num)
   cfg = dataclasses.replace(run.refine, selector="uniform", rounds=rounds)
   t0 = time.time()
@@ -225,7 +230,8 @@ def run_row(name: str, out: str, variance: str) -> dict:
   else:
     train.train(config, workdir, command=command)  # resumes / returns at once when trained
     minutes = cpu_minutes(workdir)
-  config.sample.variance = variance  # scoring only: training never samples with it
+  for sampler in (config.refine.initial, config.refine.ipr):  # scoring only: training never
+    sampler.variance = variance  # samples with it
   res = {
     "row": name,
     "change": ROWS[name][0],
@@ -249,21 +255,20 @@ def variance_of(result: dict) -> str:
 
 def table(path: str) -> str:
   rows = [json.loads(l) for l in open(path)]
-  lines = [
-    "| row | change | reverse std | steps | CPU min | hard r0 | hard r15 | hard r30 | "
-    "medium r0 | medium r15 |",
-    "|---|---|---|---|---|---|---|---|---|---|",
-  ]
+  header = ["row", "change", "reverse std", "steps", "CPU min", "hard r0", "hard r15"]
+  header += ["hard r30", "medium r0", "medium r15"]
+
+  def cell(d, k):
+    return f"{100 * d[k]:.0f}%" if k in d else "-"
+
+  cells = []
   for r in rows:
     h, m = r["hard"]["valid"], r["medium"]["valid"]
-    cell = lambda d, k: f"{100 * d[k]:.0f}%" if k in d else "-"
-    lines.append(
-      f"| {r['row']} | {r['change']} | {variance_of(r)} | {r['steps']} | "
-      f"{r['cpu_minutes']} | "
-      f"{cell(h, '0')} | {cell(h, '15')} | {cell(h, '30')} | {cell(m, '0')} | "
-      f"{cell(m, '15')} |"
+    cells.append(
+      [r["row"], r["change"], variance_of(r), r["steps"], r["cpu_minutes"]]
+      + [cell(h, "0"), cell(h, "15"), cell(h, "30"), cell(m, "0"), cell(m, "15")]
     )
-  return "\n".join(lines)
+  return tables.render(header, cells)
 
 
 def main(argv):

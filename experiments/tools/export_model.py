@@ -8,6 +8,7 @@ config's recommended sampling/refine settings); a latent config's codec (DIR/cod
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -37,17 +38,17 @@ def main(argv):
       "shipped manifest names the code that made it (or --allow_dirty)"
     )
   config, workdir = _CONFIG.value, _WORKDIR.value
-  coder = codec.load(config, workdir)
+  coder = codec.load(translate.codec_stage(config), workdir)
   run = translate.translate(config, codec=coder)
-  _, params, source = evaluate.load_params(config, run, workdir)
+  _, params, source = evaluate.load_params(run, workdir)
   spec = denoisers.to_dict(run.model)
-  if spec["kind"] == "transformer" and config.benchmark in (
+  if spec["kind"] == "transformer" and run.benchmark in (
     "sudoku_symbolic",
     "mnist_sudoku",
   ):  # named, not 81x81 tuples
     spec.update(
       position_ids="sudoku",
-      attention_graph="sudoku_peers" if config.model.graph == "sudoku_peers" else None,
+      attention_graph="sudoku_peers" if run.model.attention_graph is not None else None,
     )
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   wall, last = 0.0, 0.0  # wall_s restarts at each resume: add up the segments
@@ -59,9 +60,9 @@ def main(argv):
   train_rec = json.load(open(os.path.join(workdir, "train_config.json")))
   manifest = {
     "name": _NAME.value,
-    "benchmark": config.benchmark,
-    "variant": config.variant,
-    "config": config.to_dict(),
+    "benchmark": run.benchmark,
+    "variant": run.variant,
+    "config": run.record,
     "checkpoint": source,
     "steps": int(source.rstrip("/").rsplit("/", 1)[-1]),
     "best_validation": best,
@@ -72,11 +73,13 @@ def main(argv):
     "command": train_rec.get("command")
     or (
       "python -m experiments.main --config experiments/configs/"
-      f"{config.benchmark}.py:{config.variant} --workdir {workdir} --mode train"
+      f"{run.benchmark}.py:{run.variant} --workdir {workdir} --mode train"
     ),
     "train_device": train_rec.get("device"),
     # the config's round-0 and refine settings (first selector), checked by pretrained.load
-    "recommended": pretrained.settings_dict(run.refine),
+    "recommended": pretrained.settings_dict(
+      dataclasses.replace(run.refine, selector=run.selectors[0])
+    ),
   }
   folder = pretrained.save(_NAME.value, params, spec, manifest)
   if coder is not None:

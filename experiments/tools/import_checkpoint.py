@@ -51,7 +51,8 @@ def check_hydra(path: str, model) -> None:
 
 def run(config, ckpt: str, out: str, hydra_config: str | None = None, ema: bool = True) -> str:
   """Import `ckpt` for `config` into out/imported; returns that folder."""
-  model = translate.translate(config).model
+  run_ = translate.translate(config)
+  model = run_.model
   if not isinstance(model, denoisers.UNetConfig):
     raise ValueError(
       f"the published checkpoints are UNets, but this config's model.kind is "
@@ -62,8 +63,8 @@ def run(config, ckpt: str, out: str, hydra_config: str | None = None, ema: bool 
   _, params = importers.load_srm_checkpoint(ckpt, model, ema=ema)
   manifest = {
     "name": evaluate.IMPORTED,
-    "benchmark": config.benchmark,
-    "variant": config.variant,
+    "benchmark": run_.benchmark,
+    "variant": run_.variant,
     "source": os.path.abspath(ckpt),
     "source_sha256": pretrained.sha256(ckpt),
     "weights": "ema" if ema else "online",

@@ -9,11 +9,11 @@ with source, command, test accuracy, bank sizes, sha256). Same seed, same weight
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import jax
+from absl import flags
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -33,7 +33,8 @@ DEFAULTS = {
 
 def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
   size = images.shape[-1]
-  apply, params = dc.build(dc.ClassifierConfig(size), jax.random.key(seed))
+  init_key, dropout_key = jax.random.split(jax.random.key(seed))
+  apply, params = dc.build(dc.ClassifierConfig(size), init_key)
   steps_per_epoch = len(images) // batch
   opt = optax.adam(optax.cosine_decay_schedule(1e-3, epochs * steps_per_epoch))
   opt_state = opt.init(params)
@@ -60,19 +61,24 @@ def train(source, images, labels, epochs: int, seed: int, batch: int = 128):
       opt_state,
       jnp.asarray(x_all[j]),
       jnp.asarray(labels[j]),
-      jax.random.fold_in(jax.random.key(seed + 1), i),
+      jax.random.fold_in(dropout_key, i),
     )
   return apply, params
 
 
+def define_flags(f):
+  flags.DEFINE_enum("source", "sklearn", digits.SOURCES, "digit source", flag_values=f)
+  flags.DEFINE_string("idx_dir", None, "the four MNIST IDX files (source idx_dir)", flag_values=f)
+  flags.DEFINE_integer("seed", 0, "init and batch order", flag_values=f)
+  flags.DEFINE_integer("epochs", None, "default: the source's", flag_values=f)
+  flags.DEFINE_string(
+    "out_root", pretrained.ASSETS, "where digits_<source>/ is written", flag_values=f
+  )
+
+
 def main(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--source", choices=digits.SOURCES, default="sklearn")
-  ap.add_argument("--idx_dir", default=None)
-  ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--epochs", type=int, default=None)
-  ap.add_argument("--out_root", default=pretrained.ASSETS)
-  args = ap.parse_args(argv)
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = common.parse_flags(define_flags, argv, "experiments.tools.train_digit_classifier", __doc__)
   t0 = time.time()
   d = DEFAULTS[args.source]
   data = digits.load(args.source, args.idx_dir)
@@ -90,8 +96,7 @@ def main(argv=None):
     "seed": args.seed,
     "cell": size,
     "bank_per_digit": {"train": d["bank_train"], "test": d["bank_test"]},
-    "command": "python -m experiments.tools.train_digit_classifier "
-    + " ".join(sys.argv[1:] if argv is None else argv),
+    "command": "python -m experiments.tools.train_digit_classifier " + " ".join(argv),
     "commit": common.git_commit(),
     "seconds": time.time() - t0,
   }

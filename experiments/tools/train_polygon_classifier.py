@@ -14,7 +14,6 @@ accuracies, sha256). Same seed, same weights.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import sys
 import time
@@ -23,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from absl import flags
 from tqdm import tqdm
 
 from experiments import common
@@ -186,22 +186,27 @@ def evaluate_negatives(apply, params, images, seed: int) -> dict:
   return out
 
 
-def main(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--num_train", type=int, default=30_000)
-  ap.add_argument("--num_test", type=int, default=900)
-  ap.add_argument("--epochs", type=int, default=6)
-  ap.add_argument("--seed", type=int, default=0)
-  ap.add_argument("--workers", type=int, default=2)
-  ap.add_argument(
-    "--negatives",
-    type=float,
-    default=0.3,
-    help="share of each batch replaced by negatives (noise, blank, shuffled, noised)",
+def define_flags(f):
+  flags.DEFINE_integer("num_train", 30_000, "training items", flag_values=f)
+  flags.DEFINE_integer("num_test", 900, "held-out items", flag_values=f)
+  flags.DEFINE_integer("epochs", 6, "epochs", flag_values=f)
+  flags.DEFINE_integer("seed", 0, "init, batches, negatives", flag_values=f)
+  flags.DEFINE_integer("workers", 2, "processes drawing the items", flag_values=f)
+  flags.DEFINE_float(
+    "negatives",
+    0.3,
+    "share of each batch replaced by negatives (noise, blank, shuffled, noised)",
+    flag_values=f,
   )
-  ap.add_argument("--name", default="polygons_blank")
-  ap.add_argument("--out_root", default=pretrained.ASSETS)
-  args = ap.parse_args(argv)
+  flags.DEFINE_string("name", "polygons_blank", "asset name", flag_values=f)
+  flags.DEFINE_string("out_root", pretrained.ASSETS, "where NAME/ is written", flag_values=f)
+
+
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = common.parse_flags(
+    define_flags, argv, "experiments.tools.train_polygon_classifier", __doc__
+  )
   t0 = time.time()
   train_x, train_t, _ = generate(
     _train_item, [(i, args.seed) for i in range(args.num_train)], "generate train", args.workers
@@ -238,8 +243,7 @@ def main(argv=None):
     "epochs": args.epochs,
     "negatives": args.negatives,
     "seed": args.seed,
-    "command": "python -m experiments.tools.train_polygon_classifier "
-    + " ".join(sys.argv[1:] if argv is None else argv),
+    "command": "python -m experiments.tools.train_polygon_classifier " + " ".join(argv),
     "commit": common.git_commit(),
     "seconds": time.time() - t0,
   }

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ipr_jax import weights
 from ipr_jax.data import counting_polygons as cp
 from ipr_jax.denoisers.common import build_module, compute_dtype
 
@@ -182,12 +183,11 @@ def negative_targets(n: int) -> dict:
 
 def load(name: str = "polygons_blank", dtype: str = "float32"):
   """(apply, params, manifest) of the shipped classifier, computing in `dtype`."""
-  from ipr_jax import pretrained
 
-  man = pretrained.manifest(name)
+  man = weights.manifest(name)
   m = man["model"]
   apply, like = build(
     PolygonClassifierConfig(tuple(m["widths"]), tuple(m["strides"]), m["hidden"], dtype), None
   )
-  params, man = pretrained.load_raw(name, like)
+  params, man = weights.load_raw(name, like)
   return apply, params, man

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ipr_jax import weights
 from ipr_jax.denoisers.common import build_module, compute_dtype, dropout
 
 
@@ -99,9 +100,8 @@ def banks(source: str, idx_dir: str | None = None) -> dict:
 def load(source: str, dtype: str = "float32"):
   """(apply, params, manifest) of the shipped classifier for a digit source, computing in
   `dtype` (float32 or bfloat16)."""
-  from ipr_jax import pretrained
 
-  man = pretrained.manifest(f"digits_{source}")
+  man = weights.manifest(f"digits_{source}")
   apply, like = build(ClassifierConfig(man["model"]["size"], dtype), None)
-  params, man = pretrained.load_raw(f"digits_{source}", like)
+  params, man = weights.load_raw(f"digits_{source}", like)
   return apply, params, man

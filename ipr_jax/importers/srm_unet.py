@@ -17,7 +17,7 @@ import dataclasses
 import jax
 import numpy as np
 
-from ipr_jax import denoisers, pretrained
+from ipr_jax import denoisers, weights
 from ipr_jax.denoisers.unet import UNetConfig
 
 EMA_PREFIX, ONLINE_PREFIX = "ema_denoiser.module.", "denoiser."
@@ -177,7 +177,7 @@ def check(
   entries, aliases = layout(cfg)
   prefix = EMA_PREFIX if ema else ONLINE_PREFIX
   like = _template(cfg)[1] if like is None else like
-  template = dict(zip(pretrained.leaf_paths(like), (tuple(v.shape) for v in jax.tree.leaves(like))))
+  template = dict(zip(weights.leaf_paths(like), (tuple(v.shape) for v in jax.tree.leaves(like))))
   paths = [_path_str(e.path) for e in entries]
   if sorted(paths) != sorted(template) or len(set(paths)) != len(paths):
     raise AssertionError("internal: the SRM key layout does not cover the UNet params once")
@@ -244,7 +244,7 @@ def to_params(state_dict: dict, cfg: UNetConfig, *, ema: bool = True, source: st
     if not np.isfinite(w).all():
       raise CheckpointMismatchError(f"{source}: {prefix + e.ref_key} holds NaN or Inf")
     flat[_path_str(e.path)] = w
-  leaves = [jax.numpy.asarray(flat[p]) for p in pretrained.leaf_paths(like)]
+  leaves = [jax.numpy.asarray(flat[p]) for p in weights.leaf_paths(like)]
   return apply, jax.tree.unflatten(jax.tree.structure(like), leaves)
 
 
@@ -252,7 +252,7 @@ def to_state_dict(params, cfg: UNetConfig, *, prefix: str = EMA_PREFIX) -> dict:
   """The reference state dict (numpy, aliases included) of our UNet params under `prefix`:
   the inverse of `to_params`, for round-trip tests and for handing weights to PyTorch code."""
   entries, aliases = layout(cfg)
-  flat = pretrained.flatten(params)
+  flat = weights.flatten(params)
   out = {
     prefix + e.ref_key: np.ascontiguousarray(_TO_REF[e.layout](flat[_path_str(e.path)]))
     for e in entries

@@ -1,0 +1,60 @@
+"""The experiments' one command-line convention (absl flags on a script's own FlagValues) and
+their one table printer."""
+
+import json
+
+import pytest
+from absl import flags
+
+from experiments import common, tables
+from experiments.tools import readme_table
+
+
+def _define(f):
+  flags.DEFINE_integer("num", 100, "items", flag_values=f)
+  flags.DEFINE_list("models", ["a", "b"], "models", flag_values=f)
+
+
+def test_parse_flags_reads_values_and_names_bad_input(capsys):
+  args = common.parse_flags(_define, ["--num=3", "--models=x,y,z"], "demo")
+  assert (args.num, args.models) == (3, ["x", "y", "z"])
+  assert common.parse_flags(_define, [], "demo").num == 100  # a fresh FlagValues each call
+  with pytest.raises(SystemExit, match="demo: .*nmu"):
+    common.parse_flags(_define, ["--nmu=3"], "demo")
+  with pytest.raises(SystemExit, match="demo: .*num"):
+    common.parse_flags(_define, ["--num=three"], "demo")
+  with pytest.raises(SystemExit, match=r"unexpected argument\(s\) \['extra'\]"):
+    common.parse_flags(_define, ["extra"], "demo")
+  with pytest.raises(SystemExit) as stop:
+    common.parse_flags(_define, ["--help"], "demo", "What the demo does.")
+  assert stop.value.code == 0
+  out = capsys.readouterr().out
+  assert "What the demo does." in out and "--num" in out
+
+
+def test_tables_render_markdown_and_text():
+  md = tables.render(["a", "bb"], [[1, "x"], ["long", 2.5]])
+  assert md.splitlines() == ["| a | bb |", "|---|---|", "| 1 | x |", "| long | 2.5 |"]
+  text = tables.render(["a", "bb"], [[1, "x"], ["long", 2.5]], style="text")
+  assert text.splitlines() == ["a      bb", "1       x", "long  2.5"]
+  with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
+    tables.render(["a", "b"], [[1]])
+  with pytest.raises(ValueError, match="style must be"):
+    tables.render(["a"], [[1]], style="html")
+
+
+def test_readme_table_from_a_results_file(tmp_path, capsys):
+  results = {
+    "headline": "valid",
+    "num_samples": 4,
+    "metrics": {"hard": {"ipr_uniform": {"valid": [0.25, 0.5, 0.75]}, "matched": {"valid": [0.5]}}},
+    "nfe": {"hard": {"ipr_uniform": [10, 20, 20], "matched": [50]}},
+  }
+  path = tmp_path / "results.json"
+  path.write_text(json.dumps(results))
+  readme_table.main(["--results", str(path)])
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[2].startswith("| hard | 4 | ipr_uniform | 25.0% | - |")
+  assert lines[2].endswith("| 75.0% (round 2) | 50 |") and lines[3].endswith("| 50.0% | 50 |")
+  with pytest.raises(SystemExit, match="--results"):
+    readme_table.main([])
