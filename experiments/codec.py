@@ -207,7 +207,8 @@ def train(stage: plan.CodecStage | None, workdir: str, stop_at_step: int | None 
   t0, commit = time.time(), common.git_commit()  # the code this codec is trained with
   tiles, _ = source_images(stage, "train")  # images only: the codec never sees labels
   key = translate.stream_key(stage.seed, "codec")
-  codec, params = latents.build(cfg, jax.random.fold_in(key, 0))
+  init_key, train_key = jax.random.split(key)
+  codec, params = latents.build(cfg, init_key)
   total = c.steps + c.decoder_steps
   mgr = checkpoints.manager(os.path.join(folder, "checkpoints"), 1)
   start = mgr.latest_step() or 0
@@ -216,7 +217,6 @@ def train(stage: plan.CodecStage | None, workdir: str, stop_at_step: int | None 
   if start:
     state, _ = checkpoints.restore(mgr, state)
     print(f"codec: resumed from step {start}")
-  train_key = jax.random.fold_in(key, 1)
   bar = tqdm(range(start, total), initial=start, total=total, desc="codec", mininterval=5)
   for i in bar:
     if i in (start, c.steps):  # (re)entering a phase: its optimiser and step function

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments import codec, common, plots, tables, train, translate
-from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
+from ipr_jax import checkpoints, pretrained, refine, sampling, schedules
 
 
 IMPORTED = (
@@ -73,18 +73,19 @@ def run_refine(
   apply, params, items, cfg: refine.RefineConfig, task, key, batch: int, desc: str = "refine"
 ):
   """IPR over all items in batches: (metrics {name: f32[rounds+1, N]}, nfe i32[rounds+1] max,
-  history of the first batch or None). The task's evaluator weights are refine arguments."""
+  history of the first batch or None). The task's evaluator weights are refine arguments. Item
+  i is refined under fold_in(key, i) whatever the batch size (`refine`'s item_ids)."""
   outs = [
     refine.refine(
       apply,
       params,
-      jax.random.fold_in(key, lo),
+      key,
       jnp.asarray(items.x[lo:hi]),
       jnp.asarray(items.eligible[lo:hi]),
       cfg,
       task.metric_fn,
       metric_params=task.metric_params,
-      devices=sharding.devices_for(hi - lo),
+      item_ids=np.arange(lo, hi),
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]
@@ -107,19 +108,19 @@ def run_matched(
   desc: str = "matched",
 ):
   """One sequential pass over all items in batches: (metrics {name: f32[1, N]}, nfe i32[1]).
-  `key` splits into the passes' key and the initial noise's, each folded with the batch's first
-  item, so no two batches, and no pass and its noise, share a key."""
+  `key` splits into the passes' key and the initial noise's; item i's draws come from each
+  folded with i (`sampling.sample`'s item_ids, `sampling.initial_noise`), whatever the batch."""
   pass_key, noise_key = jax.random.split(key)
   outs = [
     sampling.sample(
       apply,
       params,
-      jax.random.fold_in(pass_key, lo),
-      jax.random.normal(jax.random.fold_in(noise_key, lo), items.x[lo:hi].shape),
+      pass_key,
+      sampling.initial_noise(noise_key, np.arange(lo, hi), items.x.shape[1:]),
       ~jnp.asarray(items.eligible[lo:hi]),
       jnp.asarray(items.x[lo:hi]),
       sampler_cfg,
-      devices=sharding.devices_for(hi - lo),
+      item_ids=np.arange(lo, hi),
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]

@@ -15,10 +15,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm import tqdm
 
 from experiments import chance_floor, codec, common, loader, plots, translate
-from ipr_jax import checkpoints, denoisers, pretrained, sampling, sharding, time_sampling, training
+from ipr_jax import checkpoints, denoisers, pretrained, sampling, time_sampling, training
 
 
 def build_state(run: translate.Run):
@@ -31,16 +32,15 @@ def build_state(run: translate.Run):
 def validate(apply, params, run: translate.Run, items) -> dict:
   """Mean metrics of the SRM sampler's round-0 samples on `items`, the validation puzzles
   (`task.test_items(..., validation=True)`, never the test set); the same key at every step."""
-  key = run.key("validation")
+  pass_key, noise_key = jax.random.split(run.key("validation"))
   res = sampling.sample(
     apply,
     params,
-    jax.random.fold_in(key, 0),
-    jax.random.normal(jax.random.fold_in(key, 1), items.x.shape),
+    pass_key,
+    sampling.initial_noise(noise_key, np.arange(len(items.x)), items.x.shape[1:]),
     ~items.eligible,
     jnp.asarray(items.x),
     run.sampler,
-    devices=sharding.devices_for(len(items.x)),
   )
   return {k: float(jnp.mean(v)) for k, v in run.task.metrics(res.x).items()}
 

@@ -73,7 +73,7 @@ def sample(apply, params, key, z_init, known_mask, known_values, cfg: sampling.S
   """The batch one sample at a time, with the per-sample keys of `sampling.sample`:
   returns (x f32[B, H, W, C], start i32[B, R]) to compare with its `x` and `order`."""
   net = jax.jit(apply)
-  keys = jax.random.split(rng.as_key(key), z_init.shape[0])
+  keys = sampling.item_keys(rng.as_key(key), np.arange(z_init.shape[0]))
   outs = [
     sample_one(
       net, params, keys[b], z_init[b : b + 1], known_mask[b : b + 1], known_values[b : b + 1], cfg

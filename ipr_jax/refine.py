@@ -130,18 +130,24 @@ def apply_metric(metric_fn, metric_params, x):
   return metric_fn(x) if metric_params is None else metric_fn(metric_params, x)
 
 
-def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x, eligible):
-  """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds."""
+def _refine_chain(
+  apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, item_ids, x, eligible
+):
+  """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds.
+  Every random draw of item b comes from fold_in(key, item_ids[b]): its initial noise, its
+  round-0 pass, and per round its selection, re-noising and pass."""
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
   chex.assert_shape(x, (b, grid.height, grid.width, None))
+  chex.assert_shape(item_ids, (b,))
   tables = jnp.asarray(m_tables(cfg, r))
-  k_init, k_pass, k_rounds = jax.random.split(key, 3)
-  z_init = jax.random.normal(k_init, x.shape)
+  per_item = jax.vmap(lambda k: jax.random.split(k, 3))(sampling.item_keys(key, item_ids))
+  k_init, k_pass, k_rounds = per_item[:, 0], per_item[:, 1], per_item[:, 2]  # key[B] each
+  z_init = jax.vmap(lambda k: jax.random.normal(k, x.shape[1:]))(k_init)
   sigma = jnp.ones((b, r), jnp.float32)
   if cfg.mode == "standard":
     state, nfe0 = sampling.run_pass(
-      apply_fn, params, jax.random.split(k_pass, b), z_init, ~eligible, x, sigma, cfg.initial
+      apply_fn, params, k_pass, z_init, ~eligible, x, sigma, cfg.initial
     )
     x, sigma = state.z, jnp.where(eligible, state.sigma, sigma)
   else:
@@ -152,7 +158,7 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
   def round_fn(carry, inputs):
     x, sigma = carry
     i, m_table = inputs
-    keys = jax.random.split(jax.random.fold_in(k_rounds, i), 3 * b).reshape(3, b)
+    keys = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, i), 3))(k_rounds).T
     sel = choose(keys[0], eligible, sigma, m_table, cfg)
     z = renoise(keys[1], x, z_init, sel, grid, cfg)
     state, nfe = sampling.run_pass(apply_fn, params, keys[2], z, ~sel, x, sigma, cfg.ipr)
@@ -171,12 +177,14 @@ def _refine_chain(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params,
   return RefineResult(x_final, metrics, stack(nfe0, nfes), history, selected, sigma_final)
 
 
-def _refine(apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, x, eligible):
+def _refine(
+  apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, item_ids, x, eligible
+):
+  chain = functools.partial(_refine_chain, apply_fn, metric_fn, cfg, params, metric_params)
   if cfg.chains is None:
-    return _refine_chain(apply_fn, metric_fn, cfg, params, metric_params, key, x, eligible)
-  keys = jax.random.split(key, cfg.chains)
-  run = lambda k: _refine_chain(apply_fn, metric_fn, cfg, params, metric_params, k, x, eligible)
-  return jax.vmap(run)(keys)
+    return chain(key, item_ids, x, eligible)
+  keys = jax.random.split(key, cfg.chains)  # chain c's items: fold_in(keys[c], item index)
+  return jax.vmap(lambda k: chain(k, item_ids, x, eligible))(keys)
 
 
 _refine_jit = jax.jit(_refine, static_argnums=(0, 1, 2))
@@ -203,6 +211,7 @@ def refine(
   metric_fn: Optional[Callable] = None,
   *,
   metric_params=None,
+  item_ids=None,
   debug: Optional[bool] = None,
   devices=None,
 ) -> RefineResult:
@@ -216,10 +225,11 @@ def refine(
   params are an argument of the compiled program like `params`, not constants baked into it.
   jit-compiled once per shapes, config, apply_fn and metric_fn. `debug=True` (or
   IPR_JAX_DEBUG_NANS=1) runs a separately compiled version that stops at the first NaN/Inf in
-  a denoiser output or a sample. The batch
-  (and with it every chain) is split over `devices` (default: all local devices; params
-  replicated); results do not depend on the device count. A batch that does not split evenly
-  is a ValueError (see `ipr_jax.sharding`).
+  a denoiser output or a sample. Every draw of item b comes from fold_in(key, item_ids[b])
+  (`item_ids` default 0..B-1; pass the global indices when a set is refined in batches), so an
+  item's result does not depend on the batch it sits in. The batch (and with it every chain) is
+  split over `devices` (default: all local devices; params replicated), padded to a multiple of
+  their number (padding never changes a result); results do not depend on the device count.
   """
   _check_eligible(x, eligible)
   sampling.check_float(x, "x")
@@ -227,13 +237,31 @@ def refine(
     sampling.check_finite(x, "x")
   else:
     sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
-  mesh = sharding.batch_mesh(np.shape(x)[0], devices)
+  b = np.shape(x)[0]
+  ids = sampling.check_item_ids(item_ids, b)
+  mesh = sharding.batch_mesh(b, devices)
+  ids, batch = sharding.pad_batch(ids, (jnp.asarray(x), jnp.asarray(eligible, bool)), mesh)
   (params, metric_params, key), batch = sharding.place(
-    mesh, (params, metric_params, rng.as_key(key)), (x, jnp.asarray(eligible, bool))
+    mesh, (params, metric_params, rng.as_key(key)), (ids, *batch)
   )
   fn = (
     debug_lib.checked(_refine, apply_fn, metric_fn, config)
     if debug_lib.requested(debug)
     else functools.partial(_refine_jit, apply_fn, metric_fn, config)
   )
-  return fn(params, metric_params, key, *batch)
+  res = fn(params, metric_params, key, *batch)
+  return res if batch[1].shape[0] == b else _first_items(res, b, config.chains is not None)
+
+
+def _first_items(res: RefineResult, b: int, chained: bool) -> RefineResult:
+  """The result of the first b items of a padded batch (each field's batch axis: after the
+  chain axis, and after the rounds axis for metrics, history and selected)."""
+  c = 1 if chained else 0
+  cut = lambda a, axis: jax.lax.slice_in_dim(a, 0, b, axis=axis)
+  return res.replace(
+    x=cut(res.x, c),
+    metrics=jax.tree.map(lambda a: cut(a, c + 1), res.metrics),
+    history=None if res.history is None else cut(res.history, c + 1),
+    selected=cut(res.selected, c + 1),
+    sigma=cut(res.sigma, c),
+  )

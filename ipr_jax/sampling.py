@@ -233,9 +233,35 @@ def check_finite(x, name: str, where=None) -> None:
     raise ValueError(f"{name} holds NaN or Inf{part} in samples {rows[:10].tolist()}")
 
 
-def _sample(apply_fn, cfg, params, key, z_init, known, known_values):
+def item_keys(key, item_ids):
+  """key[B]: one key per item, fold_in(key, its global index). A sample then depends on
+  (key, item index, config) only: not on the batch it sits in, its size, or the devices."""
+  return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.asarray(item_ids))
+
+
+def initial_noise(key, item_ids, shape):
+  """f32[B, *shape]: standard normal noise of each item from item_keys(key, item_ids), so a
+  caller's z_init, too, is the same for an item in any batch."""
+  return jax.vmap(lambda k: jax.random.normal(k, tuple(shape)))(item_keys(key, item_ids))
+
+
+def check_item_ids(item_ids, b: int) -> np.ndarray:
+  """i32[B] global item indices (default 0..B-1); ValueError unless B distinct integers >= 0."""
+  if item_ids is None:
+    return np.arange(b, dtype=np.int32)
+  ids = np.asarray(item_ids)
+  if ids.shape != (b,) or not np.issubdtype(ids.dtype, np.integer):
+    raise ValueError(
+      f"item_ids must be {b} integers (one per item), got {ids.dtype}{list(ids.shape)}"
+    )
+  if ids.size and (ids.min() < 0 or len(np.unique(ids)) != b):
+    raise ValueError("item_ids must be distinct integers >= 0: an item's index is its key")
+  return ids.astype(np.int32)
+
+
+def _sample(apply_fn, cfg, params, key, item_ids, z_init, known, known_values):
   b, r = known.shape
-  keys = jax.random.split(key, b)
+  keys = item_keys(key, item_ids)
   state, nfe = run_pass(
     apply_fn, params, keys, z_init, known, known_values, jnp.zeros((b, r), jnp.float32), cfg
   )
@@ -254,6 +280,7 @@ def sample(
   known_values,
   config: SamplerConfig = SamplerConfig(),
   *,
+  item_ids=None,
   debug: Optional[bool] = None,
   devices=None,
 ) -> SampleResult:
@@ -262,9 +289,11 @@ def sample(
   z_init f32[B, H, W, C] initial noise; known_mask bool[B, R] (True = given, held at
   known_values f32[B, H, W, C]); config static. Compiled once per shapes and config.
   `debug=True` (or IPR_JAX_DEBUG_NANS=1) runs a separately compiled version that stops at the
-  first NaN/Inf in the denoiser output or the state (`ipr_jax.debug`). The batch is split over
-  `devices` (default: all local devices; params replicated); results do not depend on the
-  device count. A batch that does not split evenly is a ValueError (see `ipr_jax.sharding`).
+  first NaN/Inf in the denoiser output or the state (`ipr_jax.debug`). Item b's key is
+  fold_in(key, item_ids[b]) (`item_ids` default 0..B-1; pass the global indices when you split
+  a set into batches), so its sample does not depend on the batch. The batch is split over
+  `devices` (default: all local devices; params replicated), padded to a multiple of their
+  number (padding never changes a result); results do not depend on the device count.
   """
   check_batch(z_init, known_mask, "known_mask")
   if np.shape(known_values) != np.shape(z_init):
@@ -275,13 +304,19 @@ def sample(
   check_float(known_values, "known_values")
   check_finite(z_init, "z_init")
   check_finite(known_values, "known_values", where=known_mask)
-  mesh = sharding.batch_mesh(np.shape(z_init)[0], devices)
-  (params, key), batch = sharding.place(
-    mesh, (params, rng.as_key(key)), (z_init, jnp.asarray(known_mask, bool), known_values)
+  b = np.shape(z_init)[0]
+  ids = check_item_ids(item_ids, b)
+  mesh = sharding.batch_mesh(b, devices)
+  ids, batch = sharding.pad_batch(
+    ids, (z_init, jnp.asarray(known_mask, bool), jnp.asarray(known_values)), mesh
   )
+  (params, key), batch = sharding.place(mesh, (params, rng.as_key(key)), (ids, *batch))
   fn = (
     debug_lib.checked(_sample, apply_fn, config)
     if debug_lib.requested(debug)
     else functools.partial(_sample_jit, apply_fn, config)
   )
-  return fn(params, key, *batch)
+  res = fn(params, key, *batch)
+  if res.x.shape[0] == b:
+    return res
+  return res.replace(x=res.x[:b], sigma_region=res.sigma_region[:b], order=res.order[:b])

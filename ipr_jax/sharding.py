@@ -1,6 +1,7 @@
 """Batch parallelism over local devices with `jax.sharding`: a 1-D mesh with axis 'data', the
 batch split along its leading axis, params (and keys) replicated. Training, sampling and
 refinement use the same three placements; XLA partitions the compiled program to follow them.
+A batch that does not divide over the devices is padded (`pad_batch`) and cut back after.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -29,21 +31,29 @@ def replicate(tree, mesh: Mesh):
 
 
 def batch_mesh(batch_size: int, devices: Optional[Sequence] = None) -> Optional[Mesh]:
-  """The mesh that splits a batch of `batch_size` over `devices` (default: all local devices),
-  or None for one device. ValueError when the batch does not split evenly: padding would change
-  the per-sample keys, so the caller picks a multiple or fewer devices."""
+  """The mesh that splits a batch over `devices` (default: all local devices), or None for one
+  device. A batch that does not split evenly is padded by `pad_batch` (sample and refine key
+  each item by its index, so padding changes no result)."""
+  del batch_size  # any size: padded to a multiple of the device count
   devices = list(jax.local_devices() if devices is None else devices)
   if not devices:
     raise ValueError("devices is empty")
   if len(devices) == 1:
     return None
-  if batch_size % len(devices):
-    raise ValueError(
-      f"a batch of {batch_size} does not split over {len(devices)} devices: use a "
-      f"multiple of {len(devices)}, or devices=jax.local_devices()[:k] for a k "
-      f"that divides it (devices_for({batch_size}) picks the most)"
-    )
   return data_mesh(devices)
+
+
+def pad_batch(item_ids: np.ndarray, batch, mesh: Optional[Mesh]):
+  """(item_ids, batch) padded to a multiple of the mesh's size: `batch` (a pytree of arrays
+  with a leading axis B) repeats its first item, `item_ids` (i32[B], each item's key index)
+  continues past the largest, so padded items have keys of their own. Unchanged without a mesh
+  or when B divides evenly; the caller keeps the first B rows of the result."""
+  extra = 0 if mesh is None else -len(item_ids) % mesh.devices.size
+  if not extra:
+    return item_ids, batch
+  ids = np.concatenate([item_ids, item_ids.max(initial=-1) + 1 + np.arange(extra)])
+  pad = lambda a: jnp.concatenate([jnp.asarray(a), jnp.repeat(jnp.asarray(a)[:1], extra, 0)])
+  return ids.astype(item_ids.dtype), jax.tree.map(pad, batch)
 
 
 def devices_for(batch_size: int, devices: Optional[Sequence] = None) -> list:

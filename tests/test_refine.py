@@ -230,3 +230,53 @@ def test_chain_choices_lowest_sigma_and_region_vote():
   np.testing.assert_array_equal(
     jnp.argmax(got, -1).reshape(-1), jnp.array([0, 1, 2, 2])
   )  # a 3-way tie: the first chain
+
+
+def test_an_items_result_depends_on_its_index_not_its_batch():
+  """Per-item keys: item 4 of a set refined alone (item_ids=[4]), among other items in a batch
+  of 3, or in the whole set gives the same board, selections and sample; the same item under
+  another index does not (the index is its key)."""
+  x, eligible = _inputs(b=6, seed=5)
+  cfg = ipr.RefineConfig(rounds=3, selector="uncertainty", **FAST)
+  whole = ipr.refine(APPLY, PARAMS, jax.random.key(7), x, eligible, cfg)
+  alone = ipr.refine(APPLY, PARAMS, jax.random.key(7), x[4:5], eligible[4:5], cfg, item_ids=[4])
+  trio = ipr.refine(
+    APPLY, PARAMS, jax.random.key(7), x[2:5], eligible[2:5], cfg, item_ids=np.arange(2, 5)
+  )
+  for other, row in ((alone, 0), (trio, 2)):
+    np.testing.assert_allclose(other.x[row], whole.x[4], atol=1e-5)
+    np.testing.assert_array_equal(other.selected[:, row], whole.selected[:, 4])
+  moved = ipr.refine(APPLY, PARAMS, jax.random.key(7), x[4:5], eligible[4:5], cfg, item_ids=[0])
+  assert not np.allclose(moved.x[0], whole.x[4])
+  s_whole = sampling.sample(APPLY, PARAMS, jax.random.key(3), x, ~eligible, x, FAST["initial"])
+  s_alone = sampling.sample(
+    APPLY, PARAMS, jax.random.key(3), x[4:5], ~eligible[4:5], x[4:5], FAST["initial"], item_ids=[4]
+  )
+  np.testing.assert_allclose(s_alone.x[0], s_whole.x[4], atol=1e-5)
+  noise = sampling.initial_noise(jax.random.key(3), np.arange(6), SHAPE)
+  np.testing.assert_array_equal(noise[4:5], sampling.initial_noise(jax.random.key(3), [4], SHAPE))
+
+
+@pytest.mark.parametrize(
+  "ids, match",
+  [
+    ([0, 1], r"item_ids must be 3 integers"),
+    ([0.0, 1.0, 2.0], r"item_ids must be 3 integers"),
+    ([0, 1, 1], "distinct integers >= 0"),
+    ([-1, 0, 1], "distinct integers >= 0"),
+  ],
+)
+def test_bad_item_ids_are_named(ids, match):
+  x, eligible = _inputs()
+  with pytest.raises(ValueError, match=match):
+    ipr.refine(
+      APPLY,
+      PARAMS,
+      jax.random.key(1),
+      x,
+      eligible,
+      ipr.RefineConfig(rounds=1, **FAST),
+      item_ids=ids,
+    )
+  with pytest.raises(ValueError, match=match):
+    sampling.sample(APPLY, PARAMS, jax.random.key(1), x, ~eligible, x, item_ids=ids)

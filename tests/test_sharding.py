@@ -1,5 +1,6 @@
 """sample and refine split the batch over devices without changing results: 4 forced host
-devices against 1, same keys (run in a subprocess: the device count is fixed at JAX start-up)."""
+devices against 1, same keys, an uneven batch padded, a set refined in batches by item index
+(run in a subprocess: the device count is fixed at JAX start-up)."""
 
 import json
 import os
@@ -36,11 +37,19 @@ SCRIPT = textwrap.dedent("""
                   "refine": np.asarray(r.x).tolist(), "metric": np.asarray(r.metrics["m"]).tolist(),
                   "selected": np.asarray(r.selected).tolist(),
                   "devices": len(r.x.sharding.device_set)}}
-  try:
-    sampling.sample(apply, params, jax.random.key(3), x[:6], ~eligible[:6], x[:6], fast)
-    out["uneven"] = "no error"
-  except ValueError as e:
-    out["uneven"] = str(e)
+  # 6 items over 4 devices: padded to 8, cut back; and a set refined in two batches by index
+  s = sampling.sample(apply, params, jax.random.key(3), x[:6], ~eligible[:6], x[:6], fast)
+  cfg = refine.RefineConfig(rounds=3, initial=fast, ipr=fast, chains=2, keep_history=True)
+  r = refine.refine(apply, params, jax.random.key(4), x[:6], eligible[:6], cfg,
+                    metric_fn=lambda y: {{"m": y.mean(axis=(-3, -2, -1))}})
+  parts = [refine.refine(apply, params, jax.random.key(4), x[lo:hi], eligible[lo:hi], cfg,
+                         item_ids=np.arange(lo, hi), devices=jax.devices()[:1])
+           for lo, hi in ((0, 3), (3, 8))]
+  out["uneven"] = {{"sample": np.asarray(s.x).tolist(), "refine": np.asarray(r.x).tolist(),
+                    "metric": np.asarray(r.metrics["m"]).tolist(),
+                    "history": list(r.history.shape), "selected": list(r.selected.shape),
+                    "sigma": list(r.sigma.shape), "devices": len(r.x.sharding.device_set),
+                    "parts": np.concatenate([np.asarray(p.x) for p in parts], 1).tolist()}}
   print(json.dumps(out))
 """)
 
@@ -68,8 +77,18 @@ def test_sample_and_refine_same_on_one_and_four_devices(runs):
   assert one["order"] == four["order"] and one["selected"] == four["selected"]
 
 
-def test_uneven_batch_is_a_clear_error(runs):
-  assert "a batch of 6 does not split over 4 devices" in runs["uneven"]
+def test_uneven_batch_is_padded_and_a_set_in_batches_equals_one_batch(runs):
+  """6 items on 4 devices: padded, cut back, each item as in the batch of 8 (its key is its
+  index); the 8 items refined as batches 0-2 and 3-7 with their indices: as one batch."""
+  close = lambda a, b: jax.numpy.allclose(jax.numpy.asarray(a), jax.numpy.asarray(b), atol=1e-5)
+  one, uneven = runs["one"], runs["uneven"]
+  assert uneven["devices"] == 4
+  assert close(uneven["sample"], one["sample"][:6])
+  assert close(uneven["refine"], [chain[:6] for chain in one["refine"]])
+  assert close(uneven["metric"], [[r[:6] for r in chain] for chain in one["metric"]])
+  assert uneven["history"] == [2, 4, 6, 4, 4, 2] and uneven["selected"] == [2, 3, 6, 4]
+  assert uneven["sigma"] == [2, 6, 4]
+  assert close(uneven["parts"], one["refine"])
 
 
 def test_devices_for_picks_the_largest_divisor():

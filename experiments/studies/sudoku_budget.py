@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from experiments import common, evaluate, plots, translate
 from experiments.configs import sudoku_symbolic
-from ipr_jax import chains, pretrained, refine, sampling, sharding
+from ipr_jax import chains, pretrained, refine, sampling
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
@@ -87,7 +87,6 @@ def _refine(apply, params, items, cfg, task, key, **kw):
     jnp.asarray(items.eligible),
     cfg,
     task.metric_fn,
-    devices=sharding.devices_for(len(items.x)),
     **kw,
   )
   return res
@@ -211,7 +210,7 @@ def run_method(name, apply, params, items, run, key) -> list:
       dataclasses.replace(items, x=np.asarray(voted)),
       dataclasses.replace(cfg, rounds=1, chains=None, mode="correction"),
       task,
-      jax.random.fold_in(key, 1),
+      jax.random.split(key)[1],  # the correction round's own key
     )
     return [
       (
