@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments import codec, common, plots, tables, train, translate
-from ipr_jax import checkpoints, pretrained, refine, sampling, schedules
+from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
 
 
 IMPORTED = (
@@ -69,6 +69,12 @@ def _chunks(n: int, batch: int, desc: str):
   )
 
 
+def job_devices():
+  """The devices the modes split a batch over: every process's in a job of several (launched
+  with --num_processes, `experiments.main`), else None (the local devices)."""
+  return jax.devices() if jax.process_count() > 1 else None
+
+
 def run_refine(
   apply, params, items, cfg: refine.RefineConfig, task, key, batch: int, desc: str = "refine"
 ):
@@ -86,15 +92,14 @@ def run_refine(
       task.metric_fn,
       metric_params=task.metric_params,
       item_ids=np.arange(lo, hi),
+      devices=job_devices(),
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]
-  metrics = {
-    k: np.concatenate([np.asarray(o.metrics[k]) for o in outs], axis=1) for k in outs[0].metrics
-  }
-  nfe = np.max(np.stack([np.asarray(o.nfe) for o in outs]), axis=0)
-  hist = None if outs[0].history is None else np.asarray(outs[0].history)
-  return metrics, nfe, hist
+  outs = [sharding.to_host((o.metrics, o.nfe, o.history)) for o in outs]  # every process
+  metrics = {k: np.concatenate([o[0][k] for o in outs], axis=1) for k in outs[0][0]}
+  nfe = np.max(np.stack([o[1] for o in outs]), axis=0)
+  return metrics, nfe, outs[0][2]
 
 
 def run_matched(
@@ -121,12 +126,14 @@ def run_matched(
       jnp.asarray(items.x[lo:hi]),
       sampler_cfg,
       item_ids=np.arange(lo, hi),
+      devices=job_devices(),
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]
-  per_batch = [task.metrics(o.x) for o in outs]
+  outs = [sharding.to_host((o.x, o.nfe)) for o in outs]
+  per_batch = [task.metrics(jnp.asarray(x)) for x, _ in outs]
   metrics = {k: np.concatenate([np.asarray(m[k]) for m in per_batch])[None] for k in per_batch[0]}
-  return metrics, np.array([max(int(o.nfe) for o in outs)])
+  return metrics, np.array([max(int(nfe) for _, nfe in outs)])
 
 
 def matched_steps(sampler: sampling.SamplerConfig, ipr_nfe: int, unknown_max: int) -> int:
@@ -183,7 +190,7 @@ def evaluate_split(run: translate.Run, apply, params, split: str, rounds: int, w
     cfg = dataclasses.replace(run.refine, selector=selector, rounds=rounds, keep_history=(i == 0))
     method = f"ipr_{selector}"
     hist = refine_method(method, cfg)
-    if hist is not None:
+    if hist is not None and jax.process_index() == 0:  # one process writes the files
       s = min(ev.strip_samples, hist.shape[1])
       labels = {k: v[:s] for k, v in items.labels.items()}
       strip = task.strip(
@@ -239,8 +246,12 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
     results["metrics"][split], results["nfe"][split] = metrics, nfes
     strips += [strip] if strip else []
   results["seconds"] = time.time() - t0
-  common.write_json(os.path.join(workdir, "results.json"), results)
-  results["plots"] = plots.budget_curves(results, run_.task.headline, workdir) + strips
+  results["processes"] = jax.process_count()
+  if jax.process_index() == 0:  # in a job of several processes, process 0 writes the files
+    common.write_json(os.path.join(workdir, "results.json"), results)
+    results["plots"] = plots.budget_curves(results, run_.task.headline, workdir) + strips
+  else:
+    results["plots"] = []
   return results
 
 

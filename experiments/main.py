@@ -7,6 +7,7 @@ import shlex
 import signal
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -18,6 +19,15 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, results)")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
+# one JAX job over several processes (sample / refine / evaluate split every batch over all
+# their devices; process 0 writes the files): name all three, or --distributed=auto where JAX
+# finds them itself (Cloud TPU, SLURM)
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in the job")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index, 0..N-1")
+_DISTRIBUTED = flags.DEFINE_bool(
+  "distributed", False, "jax.distributed.initialize() from the environment"
+)
 _STOP = flags.DEFINE_integer(
   "stop_at_step",
   None,
@@ -37,13 +47,36 @@ def exit_on_sigterm():
   signal.signal(signal.SIGTERM, _unwind)
 
 
+def start_job() -> None:
+  """jax.distributed.initialize from the flags (all three, or --distributed), else nothing.
+  CPU processes exchange through gloo."""
+  named = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if any(v is not None for v in named) and not all(v is not None for v in named):
+    raise app.UsageError(
+      "--coordinator_address, --num_processes and --process_id go together (or --distributed)"
+    )
+  if not (_DISTRIBUTED.value or all(v is not None for v in named)):
+    return
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize()
+  else:
+    jax.distributed.initialize(*named)
+
+
 def main(argv):
   del argv
   exit_on_sigterm()
+  start_job()
   logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
   config, workdir = _CONFIG.value, _WORKDIR.value
   if config is None or workdir is None:
     raise app.UsageError("--config and --workdir are required")
+  if _MODE.value == "train" and jax.process_count() > 1:
+    raise app.UsageError(
+      "--mode train runs in one process for now (sample / refine / evaluate take several); "
+      "train on one host, then refine across hosts"
+    )
   if _MODE.value == "train":
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
     train_mod.train(config, workdir, _STOP.value, command=command)  # prints its summary line
@@ -52,8 +85,9 @@ def main(argv):
 
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
     results = evaluate.run(config, workdir, _MODE.value, command=command)
-    print(evaluate.table(results, results["headline"]))
-    print(f"wrote {workdir}/results.json and {', '.join(results['plots'])}")
+    if jax.process_index() == 0:
+      print(evaluate.table(results, results["headline"]))
+      print(f"wrote {workdir}/results.json and {', '.join(results['plots'])}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,8 @@
-"""Batch parallelism over local devices with `jax.sharding`: a 1-D mesh with axis 'data', the
-batch split along its leading axis, params (and keys) replicated. Training, sampling and
+"""Batch parallelism with `jax.sharding`: a 1-D mesh with axis 'data' over the local devices, or
+over every process's devices in a job of several (`devices=jax.devices()` after
+`jax.distributed.initialize`; each process passes the whole global batch and gets global
+arrays back, `to_host` gathers them), the batch split along its leading axis, params (and keys)
+replicated. Training, sampling and
 refinement use the same three placements; XLA partitions the compiled program to follow them.
 A batch that does not divide over the devices is padded (`pad_batch`) and cut back after.
 """
@@ -11,6 +14,7 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
@@ -19,15 +23,39 @@ def data_mesh(devices: Optional[Sequence] = None) -> Mesh:
   return Mesh(np.asarray(devices if devices is not None else jax.local_devices()), ("data",))
 
 
+def put(value, sharding: NamedSharding):
+  """`value` placed with `sharding`. On a mesh that spans several processes (one JAX job over
+  many hosts: `jax.distributed.initialize`, `devices=jax.devices()`), every process holds the
+  whole value and hands its own devices their part (`jax.make_array_from_callback`)."""
+  if sharding.is_fully_addressable:
+    return jax.device_put(value, sharding)
+  value = value if isinstance(value, jax.Array) else np.asarray(value)
+  return jax.make_array_from_callback(np.shape(value), sharding, lambda index: value[index])
+
+
 def shard_batch(batch, mesh: Mesh):
   """Place a pytree of host or device arrays on the mesh, split along the leading (batch) axis."""
   sharding = NamedSharding(mesh, PartitionSpec("data"))
-  return jax.tree.map(lambda a: jax.device_put(a, sharding), batch)
+  return jax.tree.map(lambda a: put(a, sharding), batch)
 
 
 def replicate(tree, mesh: Mesh):
   """A full copy of every leaf on every device of the mesh."""
-  return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+  sharding = NamedSharding(mesh, PartitionSpec())
+  return jax.tree.map(lambda a: put(a, sharding), tree)
+
+
+def to_host(tree):
+  """Every array leaf as a numpy array of its whole (global) value: gathered from all
+  processes (`process_allgather`) where it is spread over several, copied otherwise. In a job
+  over several processes every process must call it (for metrics, results files, plots)."""
+
+  def get(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+      return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+
+  return jax.tree.map(get, tree)
 
 
 def batch_mesh(batch_size: int, devices: Optional[Sequence] = None) -> Optional[Mesh]:
