@@ -126,6 +126,11 @@ def cell_of(stage: plan.CodecStage) -> int:
   return int(pretrained.manifest(name)["cell"])
 
 
+def is_trained(workdir: str) -> bool:
+  """Whether DIR/codec holds a finished codec (codec.npz with its manifest entry)."""
+  return os.path.exists(os.path.join(workdir, FOLDER, pretrained.CODEC_FILE))
+
+
 def _load_folder(name: str, root: str):
   cfg = pretrained.codec_config(name, root)
   codec, _ = latents.build(cfg, None)

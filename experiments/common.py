@@ -31,6 +31,17 @@ def git_commit() -> str:
   return os.environ.get("IPR_JAX_COMMIT", "unknown")
 
 
+def job_devices():
+  """The devices a mode splits its batches over: every process's in a job of several (launched
+  with --num_processes, `experiments.main`), else None (the local devices)."""
+  return jax.devices() if jax.process_count() > 1 else None
+
+
+def is_writer() -> bool:
+  """Whether this process writes the run's files (process 0 of a job; the only one otherwise)."""
+  return jax.process_index() == 0
+
+
 def device_name() -> str:
   d = jax.devices()[0]
   return f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.device_count()}"

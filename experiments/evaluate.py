@@ -69,12 +69,6 @@ def _chunks(n: int, batch: int, desc: str):
   )
 
 
-def job_devices():
-  """The devices the modes split a batch over: every process's in a job of several (launched
-  with --num_processes, `experiments.main`), else None (the local devices)."""
-  return jax.devices() if jax.process_count() > 1 else None
-
-
 def run_refine(
   apply, params, items, cfg: refine.RefineConfig, task, key, batch: int, desc: str = "refine"
 ):
@@ -92,7 +86,7 @@ def run_refine(
       task.metric_fn,
       metric_params=task.metric_params,
       item_ids=np.arange(lo, hi),
-      devices=job_devices(),
+      devices=common.job_devices(),
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]
@@ -126,7 +120,7 @@ def run_matched(
       jnp.asarray(items.x[lo:hi]),
       sampler_cfg,
       item_ids=np.arange(lo, hi),
-      devices=job_devices(),
+      devices=common.job_devices(),
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]
@@ -190,7 +184,7 @@ def evaluate_split(run: translate.Run, apply, params, split: str, rounds: int, w
     cfg = dataclasses.replace(run.refine, selector=selector, rounds=rounds, keep_history=(i == 0))
     method = f"ipr_{selector}"
     hist = refine_method(method, cfg)
-    if hist is not None and jax.process_index() == 0:  # one process writes the files
+    if hist is not None and common.is_writer():  # one process writes the files
       s = min(ev.strip_samples, hist.shape[1])
       labels = {k: v[:s] for k, v in items.labels.items()}
       strip = task.strip(
@@ -247,7 +241,7 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
     strips += [strip] if strip else []
   results["seconds"] = time.time() - t0
   results["processes"] = jax.process_count()
-  if jax.process_index() == 0:  # in a job of several processes, process 0 writes the files
+  if common.is_writer():  # in a job of several processes, process 0 writes the files
     common.write_json(os.path.join(workdir, "results.json"), results)
     results["plots"] = plots.budget_curves(results, run_.task.headline, workdir) + strips
   else:

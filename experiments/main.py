@@ -19,8 +19,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (checkpoints, results)")
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
-# one JAX job over several processes (sample / refine / evaluate split every batch over all
-# their devices; process 0 writes the files): name all three, or --distributed=auto where JAX
+# one JAX job over several processes (every mode splits its batches over all their devices;
+# process 0 writes the files): name all three, or --distributed=auto where JAX
 # finds them itself (Cloud TPU, SLURM)
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in the job")
@@ -72,11 +72,6 @@ def main(argv):
   config, workdir = _CONFIG.value, _WORKDIR.value
   if config is None or workdir is None:
     raise app.UsageError("--config and --workdir are required")
-  if _MODE.value == "train" and jax.process_count() > 1:
-    raise app.UsageError(
-      "--mode train runs in one process for now (sample / refine / evaluate take several); "
-      "train on one host, then refine across hosts"
-    )
   if _MODE.value == "train":
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
     train_mod.train(config, workdir, _STOP.value, command=command)  # prints its summary line

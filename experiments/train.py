@@ -19,7 +19,15 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments import chance_floor, codec, common, loader, plots, translate
-from ipr_jax import checkpoints, denoisers, pretrained, sampling, time_sampling, training
+from ipr_jax import (
+  checkpoints,
+  denoisers,
+  pretrained,
+  sampling,
+  sharding,
+  time_sampling,
+  training,
+)
 
 
 def build_state(run: translate.Run):
@@ -41,8 +49,10 @@ def validate(apply, params, run: translate.Run, items) -> dict:
     ~items.eligible,
     jnp.asarray(items.x),
     run.sampler,
+    devices=common.job_devices(),
   )
-  return {k: float(jnp.mean(v)) for k, v in run.task.metrics(res.x).items()}
+  x = jnp.asarray(sharding.to_host(res.x))
+  return {k: float(jnp.mean(v)) for k, v in run.task.metrics(x).items()}
 
 
 def is_better(new: dict, best: dict) -> bool:
@@ -134,8 +144,9 @@ class Keeper:
       score["duplicate_count"] = ema["duplicate_count"]
     if score["valid"] > self.floor and is_better(score, self.best):
       self.best = score
-      checkpoints.save(self.mgr, step, state, self.record)
-      common.write_json(self.path, self.best)
+      checkpoints.save(self.mgr, step, state, self.record)  # every process (Orbax)
+      if common.is_writer():
+        common.write_json(self.path, self.best)
     return row
 
 
@@ -160,7 +171,8 @@ def step_loop(
   start, total = int(state.step), t.steps
   t0 = t_last = time.time()
   data = loader.iterator(stream, total, t.data_workers, data_state, start)
-  with open(os.path.join(workdir, "metrics.jsonl"), "a") as log:
+  log_path = os.path.join(workdir, "metrics.jsonl") if common.is_writer() else os.devnull
+  with open(log_path, "a") as log:
     for i, batch in zip(
       tqdm(range(start, total), initial=start, total=total, desc="train", mininterval=5), data
     ):
@@ -169,7 +181,7 @@ def step_loop(
       )
       done = i + 1
       if done % t.log_every == 0 or done == total:
-        row = {k: float(v) for k, v in metrics.items()}
+        row = {k: float(v) for k, v in sharding.to_host(metrics).items()}
         row.update(
           step=done,
           steps_per_s=t.log_every / max(time.time() - t_last, 1e-9),
@@ -187,7 +199,7 @@ def step_loop(
   return state
 
 
-def summary(workdir: str, state, best: dict, seconds: float) -> str:
+def summary(workdir: str, step: int, best: dict, seconds: float) -> str:
   """The last line of a training run, for a person."""
   rows = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   last = rows[-1] if rows else {}
@@ -199,7 +211,7 @@ def summary(workdir: str, state, best: dict, seconds: float) -> str:
   )
   loss = f"loss {last['loss']:.4f}" if "loss" in last else "no step logged"
   return (
-    f"trained to step {int(state.step)} in {seconds / 60:.1f} min: {loss}{val}; "
+    f"trained to step {step} in {seconds / 60:.1f} min: {loss}{val}; "
     f"{kept}; checkpoints in {workdir}/checkpoints"
   )
 
@@ -211,7 +223,14 @@ def train(
   t0 = time.time()
   translate.check(config)
   # a latent config's codec stage first (reused once trained), then the denoiser over latents
-  run = translate.translate(config, codec=codec.train(translate.codec_stage(config), workdir))
+  stage = translate.codec_stage(config)
+  if stage is not None and jax.process_count() > 1 and not codec.is_trained(workdir):
+    raise ValueError(
+      f"{workdir}/{codec.FOLDER} holds no trained codec: train it in one process first "
+      "(--mode train there trains the codec, then the denoiser; stop it and run the job), "
+      "or warm-start from a shipped latent model (train.init_from)"
+    )
+  run = translate.translate(config, codec=codec.train(stage, workdir))
   apply, optimizer, state, data_state, mgr = restore(run, workdir)
   record = {
     "config": run.record,
@@ -220,8 +239,11 @@ def train(
     "device": common.device_name(),
     "command": command,
   }
-  common.write_json(os.path.join(workdir, "train_config.json"), record)
-  mesh = training.data_mesh()
+  if common.is_writer():
+    common.write_json(os.path.join(workdir, "train_config.json"), record)
+  # the batch is split over every device of the job (all processes': each builds the global
+  # batch and places its devices' rows); one process: the local devices
+  mesh = training.data_mesh(common.job_devices())
   step_fn = training.make_train_step(
     apply,
     optimizer,
@@ -247,9 +269,10 @@ def train(
     record,
     stop_at_step,
   )
-  plots.training_curves(
-    os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png")
-  )
-  seconds = time.time() - t0
-  print(summary(workdir, state, keeper.best, seconds))
-  return {"step": int(state.step), "best": keeper.best, "seconds": seconds}
+  seconds, step = time.time() - t0, int(sharding.to_host(state.step))
+  if common.is_writer():
+    plots.training_curves(
+      os.path.join(workdir, "metrics.jsonl"), os.path.join(workdir, "training.png")
+    )
+    print(summary(workdir, step, keeper.best, seconds))
+  return {"step": step, "best": keeper.best, "seconds": seconds}

@@ -29,6 +29,12 @@ def put(value, sharding: NamedSharding):
   whole value and hands its own devices their part (`jax.make_array_from_callback`)."""
   if sharding.is_fully_addressable:
     return jax.device_put(value, sharding)
+  if isinstance(value, jax.Array) and not value.is_fully_addressable:  # already a global array
+    if value.sharding.is_equivalent_to(sharding, value.ndim):
+      return value
+    if not value.is_fully_replicated:
+      return jax.jit(lambda a: a, out_shardings=sharding)(value)  # resharded by XLA
+    value = value.addressable_data(0)  # this process's full copy
   value = value if isinstance(value, jax.Array) else np.asarray(value)
   return jax.make_array_from_callback(np.shape(value), sharding, lambda index: value[index])
 

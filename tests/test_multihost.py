@@ -89,44 +89,58 @@ def test_sample_and_refine_over_two_processes_equal_one_device():
   assert got["selected"] == np.asarray(r.selected).tolist()
 
 
-def test_refine_mode_over_two_processes_writes_the_one_process_results(tmp_path):
-  """python -m experiments.main --mode refine as one job over two processes (--coordinator_address,
-  --num_processes, --process_id): process 0 writes results.json, equal to a one-process run's;
-  --mode train refuses a job of several processes by name; the three flags go together."""
-  from experiments import evaluate, train
+def test_train_and_refine_modes_over_two_processes_equal_one_process(tmp_path):
+  """python -m experiments.main as one job over two processes (--coordinator_address,
+  --num_processes, --process_id): training killed after its step-3 checkpoint and resumed ends
+  with the params of a one-process run; refine's results.json (written by process 0 alone)
+  equals the one-process results; the three flags go together."""
+  from experiments import evaluate, train, translate
   from experiments.configs import sudoku_symbolic
+  from ipr_jax import checkpoints
 
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   config = sudoku_symbolic.get_config("smoke")
   train.train(config, str(tmp_path / "one"))
   one = evaluate.run(config, str(tmp_path / "one"), "refine")
   job = tmp_path / "job"
-  os.makedirs(job)
-  os.symlink(tmp_path / "one" / "checkpoints", job / "checkpoints")
-  port = _free_port()
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
 
-  def launch(mode, i, extra=()):
-    return subprocess.Popen(
-      [sys.executable, "-m", "experiments.main", "--config",
-       "experiments/configs/sudoku_symbolic.py:smoke", "--workdir", str(job), "--mode", mode,
-       f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}",
-       *extra],
-      cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+  def launch(mode, *extra):
+    port = _free_port()
+    procs = [
+      subprocess.Popen(
+        [sys.executable, "-m", "experiments.main", "--config",
+         "experiments/configs/sudoku_symbolic.py:smoke", "--workdir", str(job), "--mode", mode,
+         f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={i}",
+         *extra],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      )
+      for i in range(2)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=400) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+      assert p.returncode == 0, err[-3000:]
+    return outs
 
-  procs = [launch("refine", i) for i in range(2)]
-  outs = [p.communicate(timeout=400) for p in procs]
-  for p, (_, err) in zip(procs, outs):
-    assert p.returncode == 0, err[-3000:]
+  launch("train", "--stop_at_step=3")
+  assert checkpoints.manager(str(job / "checkpoints")).latest_step() == 3
+  launch("train")  # resumes from step 3 in both processes
+  _, _, target = train.build_state(translate.translate(config))
+  a, _ = checkpoints.restore(checkpoints.manager(str(tmp_path / "one" / "checkpoints")), target)
+  b, _ = checkpoints.restore(checkpoints.manager(str(job / "checkpoints")), target)
+  assert int(b.step) == config.train.steps
+  for x, y in zip(
+    jax.tree.leaves((a.params, a.ema_params)), jax.tree.leaves((b.params, b.ema_params))
+  ):
+    np.testing.assert_allclose(x, y, atol=1e-5)
+  outs = launch("refine")
   got = json.load(open(job / "results.json"))
-  assert got["processes"] == 2 and got["metrics"] == one["metrics"] and got["nfe"] == one["nfe"]
+  assert got["processes"] == 2 and got["nfe"] == one["nfe"]
+  for split, methods in one["metrics"].items():
+    for method, curves in methods.items():
+      for name, ys in curves.items():
+        np.testing.assert_allclose(got["metrics"][split][method][name], ys, atol=1e-6)
   assert "wrote" in outs[0][0] and "wrote" not in outs[1][0]  # process 0 writes, reports
-  port = _free_port()
-  procs = [launch("train", i) for i in range(2)]
-  outs = [p.communicate(timeout=400) for p in procs]
-  assert all(p.returncode != 0 for p in procs)
-  assert "--mode train runs in one process" in outs[0][1]
   half = subprocess.run(
     [sys.executable, "-m", "experiments.main", "--config",
      "experiments/configs/sudoku_symbolic.py:smoke", "--workdir", str(job), "--mode", "refine",
