@@ -1,8 +1,9 @@
 """Entry point: python -m experiments.main --config experiments/configs/<bench>.py:<variant>
---workdir DIR --mode train|sample|refine|evaluate"""
+--workdir DIR --mode train|sample|refine|evaluate|preflight"""
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -11,9 +12,10 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import common
 from experiments import train as train_mod
 
-MODES = ("train", "sample", "refine", "evaluate")
+MODES = ("train", "sample", "refine", "evaluate", "preflight")
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "experiments/configs/<bench>.py:<variant>", lock_config=True
 )
@@ -27,6 +29,9 @@ _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in the j
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index, 0..N-1")
 _DISTRIBUTED = flags.DEFINE_bool(
   "distributed", False, "jax.distributed.initialize() from the environment"
+)
+_PEAK = flags.DEFINE_float(
+  "peak_tflops", None, "preflight: the accelerator's peak TFLOP/s, for time lower bounds"
 )
 _STOP = flags.DEFINE_integer(
   "stop_at_step",
@@ -72,6 +77,14 @@ def main(argv):
   config, workdir = _CONFIG.value, _WORKDIR.value
   if config is None or workdir is None:
     raise app.UsageError("--config and --workdir are required")
+  if _MODE.value == "preflight":  # compile only: no workdir written
+    from experiments import preflight
+
+    rep = preflight.measure(config)
+    if jax.process_index() == 0:
+      print(preflight.report(rep, _PEAK.value))
+      common.write_json(os.path.join(workdir, "preflight.json"), dict(rep, peak_tflops=_PEAK.value))
+    return
   if _MODE.value == "train":
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
     train_mod.train(config, workdir, _STOP.value, command=command)  # prints its summary line

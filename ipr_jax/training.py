@@ -203,4 +203,6 @@ def make_train_step(
   def train_step(state: TrainState, batch, key):
     return jitted(state, batch, rng.as_key(key))  # legacy PRNGKeys accepted too
 
+  if hasattr(jitted, "lower"):  # ahead-of-time: train_step.lower(state, batch, key).compile()
+    train_step.lower = jitted.lower
   return train_step

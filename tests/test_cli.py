@@ -58,3 +58,21 @@ def test_readme_table_from_a_results_file(tmp_path, capsys):
   assert lines[2].endswith("| 75.0% (round 2) | 50 |") and lines[3].endswith("| 50.0% | 50 |")
   with pytest.raises(SystemExit, match="--results"):
     readme_table.main([])
+
+
+def test_preflight_compiles_without_data_and_reports_costs():
+  """--mode preflight's measure: the smoke config's train step and refine call compile from
+  shape stand-ins; FLOPs and per-device bytes are positive, twice the batch is about twice the
+  train FLOPs, and the report states the time lower bound at a given peak."""
+  from experiments import preflight
+  from experiments.configs import sudoku_symbolic
+
+  config = sudoku_symbolic.get_config("smoke")
+  rep = preflight.measure(config)
+  assert rep["param_bytes"] > 0 and rep["train"]["flops"] > 0 and rep["refine"]["flops"] > 0
+  assert rep["train"]["bytes"]["argument"] > 0 and rep["refine"]["rounds"] == 2
+  config.train.batch_size *= 2
+  double = preflight.measure(config)["train"]["flops"]
+  assert 1.6 < double / rep["train"]["flops"] < 2.4
+  text = preflight.report(rep, peak_tflops=100.0)
+  assert "ms at peak (lower bound)" in text and "train (batch 8)" in text
