@@ -27,6 +27,9 @@ _MODE = flags.DEFINE_enum("mode", "train", MODES, "what to run")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "processes in the job")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "this process's index, 0..N-1")
+_HEARTBEAT = flags.DEFINE_integer(
+  "heartbeat_timeout_s", 100, "a job whose peer is silent this long ends every process"
+)
 _DISTRIBUTED = flags.DEFINE_bool(
   "distributed", False, "jax.distributed.initialize() from the environment"
 )
@@ -63,10 +66,11 @@ def start_job() -> None:
   if not (_DISTRIBUTED.value or all(v is not None for v in named)):
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  timeout = dict(heartbeat_timeout_seconds=_HEARTBEAT.value)
   if _DISTRIBUTED.value:
-    jax.distributed.initialize()
+    jax.distributed.initialize(**timeout)
   else:
-    jax.distributed.initialize(*named)
+    jax.distributed.initialize(*named, **timeout)
 
 
 def main(argv):

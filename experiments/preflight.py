@@ -1,8 +1,10 @@
 """Preflight for a device you do not have: `--mode preflight` compiles (ahead of time, with
 `jax.ShapeDtypeStruct` stand-ins for every batch, no data) a config's train step and one refine
 call over the job's devices and reports parameter bytes, the compiled programs' memory per device
-(`memory_analysis`: arguments, outputs, temporaries) and FLOPs (`cost_analysis`), and, given an
-accelerator's peak (`--peak_tflops`), a lower bound on a train step's and a refine call's time.
+(`memory_analysis`: arguments, outputs, temporaries) and FLOPs (`cost_analysis`; for refine,
+one network call's FLOPs times the calls of the whole budget with every region unknown, since the
+cost analysis counts a loop body once), and, given an accelerator's peak (`--peak_tflops`), a
+lower bound on a train step's and a refine call's time.
 
 The figures come from the compiler of the backend that runs it: on CPU they are the CPU
 compiler's (a GPU/TPU compiler fuses and lays out differently); FLOPs are those of the program
@@ -22,7 +24,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import common, tables, train, translate
-from ipr_jax import refine, training
+from ipr_jax import refine, sampling, training
 
 
 def _spec(shape, dtype, mesh, batched: bool):
@@ -92,6 +94,24 @@ def measure(config) -> dict:
       _spec((n, run.task.grid.num_regions), jnp.bool_, mesh, True),
     ).compile()
   )
+  refine_s = time.time() - t0
+  # XLA's cost analysis counts a loop body once, so the refine program's FLOPs are one step of
+  # each scan: the call's FLOPs are the network's per call times the calls of a full budget
+  net = (
+    jax.jit(apply)
+    .lower(
+      params_spec,
+      _spec(shape, jnp.float32, mesh, True),
+      _spec((n, run.task.grid.num_regions), jnp.float32, mesh, True),
+    )
+    .compile()
+  )
+  per_call = _cost(net)["flops"]
+  r = run.task.grid.num_regions
+  calls = sampling.max_steps(r, cfg.initial) + sum(
+    sampling.max_steps(int(m[r]), cfg.ipr) for m in refine.m_tables(cfg, r)
+  )
+  refine_cost["flops"] = per_call * calls
   return {
     "benchmark": run.benchmark,
     "variant": run.variant,
@@ -102,7 +122,9 @@ def measure(config) -> dict:
     "refine": {
       "batch": n,
       "rounds": cfg.rounds,
-      "compile_s": round(time.time() - t0, 1),
+      "compile_s": round(refine_s, 1),
+      "network_calls": int(calls),  # every region eligible: the largest plan
+      "flops_per_call": per_call,
       **refine_cost,
     },
   }
