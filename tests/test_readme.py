@@ -4,8 +4,11 @@ import re
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
-def _blocks(lang):
-  return re.findall(rf"```{lang}\n(.*?)```", open(README).read(), re.S)
+DOCS = [os.path.join(os.path.dirname(README), "docs", "published_checkpoints.md")]
+
+
+def _blocks(lang, paths=(README,)):
+  return [b for p in paths for b in re.findall(rf"```{lang}\n(.*?)```", open(p).read(), re.S)]
 
 
 def test_readme_commands_present():
@@ -23,8 +26,8 @@ def test_readme_python_blocks_run_in_a_fresh_process():
   import subprocess
   import sys
 
-  blocks = _blocks("python")
-  assert len(blocks) >= 3
+  assert len(_blocks("python")) >= 3
+  blocks = _blocks("python", (README, *DOCS))  # and the docs' examples that README points to
   root = os.path.dirname(README)
   env = {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
   procs = [
