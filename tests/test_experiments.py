@@ -161,6 +161,7 @@ SHIPPED_MODELS = [
   "sudoku_symbolic_long",
   "mnist_sudoku_cpu",
   "mnist_sudoku_latent",
+  "mnist_sudoku_latent_19k",
   "even_pixels",
   "counting_polygons",
 ]
@@ -174,8 +175,12 @@ def test_shipped_model_manifest_and_hash(name):
   for key in ("config", "command", "steps", "train_wall_s", "sha256", "num_params", "recommended"):
     assert key in manifest
   rec, trained = pretrained.recommended(manifest), manifest["config"]
-  assert rec.initial.steps_per_patch == trained["sample"]["steps_per_patch"]
-  assert rec.ipr.steps_per_patch == trained["refine"]["steps_per_patch"]
+  if "sample" in trained:  # manifests written before the config sections became dataclasses
+    initial, ipr = trained["sample"], trained["refine"]
+  else:
+    initial, ipr = trained["refine"]["initial"], trained["refine"]["ipr"]
+  assert rec.initial.steps_per_patch == initial["steps_per_patch"]
+  assert rec.ipr.steps_per_patch == ipr["steps_per_patch"]
   assert manifest["num_params"] == sum(np.size(x) for x in jax.tree.leaves(params))
 
 
@@ -209,7 +214,7 @@ def test_shipped_model_recipe_is_its_config_variant(name):
   current = config.get_config(manifest["variant"]).to_dict()
   recorded = {
     k: manifest["config"][k]
-    for k in ("seed", "data", "model", "time_sampler", "train")
+    for k in ("seed", "data", "model", "time_sampler", "optim", "loss", "train")
     if k in manifest["config"]
   }  # older manifests predate the data section
   assert {"model", "train"} <= set(recorded)

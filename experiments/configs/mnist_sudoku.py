@@ -27,8 +27,10 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   (uncertainty) after 30 rounds vs 3.3% compute-matched; medium 49.0% -> 51.0% (uncertainty, 15
   rounds), 58.7% with ratio 0.5 and fixed_small (8 rounds), 31.3% compute-matched.
 - latent_cpu_more: 9k more steps of the shipped latent model (train.init_from takes its denoiser
-  and its codec; a new cosine cycle at half the lr, ~65 min on 2 CPU cores):
+  and its codec; a new cosine cycle at half the lr, ~65 min on 2 idle CPU cores):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_more --workdir runs/latent_more --mode train
+  Shipped as `mnist_sudoku_latent_19k`. Measured (300 hard puzzles, uncertainty, 30 rounds):
+  5.3% -> 26.0%, compute-matched 2.7% (docs/results/mnist_sudoku.md).
 - latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
   --config.data.idx_dir) to the four MNIST IDX files; a narrower codec (width 16, 3k steps, 13 min
   here) and 6k denoiser steps. Measured: this codec is too lossy (held-out digits 99.05% ->
