@@ -86,12 +86,13 @@ def score(config, workdir: str, puzzles: int, rounds: int) -> dict:
 def run_row(name: str, out: str, srm_steps: int, puzzles: int, rounds: int) -> dict:
   config, workdir = row_config(name, srm_steps), os.path.join(out, name)
   t0 = time.time()
-  codec.train(translate.codec_stage(config), workdir)
+  stage = translate.codec_stage(config)
+  codec.train(stage, workdir)
   info = json.load(open(os.path.join(workdir, codec.FOLDER, "manifest.json")))["codec"]
   row = {
     "row": name,
     "overrides": ROWS[name],
-    "latent_dim": config.model.codec.latent_dim,
+    "latent_dim": stage.recipe.latent_dim,
     "codec_accuracy_original": info["accuracy_original"],
     "codec_accuracy_reconstructed": info["accuracy_reconstructed"],
     "codec_bank_accuracy_reconstructed": info["bank_accuracy_reconstructed"],

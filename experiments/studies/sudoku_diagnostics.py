@@ -55,14 +55,14 @@ def one_step(apply, params, x, known, key, grid):
 def main(argv):
   del argv
   config = FLAGS["config"].value
-  if config is None or config.benchmark != "sudoku_symbolic":
+  run = None if config is None else translate.translate(config)
+  if run is None or run.benchmark != "sudoku_symbolic":
     raise app.UsageError(
       "--config must be a sudoku_symbolic config (and --workdir unless eval.pretrained is set)"
     )
   known_counts = [int(k) for k in FLAGS["known"].value]
   if any(not 0 <= k <= 80 for k in known_counts):
     raise app.UsageError(f"--known counts must lie in 0..80, got {known_counts}")
-  run = translate.translate(config)
   apply, params, source = evaluate.load_params(run, FLAGS["workdir"].value or "")
   step = jax.jit(
     lambda params, x, known, key: one_step(apply, params, x, known, key, run.task.grid)

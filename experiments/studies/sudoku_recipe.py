@@ -219,12 +219,13 @@ def run_row(name: str, out: str, variance: str) -> dict:
       f"--variance={variance}",
     ]
   )
-  if config.eval.pretrained:  # shipped weights: nothing to train, their manifest's wall time
-    manifest = pretrained.manifest(config.eval.pretrained)
-    if manifest["steps"] != config.train.steps:
+  row_run = translate.translate(config)
+  shipped, steps = row_run.plan.pretrained, row_run.loop.steps
+  if shipped:  # shipped weights: nothing to train, their manifest's wall time
+    manifest = pretrained.manifest(shipped)
+    if manifest["steps"] != steps:
       raise ValueError(
-        f"row {name}: {config.eval.pretrained} was trained for {manifest['steps']} "
-        f"steps, the row says {config.train.steps}"
+        f"row {name}: {shipped} was trained for {manifest['steps']} steps, the row says {steps}"
       )
     minutes = manifest["train_wall_s"] / 60.0
   else:
@@ -237,7 +238,7 @@ def run_row(name: str, out: str, variance: str) -> dict:
     "change": ROWS[name][0],
     "overrides": ROWS[name][1],
     "variance": variance,
-    "steps": config.train.steps,
+    "steps": steps,
     "cpu_minutes": round(minutes, 1),
     "puzzles": puzzles,
     "command": command,
