@@ -91,9 +91,9 @@ def test_sample_and_refine_over_two_processes_equal_one_device():
 
 def test_train_and_refine_modes_over_two_processes_equal_one_process(tmp_path):
   """python -m experiments.main as one job over two processes (--coordinator_address,
-  --num_processes, --process_id): training killed after its step-3 checkpoint and resumed ends
-  with the params of a one-process run; refine's results.json (written by process 0 alone)
-  equals the one-process results; the three flags go together."""
+  --num_processes, --process_id): a training stopped after its step-3 checkpoint, resumed in one
+  process, ends with the params of a one-process run; refine's results.json over two processes
+  (written by process 0 alone) equals the one-process results; the three flags go together."""
   from experiments import evaluate, train, translate
   from experiments.configs import sudoku_symbolic
   from ipr_jax import checkpoints
@@ -124,7 +124,7 @@ def test_train_and_refine_modes_over_two_processes_equal_one_process(tmp_path):
 
   launch("train", "--stop_at_step=3")
   assert checkpoints.manager(str(job / "checkpoints")).latest_step() == 3
-  launch("train")  # resumes from step 3 in both processes
+  train.train(config, str(job))  # the two processes' checkpoint resumes in this one process
   _, _, target = train.build_state(translate.translate(config))
   a, _ = checkpoints.restore(checkpoints.manager(str(tmp_path / "one" / "checkpoints")), target)
   b, _ = checkpoints.restore(checkpoints.manager(str(job / "checkpoints")), target)
