@@ -59,8 +59,7 @@ def quality(stage: plan.CodecStage, codec: latents.Codec, params, boards: int = 
   accuracy on every held-out digit and on the test bank's digits (the ones test boards are
   drawn with), original vs reconstructed, and the Sudoku ceiling: the valid rate of the first
   `boards` held-out solved boards after a round trip through the codec (1.0 = nothing lost)."""
-  source = "sklearn" if stage.source == "sklearn" else "idx_dir"
-  cls_apply, cls_params, man = digit_classifier.load(source)
+  cls_apply, cls_params, man = digit_classifier.load(_classifier(stage))
   roundtrip = jax.jit(lambda p, x: codec.decode(p, codec.encode(p, x)))
   read = jax.jit(lambda x: digit_classifier.predict_raw(cls_apply, cls_params, x))
 
@@ -120,10 +119,14 @@ def _phase(recipe: plan.CodecRecipe, step: int):
   return latents.decoder_only(decoder), False, c.decoder_noise
 
 
+def _classifier(stage: plan.CodecStage) -> str:
+  """The shipped digit classifier (`digits_<name>`) that reads the stage's source."""
+  return "sklearn" if stage.source == "sklearn" else "idx_dir"
+
+
 def cell_of(stage: plan.CodecStage) -> int:
   """Pixels per digit cell of the stage's source (its evaluator classifier's input size)."""
-  name = "digits_sklearn" if stage.source == "sklearn" else "digits_idx_dir"
-  return int(pretrained.manifest(name)["cell"])
+  return int(pretrained.manifest(f"digits_{_classifier(stage)}")["cell"])
 
 
 def is_trained(workdir: str) -> bool:
@@ -147,7 +150,7 @@ def load(stage: plan.CodecStage | None, workdir: str):
   if stage.pretrained:
     return _load_folder(stage.pretrained, pretrained.ASSETS)
   folder = os.path.join(workdir, FOLDER)
-  if not os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
+  if not is_trained(workdir):
     raise checkpoints.CheckpointError(
       f"no trained codec in {folder}: run --mode train (it "
       "trains the codec first) or set eval.pretrained"
@@ -189,7 +192,7 @@ def train(stage: plan.CodecStage | None, workdir: str, stop_at_step: int | None 
     return None
   cfg, c = config_of(stage, cell_of(stage)), stage.recipe
   folder = os.path.join(workdir, FOLDER)
-  if os.path.exists(os.path.join(folder, pretrained.CODEC_FILE)):
+  if is_trained(workdir):
     stored = pretrained.manifest(FOLDER, workdir)["codec"]
     recipe = {k: stored.get(k) for k in RECIPE}
     origin = stored.get("inherited_from", "")  # "" = trained here

@@ -90,10 +90,11 @@ def run_refine(
     )
     for lo, hi in _chunks(len(items.x), batch, desc)
   ]
-  outs = [sharding.to_host((o.metrics, o.nfe, o.history)) for o in outs]  # every process
+  hist = sharding.to_host(outs[0].history)  # the strip's: the first batch only
+  outs = [sharding.to_host((o.metrics, o.nfe)) for o in outs]  # on every process
   metrics = {k: np.concatenate([o[0][k] for o in outs], axis=1) for k in outs[0][0]}
   nfe = np.max(np.stack([o[1] for o in outs]), axis=0)
-  return metrics, nfe, outs[0][2]
+  return metrics, nfe, hist
 
 
 def run_matched(

@@ -85,7 +85,7 @@ def main(argv):
     from experiments import preflight
 
     rep = preflight.measure(config)
-    if jax.process_index() == 0:
+    if common.is_writer():
       print(preflight.report(rep, _PEAK.value))
       common.write_json(os.path.join(workdir, "preflight.json"), dict(rep, peak_tflops=_PEAK.value))
     return
@@ -97,7 +97,7 @@ def main(argv):
 
     command = shlex.join(["python", "-m", "experiments.main", *sys.argv[1:]])
     results = evaluate.run(config, workdir, _MODE.value, command=command)
-    if jax.process_index() == 0:
+    if common.is_writer():
       print(evaluate.table(results, results["headline"]))
       print(f"wrote {workdir}/results.json and {', '.join(results['plots'])}")
 

@@ -123,8 +123,9 @@ def sections(config) -> dict:
   }
 
 
-def check(config) -> tasks.Benchmark:
-  """ValueError naming the first key that is missing, read by nothing, or of a bad value."""
+def check(config) -> dict:
+  """ValueError naming the first key that is missing, read by nothing, or of a bad value;
+  else the config's dataclass sections (`sections`)."""
   _keys(config, "the config", TOP)
   bench = tasks.get(config.benchmark)
   _keys(config.data, f"config.data ({config.benchmark})", bench.data_keys)
@@ -163,7 +164,7 @@ def check(config) -> tasks.Benchmark:
       )
   for name in ev.selectors:
     selectors.get(name)  # ValueError naming the registered selectors
-  return bench
+  return built
 
 
 def codec_stage(config) -> plan.CodecStage | None:
@@ -212,8 +213,7 @@ def compute_dtype(name: str) -> str:
 def translate(config, codec=None) -> Run:
   """Check `config` and turn it into a Run (see the module docstring). `codec` = (Codec,
   params): a latent config's trained per-region codec (`experiments.codec`)."""
-  check(config)
-  built = sections(config)
+  built = check(config)
   loop, ev = built["loop"], built["plan"]
   task = tasks.make_task(config, codec)
   m = config.model
