@@ -4,6 +4,11 @@
   (72 x 72 boards of 8x8 scikit-learn digits), `idx_dir` (252 x 252 from a local MNIST IDX
   folder, passed as `idx_dir=`), `tfds` (TFDS mnist). Features: `board` uint8[9, 9] digits,
   `givens_hard` / `givens_medium` / `givens_easy` bool[81] (test items), `image` uint8 Tensor.
+- `unique_sudoku`: puzzles with exactly one solution (`ipr_jax.data.unique_sudoku`), configs
+  `minimal` and `deep` (the levels); test item i is held-out board i, train item i a minimal
+  puzzle of training board i. Features: `board` uint8[9, 9] (the solution), `givens` bool[81],
+  `num_givens`, `solver_nodes` (branch points of the exact search), `singles` (naked and hidden
+  singles alone solve it).
 - `even_pixels`: `image` uint8[32, 32, 3] (method 5.2).
 - `counting_polygons`: configs `blank` (white backgrounds) and `folder` (backgrounds from a local
   image folder, passed as `background_dir=`, e.g. FFHQ); `image` uint8[128, 128, 3] and the labels
@@ -31,7 +36,7 @@ import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ipr_jax.data import counting_polygons, even_pixels, image_sudoku, sudoku
+from ipr_jax.data import counting_polygons, even_pixels, image_sudoku, sudoku, unique_sudoku
 from ipr_jax.evaluation import digit_classifier
 
 
@@ -145,6 +150,63 @@ class MnistSudoku(tfds.core.GeneratorBasedBuilder):
         dict(
           index=i, board=board.astype(np.uint8), image=self._image(board, split, i, bank), **givens
         ),
+      )
+
+
+class UniqueSudoku(tfds.core.GeneratorBasedBuilder):
+  """Sudoku puzzles with one solution per level: minimal ones, and minimal ones beyond singles."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  BUILDER_CONFIGS = [
+    tfds.core.BuilderConfig(name=level, description=f"{level} unique-solution puzzles")
+    for level in unique_sudoku.LEVELS
+  ]
+
+  def __init__(self, *, num_train: int = 0, num_test: int = 1000, config=None, **kwargs):
+    self.num_train, self.num_test = num_train, num_test
+    kwargs.setdefault("file_format", "array_record")
+    super().__init__(
+      config=sized_config(type(self), config, num_train=num_train, num_test=num_test), **kwargs
+    )
+
+  def _info(self):
+    return self.dataset_info_from_configs(
+      features=tfds.features.FeaturesDict(
+        {
+          "index": tfds.features.Scalar(dtype=np.int64),
+          "board": tfds.features.Tensor(shape=(9, 9), dtype=np.uint8),
+          "givens": tfds.features.Tensor(shape=(81,), dtype=np.bool_),
+          "num_givens": tfds.features.Scalar(dtype=np.int32),
+          "solver_nodes": tfds.features.Scalar(dtype=np.int32),
+          "singles": tfds.features.Scalar(dtype=np.bool_),
+        }
+      ),
+      disable_shuffling=True,
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return _splits(self, self._generate_examples)
+
+  def _generate_examples(self, split):
+    level = _base(self)
+    n = self.num_test if split == "test" else self.num_train
+    for i in range(n):
+      if split == "test":
+        board, givens = sudoku.test_boards()[i], unique_sudoku.test_givens(i, level)
+      else:
+        board, givens = sudoku.train_board(i), unique_sudoku.train_givens(i, level)
+      rating = unique_sudoku.rating(board, givens)
+      yield (
+        i,
+        {
+          "index": i,
+          "board": board.astype(np.uint8),
+          "givens": givens,
+          "num_givens": rating["givens"],
+          "solver_nodes": rating["solver_nodes"],
+          "singles": rating["singles"],
+        },
       )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from experiments import plots
 from experiments.tasks.base import Task, TestItems, register, tfds_test
 from ipr_jax import graphs, latents, regions, tfds_builders
-from ipr_jax.data import digits, image_sudoku, pipeline, sudoku
+from ipr_jax.data import digits, image_sudoku, pipeline, sudoku, unique_sudoku
 from ipr_jax.evaluation import digit_classifier
 from ipr_jax.evaluation import sudoku as sudoku_eval
 
@@ -28,11 +28,43 @@ def _sudoku_fields(graph: str) -> dict:
   }
 
 
+def _unique_items(level: str, num: int, data, to_x, validation: bool) -> TestItems:
+  """Puzzles with one solution (`unique_sudoku` level) from the unique_sudoku TFDS builder;
+  validation puzzles drawn procedurally. Labels add the puzzles' solver ratings."""
+  if validation:
+    boards, givens = unique_sudoku.validation_set(level, num)
+    return TestItems(to_x(boards), ~givens, {"boards": boards, "givens": givens})
+  rows = tfds_test(tfds_builders.UniqueSudoku, level, num, data.tfds_dir)
+  boards = np.stack([r["board"] for r in rows]).astype(np.int8)
+  givens = np.stack([r["givens"] for r in rows]).astype(bool)
+  labels = {"boards": boards, "givens": givens}
+  labels.update({k: np.array([r[k] for r in rows]) for k in ("num_givens", "solver_nodes")})
+  return TestItems(to_x(boards), ~givens, labels)
+
+
+def unique_pool(num: int, tfds_dir) -> tuple[np.ndarray, np.ndarray]:
+  """(boards int8[num, 9, 9], givens bool[num, 81]): minimal unique puzzles of the first `num`
+  training boards, the unique_sudoku builder's train split (prepared once in tfds_dir)."""
+  builder = tfds_builders.UniqueSudoku(
+    config="minimal", num_train=num, num_test=0, data_dir=tfds_dir
+  )
+  builder.download_and_prepare()
+  source = builder.as_data_source()["train"]
+  rows = [source[i] for i in range(num)]
+  return (
+    np.stack([r["board"] for r in rows]).astype(np.int8),
+    np.stack([r["givens"] for r in rows]).astype(bool),
+  )
+
+
 def _sudoku_items(config_name: str, data, to_x):
   """Test items from the mnist_sudoku TFDS builder's `config_name` (board image, givens of the
-  split); validation items (training-time model selection) drawn procedurally by `to_x`."""
+  split); validation items (training-time model selection) drawn procedurally by `to_x`. The
+  unique-solution levels (`unique_sudoku.LEVELS`) come from the unique_sudoku builder."""
 
   def test_items(split, num, validation=False):
+    if isinstance(split, str) and split in unique_sudoku.LEVELS:
+      return _unique_items(split, num, data, to_x, validation)
     sudoku.split_range(split)  # ValueError naming the splits
     if validation:
       boards, givens = sudoku.validation_set(split, num)
@@ -58,11 +90,17 @@ def _sudoku_items(config_name: str, data, to_x):
 
 @register(
   "sudoku_symbolic",
-  data_keys=("pool_size", "tfds_dir"),
+  data_keys=("pool_size", "tfds_dir", "unique_pool", "unique_fraction"),
   model_keys=("graph",),
-  splits=tuple(sudoku.SPLITS),
+  splits=tuple(sudoku.SPLITS) + unique_sudoku.LEVELS,
 )
 def _sudoku_symbolic(config) -> Task:
+  d = config.data
+
+  def stream(seed, batch):
+    unique = unique_pool(d.unique_pool, d.tfds_dir) if d.unique_fraction > 0 else None
+    return sudoku.TrainStream(seed, batch, d.pool_size, unique, d.unique_fraction)
+
   def strip(hist, labels, path, shown):
     return plots.sudoku_strip(
       hist, labels["givens"], path, shown, row_labels=labels.get("row_labels")
@@ -72,7 +110,7 @@ def _sudoku_symbolic(config) -> Task:
     "sudoku_symbolic",
     regions.make_grid(9, 9, 1),
     dict(height=9, width=9, channels=9, patch=1, **_sudoku_fields(config.model.graph)),
-    lambda seed, batch: sudoku.TrainStream(seed, batch, config.data.pool_size),
+    stream,
     _sudoku_items("symbolic", config.data, sudoku.to_symbolic),
     sudoku_eval.symbolic_metrics,
     "valid",

@@ -116,21 +116,34 @@ def random_givens(rng: np.random.Generator, batch: int) -> np.ndarray:
   return ranks < g[:, None]
 
 
-def augment(rng: np.random.Generator, boards: np.ndarray) -> np.ndarray:
+def _symmetry(rng: np.random.Generator):
+  """One random validity-preserving symmetry: (digit relabelling int8[10], row order int[9],
+  column order int[9], transpose)."""
+  relabel = np.concatenate([[0], rng.permutation(9) + 1]).astype(np.int8)
+  rows = (
+    rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])
+  ).ravel()
+  cols = (
+    rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])
+  ).ravel()
+  return relabel, rows, cols, rng.random() < 0.5
+
+
+def augment(rng: np.random.Generator, boards: np.ndarray, cells: np.ndarray | None = None):
   """Validity-preserving symmetries: digit relabelling, row/column permutations within bands
-  and stacks, band and stack permutations, transposition. int8[B, 9, 9] -> int8[B, 9, 9]."""
+  and stacks, band and stack permutations, transposition. int8[B, 9, 9] -> int8[B, 9, 9].
+  With `cells` (bool[B, 81], e.g. a puzzle's givens) the same cell moves apply to them too and
+  (boards, cells) is returned: a unique puzzle stays unique."""
   out = np.empty_like(boards)
+  moved = None if cells is None else np.empty_like(cells)
   for i, b in enumerate(boards):
-    relabel = np.concatenate([[0], rng.permutation(9) + 1]).astype(np.int8)
-    rows = (
-      rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])
-    ).ravel()
-    cols = (
-      rng.permutation(3)[:, None] * 3 + np.stack([rng.permutation(3) for _ in range(3)])
-    ).ravel()
+    relabel, rows, cols, transpose = _symmetry(rng)
     b = relabel[b][rows][:, cols]
-    out[i] = b.T if rng.random() < 0.5 else b
-  return out
+    out[i] = b.T if transpose else b
+    if cells is not None:
+      m = cells[i].reshape(9, 9)[rows][:, cols]
+      moved[i] = (m.T if transpose else m).reshape(81)
+  return out if cells is None else (out, moved)
 
 
 def to_symbolic(boards: np.ndarray) -> np.ndarray:
@@ -155,11 +168,26 @@ class TrainStream:
   `batch(step)` depends only on (seed, step), so a resumed run sees the same data as an
   uninterrupted one. Boards come from a pool of `pool_size` backtracking boards (disjoint from
   the test set), re-drawn through `augment` every time; a variant equal to a test board is
-  re-drawn.
+  re-drawn. Givens: g ~ U{0..80} random cells (`random_givens`); with `unique` = (boards
+  int8[P, 9, 9], givens bool[P, 81]) of puzzles with one solution (ipr_jax.data.unique_sudoku),
+  a `unique_fraction` of each batch is those puzzles instead (board and givens through the same
+  symmetry), half of them as they are, half with k ~ U{0..81-g} more random givens.
   """
 
-  def __init__(self, seed: int, batch_size: int, pool_size: int = 5000):
+  def __init__(
+    self,
+    seed: int,
+    batch_size: int,
+    pool_size: int = 5000,
+    unique=None,
+    unique_fraction: float = 0.0,
+  ):
+    if not 0.0 <= unique_fraction <= 1.0:
+      raise ValueError(f"unique_fraction must be in [0, 1], got {unique_fraction}")
+    if unique_fraction > 0 and unique is None:
+      raise ValueError("unique_fraction > 0 needs the unique puzzles (boards, givens)")
     self.seed, self.batch_size = seed, batch_size
+    self.unique, self.unique_fraction = unique, unique_fraction
     self.pool = np.stack([train_board(i) for i in range(pool_size)])
 
   def batch(self, step: int) -> dict:
@@ -172,4 +200,21 @@ class TrainStream:
         b = augment(rng, self.pool[idx[i]][None])[0]
       boards[i] = b
     mask = ~random_givens(rng, self.batch_size)
+    if self.unique_fraction > 0:  # its own stream: the default batches stay as they were
+      self._mix_unique(np.random.default_rng([TRAIN_SEED, self.seed, step, 1]), boards, mask)
     return {"x": to_symbolic(boards), "mask": mask.astype(np.float32)}
+
+  def _mix_unique(self, rng, boards, mask):
+    """Replace a unique_fraction of (boards, mask) in place by the unique puzzles."""
+    rows = np.flatnonzero(rng.random(self.batch_size) < self.unique_fraction)
+    pick = rng.integers(0, len(self.unique[0]), len(rows))
+    test = _test_keys()
+    for row, j in zip(rows, pick):
+      b, g = augment(rng, self.unique[0][j][None], self.unique[1][j][None])
+      while b[0].tobytes() in test:
+        b, g = augment(rng, self.unique[0][j][None], self.unique[1][j][None])
+      g = g[0].copy()
+      if rng.random() < 0.5:  # more givens: any superset of a unique puzzle is unique
+        free = np.flatnonzero(~g)
+        g[rng.choice(free, int(rng.integers(0, len(free) + 1)), replace=False)] = True
+      boards[row], mask[row] = b[0], ~g
