@@ -151,9 +151,12 @@ def _round_lines(method: str, headline: str, curve, nfe) -> str:
 
 
 def recommended_for(run: translate.Run, split: str) -> refine.RefineConfig:
-  """Shipped model eval.settings_from's recommended refine settings for `split`: its rounds
-  times the split's share of the config's round budget (eval.rounds[split] / refine.rounds)."""
-  rec = pretrained.recommended(pretrained.manifest(run.plan.settings_from))
+  """Shipped model eval.settings_from's recommended refine settings for `split` (its own, where
+  the manifest has some for that split): their rounds times the split's share of the config's
+  round budget (eval.rounds[split] / refine.rounds); settings of no rounds (restarts) kept."""
+  rec = pretrained.recommended(pretrained.manifest(run.plan.settings_from), split)
+  if rec.rounds == 0:
+    return rec
   share = run.split_rounds(split) / max(run.refine.rounds, 1)
   return dataclasses.replace(rec, rounds=max(1, round(rec.rounds * share)))
 

@@ -3,7 +3,7 @@ wall time, commit, sha256, and optionally the `recommended` sampling/refine sett
 manifest with `params_from: OTHER` ships no npz of its own: it reads asset OTHER's (same root,
 same sha256 check), so one set of weights can ship under two names with different settings.
 `load(name)` rebuilds the denoiser, checks the hash and the recommended settings;
-`recommended(manifest)` returns those settings as a RefineConfig. A latent model's folder also
+`recommended(manifest[, split])` returns those settings as a RefineConfig. A latent model's folder also
 holds its per-region codec (`codec.npz`, manifest entry `codec`): `load_codec(name)`."""
 
 from __future__ import annotations
@@ -68,13 +68,18 @@ def settings_dict(cfg: refine.RefineConfig) -> dict:
   return out
 
 
-def recommended(manifest: dict) -> refine.RefineConfig:
+def recommended(manifest: dict, split: str | None = None) -> refine.RefineConfig:
   """The sampling and refine settings a shipped model is meant to run with (round-0 pass in
   `.initial`, per-round pass in `.ipr`), read by `structs.from_dict` (a field it omits takes
-  RefineConfig's default). ValueError naming the model and the bad entry when they are absent,
+  RefineConfig's default). A manifest may hold other settings for some splits under
+  `recommended_for` ({split: settings}, e.g. Sudoku's unique-solution levels): with `split`
+  named there, those. ValueError naming the model and the bad entry when they are absent,
   have a key RefineConfig / SamplerConfig lacks, or a value they reject."""
   name = manifest.get("name", "?")
   rec = manifest.get("recommended")
+  by_split = manifest.get("recommended_for", {})
+  if split is not None and split in by_split:
+    rec, name = by_split[split], f"{name}[{split}]"
   if not isinstance(rec, dict):
     raise ValueError(f"shipped model {name!r}: its manifest carries no recommended settings")
   try:
@@ -96,6 +101,8 @@ def load(name: str, root: str = ASSETS, dtype: str | None = None):
   params, man = load_raw(name, like, root)
   if "recommended" in man:
     recommended(man)  # a manifest whose settings the sampler rejects fails here, by name
+  for split in man.get("recommended_for", {}):
+    recommended(man, split)
   return apply, params, man
 
 

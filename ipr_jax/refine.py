@@ -5,7 +5,9 @@ Round b, per sample: pick m = max(1, floor(|E| ratio)) eligible regions without 
 the sequential sampler conditioned on every other region at t = 0. No acceptance test: IPR is a
 Markov chain on complete samples. `metric_fn` runs inside the scan, so a whole budget curve
 costs one call. With `chains=K`, K independent chains (own keys, own region masks) run under
-one `jax.vmap`.
+one `jax.vmap`; with `pick` set as well, the result is one sample per item again: after every
+round, per item, the chain the model doubts least (`lowest_sigma`: its last passes' mean sigma;
+`probe`: `ipr_jax.doubt.probe` of the complete sample), a verifier-free choice.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ipr_jax import debug as debug_lib
-from ipr_jax import regions, rng, sampling, selectors, sharding
+from ipr_jax import doubt, regions, rng, sampling, selectors, sharding
 
 NOISE_TYPES = ("random", "fixed")
 MODES = ("standard", "correction")
+PICKS = ("lowest_sigma", "probe")
+PROBE_STREAM = 1_000_003  # folded into a round's key for the probe's noise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +44,10 @@ class RefineConfig:
   mode: str = "standard"
   chains: Optional[int] = None
   final_ratio: Optional[float] = None  # ratio decays linearly to this by the last round
+  # with chains: None returns every chain; "lowest_sigma" / "probe" one pick per item and round
+  pick: Optional[str] = None
+  probe_level: float = 0.4  # pick "probe": the noise level of the probe (ipr_jax.doubt)
+  probe_draws: int = 4  # pick "probe": noise draws (network evaluations) per sample and round
   keep_history: bool = False
   initial: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=3, overlap=0.0)
   ipr: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=10, overlap=0.8)
@@ -60,6 +68,12 @@ class RefineConfig:
       raise ValueError(f"chains must be None or an integer >= 1, got {self.chains}")
     if self.final_ratio is not None and not 0.0 < self.final_ratio <= 1.0:
       raise ValueError(f"final_ratio must be None or lie in (0, 1], got {self.final_ratio}")
+    if self.pick is not None:
+      if self.pick not in PICKS:
+        raise ValueError(f"pick must be None or one of {PICKS}, got {self.pick!r}")
+      if self.chains is None or self.chains < 2:
+        raise ValueError(f"pick {self.pick!r} chooses among chains: set chains >= 2")
+    doubt.check_probe(self.probe_level, self.probe_draws)
 
 
 @flax.struct.dataclass
@@ -70,6 +84,8 @@ class RefineResult:
   history: object  # f32[(K,) rounds+1, B, H, W, C] with keep_history, else None
   selected: jax.Array  # bool[(K,) rounds, B, R] regions re-noised in each round
   sigma: jax.Array  # f32[(K,) B, R] the model's doubt about each region, last pass
+  doubt: object = None  # with pick: f32[(K,) rounds+1, B] each sample's score after each round
+  chosen: object = None  # with pick: i32[rounds+1, B] the chain picked after each round
 
 
 def num_resampled(num_eligible: int, ratio: float) -> int:
@@ -155,6 +171,19 @@ def _refine_chain(
   choose = jax.vmap(choose_regions, in_axes=(0, 0, 0, None, None))
   renoise = jax.vmap(_renoise, in_axes=(0, 0, 0, 0, None, None))
 
+  def score(x, sigma, i):
+    """f32[B] the pick's doubt about x after round i (None without a pick); its probe noise
+    comes from fold_in(fold_in(k_rounds, i), PROBE_STREAM), apart from the rounds' draws."""
+    if cfg.pick is None:
+      return None
+    if cfg.pick == "lowest_sigma":
+      w = eligible.astype(jnp.float32)
+      return jnp.sum(sigma * w, axis=-1) / jnp.maximum(w.sum(-1), 1.0)
+    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, i), PROBE_STREAM))(k_rounds)
+    return doubt.probe(apply_fn, params, keys, x, eligible, cfg.probe_level, cfg.probe_draws)
+
+  probe_nfe = jnp.int32(cfg.probe_draws if cfg.pick == "probe" else 0)
+
   def round_fn(carry, inputs):
     x, sigma = carry
     i, m_table = inputs
@@ -166,15 +195,46 @@ def _refine_chain(
     chex.assert_trees_all_equal_shapes_and_dtypes((state.z, new_sigma), carry)  # invariant carry
     debug_lib.check_finite(state.z, "refined sample")
     hist = state.z if cfg.keep_history else None
-    return (state.z, new_sigma), (apply_metric(metric_fn, metric_params, state.z), nfe, hist, sel)
+    metric = apply_metric(metric_fn, metric_params, state.z)
+    return (state.z, new_sigma), (metric, nfe + probe_nfe, hist, sel, score(state.z, new_sigma, i))
 
-  (x_final, sigma_final), (metrics, nfes, hist, selected) = jax.lax.scan(
+  (x_final, sigma_final), (metrics, nfes, hist, selected, scores) = jax.lax.scan(
     round_fn, (x, sigma), (jnp.arange(1, cfg.rounds + 1), tables)
   )
   stack = lambda first, rest: jax.tree.map(lambda f, s: jnp.concatenate([f[None], s]), first, rest)
   metrics = None if metric_fn is None else stack(apply_metric(metric_fn, metric_params, x), metrics)
   history = stack(x, hist) if cfg.keep_history else None
-  return RefineResult(x_final, metrics, stack(nfe0, nfes), history, selected, sigma_final)
+  scores = None if cfg.pick is None else stack(score(x, sigma, 0), scores)
+  nfe = stack(nfe0 + probe_nfe, nfes)
+  return RefineResult(x_final, metrics, nfe, history, selected, sigma_final, scores)
+
+
+def pick_chains(res: RefineResult) -> RefineResult:
+  """One sample per item from K chains: after each round, the chain with the lowest doubt.
+  res has a leading chain axis K and `doubt` f32[K, rounds+1, B]; the result has none: x, sigma
+  of the chain picked after the last round, metrics / history / selected per round of the chain
+  picked then, nfe the sum over the chains (every chain ran), `chosen` i32[rounds+1, B]."""
+  chex.assert_rank(res.doubt, 3)
+  chosen = jnp.argmin(res.doubt, axis=0)  # [rounds+1, B]
+  last = chosen[-1]
+
+  def per_round(a, c):  # a [K, rounds(+1), B, ...]; c [rounds(+1), B]
+    idx = c.reshape(1, *c.shape, *([1] * (a.ndim - 3)))
+    return jnp.take_along_axis(a, idx, axis=0)[0]
+
+  def at_last(a):  # a [K, B, ...]
+    return jnp.take_along_axis(a, last.reshape(1, -1, *([1] * (a.ndim - 2))), axis=0)[0]
+
+  return RefineResult(
+    x=at_last(res.x),
+    metrics=jax.tree.map(lambda a: per_round(a, chosen), res.metrics),
+    nfe=jnp.sum(res.nfe, axis=0),
+    history=None if res.history is None else per_round(res.history, chosen),
+    selected=per_round(res.selected, chosen[1:]),
+    sigma=at_last(res.sigma),
+    doubt=per_round(res.doubt, chosen),
+    chosen=chosen,
+  )
 
 
 def _refine(
@@ -184,7 +244,8 @@ def _refine(
   if cfg.chains is None:
     return chain(key, item_ids, x, eligible)
   keys = jax.random.split(key, cfg.chains)  # chain c's items: fold_in(keys[c], item index)
-  return jax.vmap(lambda k: chain(k, item_ids, x, eligible))(keys)
+  res = jax.vmap(lambda k: chain(k, item_ids, x, eligible))(keys)
+  return res if cfg.pick is None else pick_chains(res)
 
 
 _refine_jit = jax.jit(_refine, static_argnums=(0, 1, 2))
@@ -250,7 +311,8 @@ def refine(
     else functools.partial(_refine_jit, apply_fn, metric_fn, config)
   )
   res = fn(params, metric_params, key, *batch)
-  return res if batch[1].shape[0] == b else _first_items(res, b, config.chains is not None)
+  chained = config.chains is not None and config.pick is None
+  return res if batch[1].shape[0] == b else _first_items(res, b, chained)
 
 
 def _first_items(res: RefineResult, b: int, chained: bool) -> RefineResult:
@@ -264,4 +326,6 @@ def _first_items(res: RefineResult, b: int, chained: bool) -> RefineResult:
     history=None if res.history is None else cut(res.history, c + 1),
     selected=cut(res.selected, c + 1),
     sigma=cut(res.sigma, c),
+    doubt=None if res.doubt is None else cut(res.doubt, c + 1),
+    chosen=None if res.chosen is None else cut(res.chosen, 1),
   )

@@ -280,3 +280,70 @@ def test_bad_item_ids_are_named(ids, match):
     )
   with pytest.raises(ValueError, match=match):
     sampling.sample(APPLY, PARAMS, jax.random.key(1), x, ~eligible, x, item_ids=ids)
+
+
+@pytest.mark.parametrize("pick", ["lowest_sigma", "probe"])
+def test_picked_chains_equal_the_chains_picked_by_hand(pick):
+  """pick = per round and item, the chain of least doubt among the unpicked chains (same key:
+  the probe draws nothing from the chains' streams); NFE = every chain's, probes included."""
+  from ipr_jax import doubt
+
+  x, eligible = _inputs()
+  k, rounds = 3, 2
+  base = ipr.RefineConfig(rounds=rounds, chains=k, keep_history=True, **FAST)
+  metric = lambda s: jnp.mean(s, axis=(1, 2, 3))
+  every = ipr.refine(APPLY, PARAMS, jax.random.key(4), x, eligible, base, metric)
+  cfg = ipr.RefineConfig(rounds=rounds, chains=k, keep_history=True, pick=pick, **FAST)
+  got = ipr.refine(APPLY, PARAMS, jax.random.key(4), x, eligible, cfg, metric)
+  w = np.asarray(eligible, np.float32)
+  if pick == "lowest_sigma":  # the sigma after round r: only the last round's is returned
+    final = (np.asarray(every.sigma) * w).sum(-1) / w.sum(-1)  # [K, B]
+    np.testing.assert_array_equal(got.chosen[-1], final.argmin(0))
+  else:  # recompute each chain's probe from its history with the keys refine derives
+    keys = jax.random.split(jax.random.key(4), k)
+    scores = np.zeros((k, rounds + 1, 3))
+    for c in range(k):
+      item = sampling.item_keys(keys[c], np.arange(3))
+      k_rounds = jax.vmap(lambda q: jax.random.split(q, 3))(item)[:, 2]
+      for r in range(rounds + 1):
+        pk = jax.vmap(lambda q: jax.random.fold_in(jax.random.fold_in(q, r), ipr.PROBE_STREAM))(
+          k_rounds
+        )
+        scores[c, r] = doubt.probe(APPLY, PARAMS, pk, every.history[c, r], eligible)
+    np.testing.assert_allclose(got.doubt, scores.min(0), rtol=1e-5)
+    np.testing.assert_array_equal(got.chosen, scores.argmin(0))
+  chosen = np.asarray(got.chosen)
+  for r in range(rounds + 1):
+    for b in range(3):
+      c = chosen[r, b]
+      np.testing.assert_array_equal(got.history[r, b], every.history[c, r, b])
+      assert got.metrics[r, b] == every.metrics[c, r, b]
+  np.testing.assert_array_equal(got.x, got.history[-1])
+  per_chain = np.asarray(every.nfe[0]) + (cfg.probe_draws if pick == "probe" else 0)
+  np.testing.assert_array_equal(got.nfe, k * per_chain)
+  assert got.x.shape == x.shape and got.selected.shape == (rounds, 3, R)
+
+
+def test_pick_and_probe_bad_settings():
+  with pytest.raises(ValueError, match="set chains >= 2"):
+    ipr.RefineConfig(pick="probe")
+  with pytest.raises(ValueError, match="pick must be None or one of"):
+    ipr.RefineConfig(chains=2, pick="vote")
+  with pytest.raises(ValueError, match="probe level"):
+    ipr.RefineConfig(chains=2, pick="probe", probe_level=1.0)
+  with pytest.raises(ValueError, match="probe draws"):
+    ipr.RefineConfig(chains=2, pick="probe", probe_draws=0)
+
+
+def test_probe_is_per_item():
+  from ipr_jax import doubt
+
+  x, eligible = _inputs(b=3)
+  keys = sampling.item_keys(jax.random.key(2), np.arange(3))
+  together = doubt.probe(APPLY, PARAMS, keys, x, eligible, 0.3, 2)
+  alone = doubt.probe(APPLY, PARAMS, keys[1:2], x[1:2], eligible[1:2], 0.3, 2)
+  np.testing.assert_allclose(together[1], alone[0], rtol=1e-6)
+  # only eligible regions count: the planted sigma of region 0..3 is left out for sample 0
+  w = np.asarray(eligible[0], np.float32)
+  expected = float((np.asarray(PARAMS["sigma"]) * w).sum() / w.sum())
+  assert abs(float(together[0]) - expected) < 0.011  # planted sigma + a term below 0.01

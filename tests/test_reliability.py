@@ -274,3 +274,33 @@ def test_params_from_ships_one_set_of_weights_under_two_names(tmp_path):
   )
   with pytest.raises(ValueError, match="does not match the sha256"):
     pretrained.load("alias", root)
+
+
+def test_recommended_settings_per_split(tmp_path):
+  """`recommended_for` holds a split's own settings; other splits get the model's default; a bad
+  split entry fails at load, named with its split."""
+  model = denoisers.TransformerConfig(
+    height=4, width=4, channels=1, patch=2, dim=8, depth=1, heads=2
+  )
+  _, params = denoisers.build(model, jax.random.key(0))
+  root = str(tmp_path)
+  default = ipr.RefineConfig(rounds=7, selector="uncertainty")
+  restarts = ipr.RefineConfig(rounds=0, chains=9, pick="probe")
+  pretrained.save(
+    "split",
+    params,
+    denoisers.to_dict(model),
+    {
+      "name": "split",
+      "recommended": pretrained.settings_dict(default),
+      "recommended_for": {"minimal": pretrained.settings_dict(restarts)},
+    },
+    root=root,
+  )
+  _, _, man = pretrained.load("split", root)
+  assert pretrained.recommended(man, "minimal") == restarts
+  assert pretrained.recommended(man, "hard") == default == pretrained.recommended(man)
+  bad = dict(man, recommended_for={"deep": dict(pretrained.settings_dict(restarts), chains=None)})
+  json.dump(bad, open(tmp_path / "split" / "manifest.json", "w"))
+  with pytest.raises(ValueError, match=r"'split\[deep\]'.*set chains >= 2"):
+    pretrained.load("split", root)

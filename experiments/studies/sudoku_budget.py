@@ -20,7 +20,13 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `chains<k>_<selector>_ratio<r>`: k chains (2-9) of the rounds above at ratio r, as many rounds
   as fit, then the lowest-sigma choice (`chains2_lowest_sigma` is chains2_uniform_ratio0.25);
 - `chains3_vote`: 3 chains of 6 rounds, per-cell vote (medoid) across them, then 1 uniform round
-  in correction mode.
+  in correction mode;
+- `chains<k>_<selector>_ratio<r>_probe` (k 2-19): k chains of such rounds, and after every round
+  per puzzle the chain the model doubts least when probed (`RefineConfig.pick="probe"`,
+  `ipr_jax.doubt`: 4 NFE per chain and round, counted); `_lowest_sigma` instead of `_probe`:
+  the same pick by the last passes' sigma;
+- `restarts<k>_probe` / `restarts<k>_lowest_sigma`: k independent SRM passes (round 0 only),
+  then the same pick: verifier-free restarts, sized by k (not to the budget).
 Every other method is sized to the NFE of 30 paper rounds, at most 10% below it (the chains pay
 their own initial passes). `--variance fixed_small` (or fixed_large) runs every method with that
 reverse-step std in every pass instead of the papers' learned_range; its curves are labelled
@@ -70,7 +76,10 @@ METHODS = (
   "chains3_vote",
 )
 _RATIO_METHOD = re.compile(r"ipr_(uniform|uncertainty)_ratio([0-9.]+)")
-_CHAIN_METHOD = re.compile(r"chains([2-9])_(uniform|uncertainty)_ratio([0-9.]+)")
+_CHAIN_METHOD = re.compile(
+  r"chains([2-9]|1[0-9])_(uniform|uncertainty)_ratio([0-9.]+)(_probe|_lowest_sigma)?"
+)
+_RESTART_METHOD = re.compile(r"restarts([2-9]|[1-9][0-9])_(probe|lowest_sigma)")
 NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
 
 
@@ -110,10 +119,10 @@ def every_pass(cfg, **changes):
 
 
 def at_ratio(
-  base: refine.RefineConfig, ratio: float, selector: str, num_chains: int = 1
+  base: refine.RefineConfig, ratio: float, selector: str, num_chains: int = 1, pick=None
 ) -> refine.RefineConfig:
   """The paper's rounds re-noising `ratio` of the cells in `num_chains` chains (each paying its
-  own round 0): as many rounds as fit in `base`'s NFE."""
+  own round 0 and, with a `pick`, its probes): as many rounds as fit in `base`'s NFE."""
   budget = planned_nfe(base, NUM_CELLS)
   cfg = dataclasses.replace(
     base,
@@ -121,6 +130,7 @@ def at_ratio(
     selector=selector,
     rounds=0,
     chains=None if num_chains == 1 else num_chains,
+    pick=pick,
   )
   first = planned_nfe(cfg, NUM_CELLS)
   per_round = planned_nfe(dataclasses.replace(cfg, rounds=1), NUM_CELLS) - first
@@ -148,10 +158,13 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
     return None
   if name == "chains3_vote":  # 6 rounds in each of 3 chains, then a vote and one correction round
     return dataclasses.replace(base, rounds=6, chains=3)
+  restart = _RESTART_METHOD.fullmatch(name)
+  if restart:
+    return dataclasses.replace(base, rounds=0, chains=int(restart.group(1)), pick=restart.group(2))
   chain = _CHAIN_METHOD.fullmatch(CHAIN_ALIASES.get(name, name))
   if chain:
-    k, selector, ratio = chain.groups()
-    return at_ratio(base, float(ratio), selector, int(k))
+    k, selector, ratio, pick = chain.groups()
+    return at_ratio(base, float(ratio), selector, int(k), pick and pick[1:])
   match = _RATIO_METHOD.fullmatch(name)
   if match:
     return at_ratio(base, float(match.group(2)), match.group(1))
@@ -172,7 +185,8 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
   if name not in named:
     raise ValueError(
       f"unknown method; methods: {', '.join(METHODS)} (and any "
-      f"ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>)"
+      f"ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
+      f"restarts<k>_probe|lowest_sigma)"
     )
   return named[name]()
 
@@ -181,8 +195,11 @@ def planned_nfe(cfg: refine.RefineConfig, eligible: int) -> int:
   """NFE per puzzle of round 0 and every round for `eligible` unknown cells (the batch's
   largest): the scan lengths of the passes' plans, known before anything runs."""
   rounds = refine.m_tables(cfg, eligible)[:, eligible]
-  return sampling.max_steps(eligible, cfg.initial) + sum(
-    sampling.max_steps(int(m), cfg.ipr) for m in rounds
+  probes = (cfg.rounds + 1) * cfg.probe_draws if cfg.pick == "probe" else 0
+  return (
+    sampling.max_steps(eligible, cfg.initial)
+    + sum(sampling.max_steps(int(m), cfg.ipr) for m in rounds)
+    + probes
   )
 
 
@@ -199,7 +216,7 @@ def run_method(name, apply, params, items, run, key) -> list:
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
   res = _refine(apply, params, items, cfg, task, key)
-  if cfg.chains is None:
+  if cfg.chains is None or cfg.pick is not None:  # one sample per puzzle (picked per round)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
   total = int(np.sum(res.nfe))  # every chain's rounds, NFE per puzzle
   if name == "chains3_vote":
@@ -331,7 +348,8 @@ def define_flags(f):
   flags.DEFINE_string(
     "methods",
     "all",
-    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>), "
+    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, "
+    "chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], restarts<k>_probe|lowest_sigma), "
     "all, or '' (only the summary and plot)",
     flag_values=f,
   )
