@@ -146,6 +146,19 @@ def apply_metric(metric_fn, metric_params, x):
   return metric_fn(x) if metric_params is None else metric_fn(metric_params, x)
 
 
+def chain_keys(key, item_ids):
+  """(initial noise, round-0 pass, rounds) keys key[B] each of a chain's items: split from
+  fold_in(key, item_ids[b])."""
+  per_item = jax.vmap(lambda k: jax.random.split(k, 3))(sampling.item_keys(key, item_ids))
+  return per_item[:, 0], per_item[:, 1], per_item[:, 2]
+
+
+def probe_keys(round_keys, i):
+  """key[B]: the pick's probe noise after round i, from the items' round keys (chain_keys[2])
+  folded with i and PROBE_STREAM: apart from every draw of the rounds themselves."""
+  return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, i), PROBE_STREAM))(round_keys)
+
+
 def _refine_chain(
   apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, item_ids, x, eligible
 ):
@@ -157,8 +170,7 @@ def _refine_chain(
   chex.assert_shape(x, (b, grid.height, grid.width, None))
   chex.assert_shape(item_ids, (b,))
   tables = jnp.asarray(m_tables(cfg, r))
-  per_item = jax.vmap(lambda k: jax.random.split(k, 3))(sampling.item_keys(key, item_ids))
-  k_init, k_pass, k_rounds = per_item[:, 0], per_item[:, 1], per_item[:, 2]  # key[B] each
+  k_init, k_pass, k_rounds = chain_keys(key, item_ids)
   z_init = jax.vmap(lambda k: jax.random.normal(k, x.shape[1:]))(k_init)
   sigma = jnp.ones((b, r), jnp.float32)
   if cfg.mode == "standard":
@@ -179,7 +191,7 @@ def _refine_chain(
     if cfg.pick == "lowest_sigma":
       w = eligible.astype(jnp.float32)
       return jnp.sum(sigma * w, axis=-1) / jnp.maximum(w.sum(-1), 1.0)
-    keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, i), PROBE_STREAM))(k_rounds)
+    keys = probe_keys(k_rounds, i)
     return doubt.probe(apply_fn, params, keys, x, eligible, cfg.probe_level, cfg.probe_draws)
 
   probe_nfe = jnp.int32(cfg.probe_draws if cfg.pick == "probe" else 0)

@@ -303,12 +303,9 @@ def test_picked_chains_equal_the_chains_picked_by_hand(pick):
     keys = jax.random.split(jax.random.key(4), k)
     scores = np.zeros((k, rounds + 1, 3))
     for c in range(k):
-      item = sampling.item_keys(keys[c], np.arange(3))
-      k_rounds = jax.vmap(lambda q: jax.random.split(q, 3))(item)[:, 2]
+      k_rounds = ipr.chain_keys(keys[c], np.arange(3))[2]
       for r in range(rounds + 1):
-        pk = jax.vmap(lambda q: jax.random.fold_in(jax.random.fold_in(q, r), ipr.PROBE_STREAM))(
-          k_rounds
-        )
+        pk = ipr.probe_keys(k_rounds, r)
         scores[c, r] = doubt.probe(APPLY, PARAMS, pk, every.history[c, r], eligible)
     np.testing.assert_allclose(got.doubt, scores.min(0), rtol=1e-5)
     np.testing.assert_array_equal(got.chosen, scores.argmin(0))

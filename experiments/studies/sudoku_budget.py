@@ -26,7 +26,11 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
   `ipr_jax.doubt`: 4 NFE per chain and round, counted); `_lowest_sigma` instead of `_probe`:
   the same pick by the last passes' sigma;
 - `restarts<k>_probe` / `restarts<k>_lowest_sigma`: k independent SRM passes (round 0 only),
-  then the same pick: verifier-free restarts, sized by k (not to the budget).
+  then the same pick: verifier-free restarts, sized by k (not to the budget);
+- `restarts_curve<k>`: k restarts once, then the probe and the lowest-sigma picks among the
+  first 1..k of them, two curves (`restarts_probe`, `restarts_lowest_sigma`) over the NFE of
+  k restarts; the JSON adds `restarts_any`, the share of puzzles that any of the first k
+  restarts solved (read from the rules: the ceiling of a pick, not a method).
 Every other method is sized to the NFE of 30 paper rounds, at most 10% below it (the chains pay
 their own initial passes). `--variance fixed_small` (or fixed_large) runs every method with that
 reverse-step std in every pass instead of the papers' learned_range; its curves are labelled
@@ -55,7 +59,7 @@ from tqdm import tqdm
 
 from experiments import common, evaluate, plots, translate
 from experiments.configs import sudoku_symbolic
-from ipr_jax import chains, pretrained, refine, sampling
+from ipr_jax import chains, doubt, pretrained, refine, sampling
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
@@ -80,6 +84,7 @@ _CHAIN_METHOD = re.compile(
   r"chains([2-9]|1[0-9])_(uniform|uncertainty)_ratio([0-9.]+)(_probe|_lowest_sigma)?"
 )
 _RESTART_METHOD = re.compile(r"restarts([2-9]|[1-9][0-9])_(probe|lowest_sigma)")
+_RESTART_CURVE = re.compile(r"restarts_curve([2-9]|[1-9][0-9])")
 NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
 
 
@@ -156,6 +161,9 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
   `sequential`, which has no rounds); ValueError for an unknown name, a bad ratio or chain count."""
   if name == "sequential":
     return None
+  curve_of = _RESTART_CURVE.fullmatch(name)
+  if curve_of:  # every chain returned: the picks are made among prefixes by run_method
+    return dataclasses.replace(base, rounds=0, chains=int(curve_of.group(1)))
   if name == "chains3_vote":  # 6 rounds in each of 3 chains, then a vote and one correction round
     return dataclasses.replace(base, rounds=6, chains=3)
   restart = _RESTART_METHOD.fullmatch(name)
@@ -216,6 +224,8 @@ def run_method(name, apply, params, items, run, key) -> list:
       out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
     return out
   res = _refine(apply, params, items, cfg, task, key)
+  if _RESTART_CURVE.fullmatch(name):
+    return restart_curves(res, apply, params, items, cfg, key)
   if cfg.chains is None or cfg.pick is not None:  # one sample per puzzle (picked per round)
     return [(name, curve(res.nfe, np.asarray(res.metrics["valid"]).mean(axis=1)))]
   total = int(np.sum(res.nfe))  # every chain's rounds, NFE per puzzle
@@ -251,6 +261,43 @@ def run_method(name, apply, params, items, run, key) -> list:
       },
     )
   ]
+
+
+def restart_curves(res, apply, params, items, cfg, key) -> list:
+  """The probe and lowest-sigma picks among the first 1..K restarts of `res` (K chains of round
+  0, every chain returned): each chain probed with the keys refine's own pick would use."""
+  eligible = jnp.asarray(items.eligible)
+  ids = np.arange(len(items.x))
+  valid = np.asarray(res.metrics["valid"])[:, 0]  # [K, N]
+  w = np.asarray(eligible, np.float32)
+  scores = {
+    "probe": np.stack(
+      [
+        np.asarray(
+          doubt.probe(
+            apply,
+            params,
+            refine.probe_keys(refine.chain_keys(chain_key, ids)[2], 0),
+            res.x[c],
+            eligible,
+            cfg.probe_level,
+            cfg.probe_draws,
+          )
+        )
+        for c, chain_key in enumerate(jax.random.split(key, cfg.chains))
+      ]
+    ),
+    "lowest_sigma": (np.asarray(res.sigma) * w).sum(-1) / w.sum(-1),
+  }
+  per_chain = int(res.nfe[0, 0])
+  out = []
+  for pick, score in scores.items():
+    nfe = per_chain + (cfg.probe_draws if pick == "probe" else 0)
+    picked = [float(valid[score[:k].argmin(0), ids].mean()) for k in range(1, cfg.chains + 1)]
+    c = curve([nfe] * cfg.chains, picked)
+    c["restarts_any"] = [round(float(valid[:k].max(0).mean()), 4) for k in range(1, cfg.chains + 1)]
+    out.append((f"restarts_{pick}", c))
+  return out
 
 
 def sampler_suffix(variance: str, alpha, temperature: float) -> str:
