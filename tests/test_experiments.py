@@ -8,7 +8,7 @@ import pytest
 
 from experiments import evaluate, tasks, train, translate
 from experiments.configs import sudoku_symbolic
-from ipr_jax import checkpoints, pretrained
+from ipr_jax import checkpoints, pretrained, sampling
 
 SCHEMA = {
   "benchmark",
@@ -746,3 +746,24 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   check_schema(saved, config.refine.rounds)
   assert len(saved["metrics"]["hard"]["ipr_uniform"]["valid"]) == 3
   assert all(os.path.exists(p) for p in results["plots"])
+
+
+def test_unique_levels_run_their_own_recommended_settings():
+  """The shipped model's settings for the unique-solution levels (restarts with the probe pick)
+  run through evaluate's refine path: one picked board per puzzle, every restart's NFE counted;
+  the SRM splits keep the default settings."""
+  config = sudoku_symbolic.get_config("cpu")
+  config.eval.update(splits=("minimal", "hard"), settings_from="sudoku_symbolic")
+  run = translate.translate(config)
+  hard = evaluate.recommended_for(run, "hard")
+  assert hard.chains is None and hard.rounds == 16
+  cfg = evaluate.recommended_for(run, "minimal")
+  assert (cfg.rounds, cfg.chains, cfg.pick) == (0, 9, "probe")
+  apply, params, _ = pretrained.load("sudoku_symbolic")
+  items = run.task.test_items("minimal", 2)
+  metrics, nfe, _ = evaluate.run_refine(
+    apply, params, items, cfg, run.task, jax.random.key(0), batch=2
+  )
+  assert metrics["valid"].shape == (1, 2)
+  unknown = int(items.eligible.sum(axis=1).max())
+  assert nfe.tolist() == [9 * (sampling.max_steps(unknown, cfg.initial) + cfg.probe_draws)]
