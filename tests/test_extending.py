@@ -163,7 +163,8 @@ BAD_SETTINGS = [
     "eval.rounds",
     {"hrad": 3},
     r"eval.rounds names split 'hrad', which "
-    r"sudoku_symbolic does not have; its splits: \('hard', 'medium', 'easy', 'full'\)",
+    r"sudoku_symbolic does not have; its splits: "
+    r"\('hard', 'medium', 'easy', 'full', 'minimal', 'deep'\)",
   ),
   (even_pixels, "eval.splits", ("hard",), "eval.splits holds split 'hard', which even_pixels"),
 ]

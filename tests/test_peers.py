@@ -58,3 +58,53 @@ def test_even_pixels_per_image_equal_srmbench():
     for name in ("saturation_std", "value_std"):
       np.testing.assert_allclose(float(got[name]), float(ours[name][i]), rtol=1e-4, atol=1e-6)
   assert 0 < float(np.sum(ours["is_color_count_even"])) < len(x)
+
+
+@pytest.mark.parametrize("variance", ["fixed_small", "fixed_large", "learned_range"])
+@pytest.mark.parametrize("alpha,temperature", [(0.5, 1.0), (1.0, 0.7)])
+def test_reverse_step_equals_spatialreasoners(variance, alpha, temperature):
+  """One reverse step of the rectified-flow kernel: spatialreasoners' RectifiedFlow
+  (velocity parameterisation "ut") against `flow.reverse_kernel` / `reverse_step` with the same
+  noise, per element, t > s and the edges s = 0 and t = s excluded by the peer's own masks."""
+  import jax
+  import jax.numpy as jnp
+
+  from ipr_jax import flow
+
+  flows = pytest.importorskip("spatialreasoners.denoising_model.flow")
+  rng = np.random.default_rng(3)
+  shape = (4, 6, 6, 3)
+  z, u, noise = (rng.normal(size=shape).astype(np.float32) for _ in range(3))
+  v = rng.uniform(0.05, 0.95, shape).astype(np.float32)
+  t = rng.uniform(0.2, 0.95, shape).astype(np.float32)
+  s = (t * rng.uniform(0.3, 0.9, shape)).astype(np.float32)
+  peer = flows.RectifiedFlow(flows.RectifiedFlowCfg(variance=variance), "ut")
+  as_t = lambda a: torch.as_tensor(a.copy())
+  got = peer.conditional_p_ut(
+    mean_theta=as_t(u),
+    z_t=as_t(z),
+    t=as_t(t),
+    t_star=as_t(s),
+    alpha=alpha,
+    temperature=temperature,
+    v_theta=as_t(v),
+  )
+  mean, std = flow.reverse_kernel(
+    z, t, s, u, v, alpha=alpha, temperature=temperature, variance=variance
+  )
+  np.testing.assert_allclose(np.asarray(mean), got.mean.numpy(), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(std), got.var.sqrt().numpy(), rtol=1e-5, atol=1e-6)
+  step = flow.reverse_step(
+    jax.random.key(0),
+    z,
+    t,
+    s,
+    u,
+    v,
+    alpha=alpha,
+    temperature=temperature,
+    variance=variance,
+    noise=jnp.asarray(noise),
+  )
+  expected = got.mean + got.var.sqrt() * as_t(noise)
+  np.testing.assert_allclose(np.asarray(step), expected.numpy(), rtol=1e-5, atol=1e-5)
