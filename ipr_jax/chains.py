@@ -17,7 +17,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from ipr_jax import regions
+from ipr_jax import doubt, regions
 
 
 @jax.jit
@@ -26,9 +26,7 @@ def lowest_sigma(xs, sigma, eligible):
   bool[B, R] -> (x f32[B, H, W, C], chosen chain i32[B])."""
   chex.assert_rank(xs, 5)
   chex.assert_shape(sigma, (xs.shape[0], xs.shape[1], eligible.shape[1]))
-  w = eligible.astype(jnp.float32)[None]
-  doubt = jnp.sum(sigma * w, axis=-1) / jnp.maximum(jnp.sum(w, axis=-1), 1.0)  # [K, B]
-  chosen = jnp.argmin(doubt, axis=0)
+  chosen = jnp.argmin(doubt.eligible_mean(sigma, eligible), axis=0)  # of [K, B]
   return jnp.take_along_axis(xs, chosen[None, :, None, None, None], axis=0)[0], chosen
 
 

@@ -26,21 +26,28 @@ def check_probe(level: float, draws: int) -> None:
     raise ValueError(f"probe draws must be an integer >= 1, got {draws}")
 
 
+def eligible_mean(values, eligible):
+  """f32[..., B]: the mean of per-region values f32[..., B, R] over each item's eligible
+  regions (eligible bool[B, R]); an item with none gives 0. The doubt score of a sample."""
+  w = eligible.astype(jnp.float32)
+  return jnp.sum(values * w, axis=-1) / jnp.maximum(jnp.sum(w, axis=-1), 1.0)
+
+
 def probe(apply_fn, params, keys, x, eligible, level: float = 0.4, draws: int = 4):
   """f32[B]: mean predicted sigma over the eligible regions of x f32[B, H, W, C] (eligible
-  bool[B, R]) re-noised to `level`, averaged over `draws` noise draws; item b's noise comes
-  from keys[b] (one key per item, so a score does not depend on the batch)."""
+  bool[B, R]) re-noised to `level`, averaged over `draws` noise draws; item b's noise of draw
+  d comes from fold_in(keys[b], d) (one key per item, so a score does not depend on the
+  batch). The draws go through the denoiser as one batch of draws x B: one network call."""
   check_probe(level, draws)
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
   chex.assert_shape(keys, (b, *keys.shape[1:]))
   t = jnp.where(eligible, level, 0.0).astype(jnp.float32)
   t_pix = regions.to_pixels(t, grid)
-  weight = eligible.astype(jnp.float32)
-  total = jnp.zeros((b,), jnp.float32)
-  for d in range(draws):
-    eps = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, d), x.shape[1:]))(keys)
-    out = apply_fn(params, (1.0 - t_pix) * x + t_pix * eps, t)
-    chex.assert_shape(out.sigma_region, (b, r))
-    total += jnp.sum(out.sigma_region * weight, axis=-1) / jnp.maximum(weight.sum(-1), 1.0)
-  return total / draws
+  eps = jax.vmap(  # [draws, B, H, W, C]
+    lambda d: jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, d), x.shape[1:]))(keys)
+  )(jnp.arange(draws))
+  z = (1.0 - t_pix) * x + t_pix * eps
+  out = apply_fn(params, z.reshape(draws * b, *x.shape[1:]), jnp.tile(t, (draws, 1)))
+  chex.assert_shape(out.sigma_region, (draws * b, r))
+  return jnp.mean(eligible_mean(out.sigma_region.reshape(draws, b, r), eligible), axis=0)

@@ -189,8 +189,7 @@ def _refine_chain(
     if cfg.pick is None:
       return None
     if cfg.pick == "lowest_sigma":
-      w = eligible.astype(jnp.float32)
-      return jnp.sum(sigma * w, axis=-1) / jnp.maximum(w.sum(-1), 1.0)
+      return doubt.eligible_mean(sigma, eligible)
     keys = probe_keys(k_rounds, i)
     return doubt.probe(apply_fn, params, keys, x, eligible, cfg.probe_level, cfg.probe_draws)
 

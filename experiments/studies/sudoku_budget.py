@@ -269,7 +269,6 @@ def restart_curves(res, apply, params, items, cfg, key) -> list:
   eligible = jnp.asarray(items.eligible)
   ids = np.arange(len(items.x))
   valid = np.asarray(res.metrics["valid"])[:, 0]  # [K, N]
-  w = np.asarray(eligible, np.float32)
   scores = {
     "probe": np.stack(
       [
@@ -287,7 +286,7 @@ def restart_curves(res, apply, params, items, cfg, key) -> list:
         for c, chain_key in enumerate(jax.random.split(key, cfg.chains))
       ]
     ),
-    "lowest_sigma": (np.asarray(res.sigma) * w).sum(-1) / w.sum(-1),
+    "lowest_sigma": np.asarray(doubt.eligible_mean(res.sigma, eligible)),
   }
   per_chain = int(res.nfe[0, 0])
   out = []

@@ -35,8 +35,7 @@ def _unique_items(level: str, num: int, data, to_x, validation: bool) -> TestIte
     boards, givens = unique_sudoku.validation_set(level, num)
     return TestItems(to_x(boards), ~givens, {"boards": boards, "givens": givens})
   rows = tfds_test(tfds_builders.UniqueSudoku, level, num, data.tfds_dir)
-  boards = np.stack([r["board"] for r in rows]).astype(np.int8)
-  givens = np.stack([r["givens"] for r in rows]).astype(bool)
+  boards, givens = _puzzles(rows)
   labels = {"boards": boards, "givens": givens}
   labels.update({k: np.array([r[k] for r in rows]) for k in ("num_givens", "solver_nodes")})
   return TestItems(to_x(boards), ~givens, labels)
@@ -50,7 +49,11 @@ def unique_pool(num: int, tfds_dir) -> tuple[np.ndarray, np.ndarray]:
   )
   builder.download_and_prepare()
   source = builder.as_data_source()["train"]
-  rows = [source[i] for i in range(num)]
+  return _puzzles([source[i] for i in range(num)])
+
+
+def _puzzles(rows) -> tuple[np.ndarray, np.ndarray]:
+  """(boards int8[N, 9, 9], givens bool[N, 81]) of unique_sudoku rows."""
   return (
     np.stack([r["board"] for r in rows]).astype(np.int8),
     np.stack([r["givens"] for r in rows]).astype(bool),
