@@ -1,6 +1,9 @@
 """Same maths as the field's packages (marker `peers`; `pip install -e ".[peers]"`): our jnp
-evaluators against srmbench's on the same boards and images. Skipped, with the reason, when the
-optional extra is absent. No code of the peers is copied: they are imported and called."""
+evaluators against srmbench's on the same boards and images; our UNet, sequential schedule and
+reverse step against spatialreasoners'. Skipped, with the reason, when the optional extra is
+absent. No code of the peers is copied: they are imported and called."""
+
+import copy
 
 import numpy as np
 import pytest
@@ -272,3 +275,165 @@ def test_peer_leaves_an_early_finishing_item_partly_noisy():
   assert ours.shape[0] == plan.total_steps  # the batch runs its longest plan
   short = schedules.sequential_plan(4, 4, 0.5).total_steps
   assert not ours[short:, 1].any()  # the short item's regions are all at 0 from its own M on
+
+
+# Two UNet configs: the importer fixture's (36x36, 4x4 regions, one channel, attention at the
+# deepest level) and one with three channels, 8x8 regions, widths that change (shortcut convs)
+# and two heads.
+UNET_CONFIGS = {
+  "fixture": dict(
+    height=36,
+    width=36,
+    channels=1,
+    patch=4,
+    widths=(32, 32, 32, 32),
+    attention=(False, False, False, True),
+    num_blocks=2,
+    time_dim=16,
+    head_channels=16,
+  ),
+  "rgb": dict(
+    height=24,
+    width=24,
+    channels=3,
+    patch=8,
+    widths=(32, 64, 64),
+    attention=(False, True, True),
+    num_blocks=1,
+    time_dim=32,
+    head_channels=32,
+  ),
+}
+
+
+def _peer_unet(c: dict):
+  """spatialreasoners' UNet (denoiser, tokenizer and image variable mapper) for our config."""
+  mapper_mod = pytest.importorskip("spatialreasoners.variable_mapper.image_variable_mapper")
+  from spatialreasoners.denoising_model.denoiser.embedding import EmbeddingSinusodialCfg
+  from spatialreasoners.denoising_model.denoiser.unet import model as unet_model
+  from spatialreasoners.denoising_model.denoiser.unet.modules import (
+    MultiHeadAttentionCfg,
+    ResBlockCfg,
+  )
+  from spatialreasoners.denoising_model.tokenizer.unet_tokenizer import unet_tokenizer
+
+  mapper = mapper_mod.ImageVariableMapper(
+    mapper_mod.ImageVariableMapperCfg(variable_patch_size=c["patch"]),
+    (c["channels"], c["height"], c["width"]),
+  )
+  tokenizer = unet_tokenizer.UNetTokenizer(
+    unet_tokenizer.UNetTokenizerCfg(), mapper, predict_uncertainty=True, predict_variance=True
+  )
+  cfg = unet_model.UNetCfg(
+    time_embedding=EmbeddingSinusodialCfg(d_emb=256),
+    hid_dims=list(c["widths"]),
+    attention=list(c["attention"]),
+    num_blocks=c["num_blocks"],
+    attention_cfg=MultiHeadAttentionCfg(num_head_channels=c["head_channels"]),
+    res_block_cfg=ResBlockCfg(dropout=0.1),
+    time_embedding_dim=c["time_dim"],
+  )
+  return mapper, tokenizer, unet_model.UNet(cfg, tokenizer).eval()
+
+
+def _peer_key(ref_key: str) -> str:
+  """The reference's (and our importer's) key -> the peer's: the same module tree, with the
+  time MLP named `t_emb` and no `model.` level."""
+  if ref_key.startswith("time_embedding."):
+    return "t_emb." + ref_key[len("time_embedding.") :]
+  assert ref_key.startswith("model."), ref_key
+  return ref_key[len("model.") :]
+
+
+def _random_like(shape, rng, kind):
+  """Full-mantissa random weights with every layer live (no zero-initialised output conv)."""
+  if kind == "weight" and len(shape) > 1:
+    return (rng.normal(size=shape) / np.sqrt(np.prod(shape[1:]))).astype(np.float32)
+  if kind == "weight":  # GroupNorm scale
+    return (1 + 0.1 * rng.normal(size=shape)).astype(np.float32)
+  return (0.1 * rng.normal(size=shape)).astype(np.float32)
+
+
+def _inputs(c: dict, seed: int, batch: int = 3):
+  """z_t and per-region t (exact 0s and 1s among them), as the sampler hands them over."""
+  rng = np.random.default_rng(seed)
+  r = (c["height"] // c["patch"]) * (c["width"] // c["patch"])
+  t = rng.uniform(0, 1, (batch, r)).astype(np.float32)
+  t[:, ::5], t[:, 1::7] = 0.0, 1.0
+  z = rng.normal(size=(batch, c["height"], c["width"], c["channels"])).astype(np.float32)
+  return z, t
+
+
+def _peer_forward(mapper, tokenizer, unet, z, t):
+  """The peer's forward for one time step: tokenizer in, UNet, tokenizer out, and its
+  DenoisingModel's sigma = exp(logvar / 2) (parameterisation ut -> ut: the mean is the output)."""
+  with torch.no_grad():
+    z_vars = mapper.unstructured_tensor_to_variables(torch.as_tensor(z).permute(0, 3, 1, 2))
+    inputs = tokenizer.variables_to_model_inputs(z_vars[:, None], torch.as_tensor(t)[:, None])
+    raw = unet.forward(inputs, sample=True)
+    out = tokenizer.model_outputs_to_variable_predictions(raw, z.shape[0], 1)
+  image = lambda v: mapper.variables_tensor_to_unstructured(v[:, 0]).permute(0, 2, 3, 1).numpy()
+  sigma = torch.exp(0.5 * out.logvar_theta[:, 0]).numpy()
+  return image(out.mean_theta), image(out.variance_theta), sigma
+
+
+@pytest.mark.parametrize("name,direction", [("fixture", "ours_to_peer"), ("rgb", "peer_to_ours")])
+def test_unet_forward_equals_spatialreasoners(name, direction):
+  """The SRM UNet, ours against the peer's, same weights and inputs, float32 on CPU: velocity,
+  v and per-region sigma within 1e-5. Weights go both ways: ours exported with
+  `srm_unet.to_state_dict` and loaded into the peer (strict), and the peer's imported with
+  `srm_unet.to_params`. The peer's v_theta is its raw output channel (its flow takes it as the
+  interpolation weight as it is); the reference's Wrapper, whose checkpoints we import, maps it
+  to (raw + 1) / 2, as we do: compared as such."""
+  import jax
+  import jax.numpy as jnp
+
+  from ipr_jax import denoisers
+  from ipr_jax.importers import srm_unet
+
+  c = UNET_CONFIGS[name]
+  cfg = denoisers.UNetConfig(**c)
+  mapper, tokenizer, unet = _peer_unet(c)
+  rng = np.random.default_rng(7)
+  if direction == "ours_to_peer":
+    apply, params = denoisers.build(cfg, jax.random.key(0))
+    leaves, treedef = jax.tree.flatten(params)
+    names = [p.split("/")[-1] for p in srm_unet.weights.leaf_paths(params)]
+    leaves = [
+      jnp.asarray(_random_like(x.shape, rng, "weight" if n in ("kernel", "scale") else "bias"))
+      for x, n in zip(leaves, names)
+    ]
+    params = jax.tree.unflatten(treedef, leaves)
+    ref = srm_unet.to_state_dict(params, cfg, prefix="")
+    result = unet.load_state_dict(
+      {_peer_key(k): torch.as_tensor(v) for k, v in ref.items()}, strict=True
+    )
+    assert not result.missing_keys and not result.unexpected_keys
+  else:
+    with torch.no_grad():
+      for key, p in unet.named_parameters():
+        kind = "weight" if key.endswith("weight") else "bias"
+        p.copy_(torch.as_tensor(_random_like(tuple(p.shape), rng, kind)))
+    peer_sd = {k: v.numpy() for k, v in unet.state_dict().items()}
+    entries, aliases = srm_unet.layout(cfg)
+    ref_keys = {_peer_key(k): k for k in [e.ref_key for e in entries] + list(aliases)}
+    assert set(ref_keys) == set(peer_sd)  # the same tensors under the same module tree
+    state = {srm_unet.EMA_PREFIX + ref_keys[k]: v for k, v in peer_sd.items()}
+    apply, params = srm_unet.to_params(state, cfg, ema=True, source="peer")
+  assert sum(x.size for x in jax.tree.leaves(params)) == sum(p.numel() for p in unet.parameters())
+  double = copy.deepcopy(unet).double()
+  for seed in (0, 1):
+    z, t = _inputs(c, seed)
+    out = jax.jit(apply)(params, jnp.asarray(z), jnp.asarray(t))
+    ours = (out.velocity, out.v_interp, out.sigma_region)
+    peer = _peer_forward(mapper, tokenizer, unet, z, t)
+    exact = _peer_forward(mapper, tokenizer, double, z.astype(np.float64), t.astype(np.float64))
+    assert np.abs(peer[0]).max() > 0.1 and np.std(peer[2]) > 1e-3  # every head is live
+    for name, a, b, b64 in zip(("velocity", "v", "sigma"), ours, peer, exact):
+      if name == "v":  # the peer's raw channel -> the reference's interpolation weight
+        b, b64 = (b + 1) / 2, (b64 + 1) / 2
+      # 1e-5, or the peer's own float32 round-off (its float32 forward against its float64
+      # one) where that is larger: on the deep fixture config, velocity reaches 2.5e-5 there
+      tol = max(1e-5, float(np.abs(b - b64).max()))
+      assert np.abs(np.asarray(a) - b).max() <= tol, (name, np.abs(np.asarray(a) - b).max(), tol)
+      assert np.abs(np.asarray(a) - b64).max() <= 2 * tol, name
