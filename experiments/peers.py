@@ -78,7 +78,6 @@ def denoising_model(cfg: UNetConfig):
   from spatialreasoners.denoising_model.tokenizer.unet_tokenizer.unet_tokenizer import (
     UNetTokenizerCfg,
   )
-  from spatialreasoners.misc.step_tracker import StepTracker
   from spatialreasoners.type_extensions import ConditioningCfg
 
   model_cfg = dm.DenoisingModelCfg(
@@ -89,7 +88,8 @@ def denoising_model(cfg: UNetConfig):
     learn_uncertainty=True,
     learn_variance=True,
   )
-  return dm.DenoisingModel(model_cfg, variable_mapper(cfg), None, StepTracker(0)).eval()
+  # no step tracker: only training reads it (the peer's own one starts a multiprocessing manager)
+  return dm.DenoisingModel(model_cfg, variable_mapper(cfg), None, None).eval()
 
 
 def load_params(model, params, cfg: UNetConfig) -> None:
@@ -148,6 +148,23 @@ def sample(model, sampler, z, known, known_values):
   return x, final.step.numpy()
 
 
+def sequential_schedule(known, max_steps: int, overlap: float):
+  """The peer's AdaptiveSequential schedule object for a batch, known bool[B, R] (it plans on
+  construction; AssertionError where its float32 plan repeats a block start)."""
+  import torch
+  from spatialreasoners.benchmark.evaluation.inference_sampler import sampling_schedule as ss
+
+  b, r = np.shape(known)
+  return ss.AdaptiveSequential(
+    ss.AdaptiveSequentialCfg(max_steps=max_steps, overlap=overlap),
+    b,
+    "cpu",
+    None,
+    types.SimpleNamespace(num_variables=r),  # all the schedule reads of its variable mapper
+    mask=torch.as_tensor(~np.asarray(known), dtype=torch.float32),
+  )
+
+
 @dataclasses.dataclass
 class Driven:
   rows: np.ndarray  # f32[steps + 1, B, R]: every region's noise level, row 0 the start
@@ -159,18 +176,9 @@ def drive_schedule(known, sigma, max_steps: int, overlap: float) -> Driven:
   calls it (once per step, on the unfinished rows, with its mask cut to them), with a fixed
   per-region sigma f32[B, R] standing in for the network's. known bool[B, R]."""
   import torch
-  from spatialreasoners.benchmark.evaluation.inference_sampler import sampling_schedule as ss
 
-  b, r = np.shape(known)
   mask = torch.as_tensor(~np.asarray(known), dtype=torch.float32)
-  sched = ss.AdaptiveSequential(
-    ss.AdaptiveSequentialCfg(max_steps=max_steps, overlap=overlap),
-    b,
-    "cpu",
-    None,
-    types.SimpleNamespace(num_variables=r),  # all the schedule reads of its variable mapper
-    mask=mask.clone(),
-  )
+  sched = sequential_schedule(known, max_steps, overlap)
   t, rows = mask.clone(), [mask.clone()]
   while sched.is_unfinished_mask.any():
     rel = sched.is_unfinished_mask.clone()

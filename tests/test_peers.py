@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 
+from experiments import peers
 from ipr_jax.data import even_pixels, sudoku
 from ipr_jax.evaluation import even_pixels as even_eval
 from ipr_jax.evaluation import sudoku as sudoku_eval
@@ -114,34 +115,9 @@ def test_reverse_step_equals_spatialreasoners(variance, alpha, temperature):
 
 
 def _peer_schedule(known, sigma, max_steps, overlap):
-  """Drive spatialreasoners' AdaptiveSequential (the lowest-sigma-first sequential schedule) the
-  way its ScheduledInferenceSampler calls it: one call per step on the unfinished rows only, with
-  the schedule's mask cut to those rows, and the per-region sigma given. Returns the noise levels
-  of every step, f32[steps + 1, B, R] (row 0: the start), and the schedule object."""
-  import types
-
-  schedule = pytest.importorskip(
-    "spatialreasoners.benchmark.evaluation.inference_sampler.sampling_schedule"
-  )
-  b, r = known.shape
-  mask = torch.as_tensor(~known, dtype=torch.float32)
-  sched = schedule.AdaptiveSequential(
-    schedule.AdaptiveSequentialCfg(max_steps=max_steps, overlap=overlap),
-    b,
-    "cpu",
-    None,
-    types.SimpleNamespace(num_variables=r),  # all the schedule reads of its variable mapper
-    mask=mask.clone(),
-  )
-  t, rows = mask.clone(), [mask.clone()]
-  while sched.is_unfinished_mask.any():
-    rel = sched.is_unfinished_mask.clone()
-    sched.mask = mask[rel]
-    t_next, _ = sched(t[rel], torch.as_tensor(sigma)[rel])
-    t = t.clone()
-    t[rel] = t_next
-    rows.append(t.clone())
-  return np.stack([row.numpy() for row in rows]), sched
+  """The peer's noise levels of every step, f32[steps + 1, B, R], and its schedule object."""
+  driven = peers.drive_schedule(known, sigma, max_steps, overlap)
+  return driven.rows, driven.schedule
 
 
 def _our_schedule(known, sigma, steps_per_patch, overlap):
@@ -216,29 +192,16 @@ def test_sequential_plan_differs_from_the_peer_only_by_its_float32_rounding(
   except where its float32 arithmetic (method 3.1, reference bug 7) rounds across an integer:
   there the peer's ideal block length is within float32 precision of the exact rational one and
   its ceil or floor lands one off, or it refuses the plan (duplicate block starts)."""
-  import types
   from fractions import Fraction
 
   from ipr_jax import schedules
 
-  schedule = pytest.importorskip(
-    "spatialreasoners.benchmark.evaluation.inference_sampler.sampling_schedule"
-  )
   off = []
   for n in range(1, 82):
     plan = schedules.sequential_plan(n, steps_per_patch, overlap)
-    mask = torch.zeros(1, 81)
-    mask[0, :n] = 1
     exact = Fraction(plan.total_steps) / ((n - 1) * (1 - Fraction(str(overlap))) + 1)
     try:
-      sched = schedule.AdaptiveSequential(
-        schedule.AdaptiveSequentialCfg(max_steps=plan.total_steps, overlap=overlap),
-        1,
-        "cpu",
-        None,
-        types.SimpleNamespace(num_variables=81),
-        mask=mask,
-      )
+      sched = peers.sequential_schedule(np.arange(81)[None] >= n, plan.total_steps, overlap)
     except AssertionError:  # "Block starts must be unique": a float32 floor merged two starts
       off.append(n)
       continue
@@ -306,45 +269,6 @@ UNET_CONFIGS = {
 }
 
 
-def _peer_unet(c: dict):
-  """spatialreasoners' UNet (denoiser, tokenizer and image variable mapper) for our config."""
-  mapper_mod = pytest.importorskip("spatialreasoners.variable_mapper.image_variable_mapper")
-  from spatialreasoners.denoising_model.denoiser.embedding import EmbeddingSinusodialCfg
-  from spatialreasoners.denoising_model.denoiser.unet import model as unet_model
-  from spatialreasoners.denoising_model.denoiser.unet.modules import (
-    MultiHeadAttentionCfg,
-    ResBlockCfg,
-  )
-  from spatialreasoners.denoising_model.tokenizer.unet_tokenizer import unet_tokenizer
-
-  mapper = mapper_mod.ImageVariableMapper(
-    mapper_mod.ImageVariableMapperCfg(variable_patch_size=c["patch"]),
-    (c["channels"], c["height"], c["width"]),
-  )
-  tokenizer = unet_tokenizer.UNetTokenizer(
-    unet_tokenizer.UNetTokenizerCfg(), mapper, predict_uncertainty=True, predict_variance=True
-  )
-  cfg = unet_model.UNetCfg(
-    time_embedding=EmbeddingSinusodialCfg(d_emb=256),
-    hid_dims=list(c["widths"]),
-    attention=list(c["attention"]),
-    num_blocks=c["num_blocks"],
-    attention_cfg=MultiHeadAttentionCfg(num_head_channels=c["head_channels"]),
-    res_block_cfg=ResBlockCfg(dropout=0.1),
-    time_embedding_dim=c["time_dim"],
-  )
-  return mapper, tokenizer, unet_model.UNet(cfg, tokenizer).eval()
-
-
-def _peer_key(ref_key: str) -> str:
-  """The reference's (and our importer's) key -> the peer's: the same module tree, with the
-  time MLP named `t_emb` and no `model.` level."""
-  if ref_key.startswith("time_embedding."):
-    return "t_emb." + ref_key[len("time_embedding.") :]
-  assert ref_key.startswith("model."), ref_key
-  return ref_key[len("model.") :]
-
-
 def _random_like(shape, rng, kind):
   """Full-mantissa random weights with every layer live (no zero-initialised output conv)."""
   if kind == "weight" and len(shape) > 1:
@@ -364,17 +288,16 @@ def _inputs(c: dict, seed: int, batch: int = 3):
   return z, t
 
 
-def _peer_forward(mapper, tokenizer, unet, z, t):
-  """The peer's forward for one time step: tokenizer in, UNet, tokenizer out, and its
-  DenoisingModel's sigma = exp(logvar / 2) (parameterisation ut -> ut: the mean is the output)."""
+def _peer_forward(model, z, t):
+  """The peer DenoisingModel's forward for one time step (its sampler's call): velocity and raw
+  v f32[B, H, W, C], per-region sigma f32[B, R]."""
+  mapper = model.variable_mapper
+  dtype = next(model.parameters()).dtype
   with torch.no_grad():
     z_vars = mapper.unstructured_tensor_to_variables(torch.as_tensor(z).permute(0, 3, 1, 2))
-    inputs = tokenizer.variables_to_model_inputs(z_vars[:, None], torch.as_tensor(t)[:, None])
-    raw = unet.forward(inputs, sample=True)
-    out = tokenizer.model_outputs_to_variable_predictions(raw, z.shape[0], 1)
+    out = model(z_vars[:, None].to(dtype), torch.as_tensor(t)[:, None].to(dtype), sample=True)
   image = lambda v: mapper.variables_tensor_to_unstructured(v[:, 0]).permute(0, 2, 3, 1).numpy()
-  sigma = torch.exp(0.5 * out.logvar_theta[:, 0]).numpy()
-  return image(out.mean_theta), image(out.variance_theta), sigma
+  return image(out.mean_theta), image(out.variance_theta), out.sigma_theta[:, 0].numpy()
 
 
 @pytest.mark.parametrize("name,direction", [("fixture", "ours_to_peer"), ("rgb", "peer_to_ours")])
@@ -393,7 +316,7 @@ def test_unet_forward_equals_spatialreasoners(name, direction):
 
   c = UNET_CONFIGS[name]
   cfg = denoisers.UNetConfig(**c)
-  mapper, tokenizer, unet = _peer_unet(c)
+  model = peers.denoising_model(cfg)
   rng = np.random.default_rng(7)
   if direction == "ours_to_peer":
     apply, params = denoisers.build(cfg, jax.random.key(0))
@@ -404,30 +327,23 @@ def test_unet_forward_equals_spatialreasoners(name, direction):
       for x, n in zip(leaves, names)
     ]
     params = jax.tree.unflatten(treedef, leaves)
-    ref = srm_unet.to_state_dict(params, cfg, prefix="")
-    result = unet.load_state_dict(
-      {_peer_key(k): torch.as_tensor(v) for k, v in ref.items()}, strict=True
-    )
-    assert not result.missing_keys and not result.unexpected_keys
+    peers.load_params(model, params, cfg)  # strict: every tensor, nothing else
   else:
     with torch.no_grad():
-      for key, p in unet.named_parameters():
+      for key, p in model.denoiser.named_parameters():
         kind = "weight" if key.endswith("weight") else "bias"
         p.copy_(torch.as_tensor(_random_like(tuple(p.shape), rng, kind)))
-    peer_sd = {k: v.numpy() for k, v in unet.state_dict().items()}
-    entries, aliases = srm_unet.layout(cfg)
-    ref_keys = {_peer_key(k): k for k in [e.ref_key for e in entries] + list(aliases)}
-    assert set(ref_keys) == set(peer_sd)  # the same tensors under the same module tree
-    state = {srm_unet.EMA_PREFIX + ref_keys[k]: v for k, v in peer_sd.items()}
+    state = peers.state_dict_for_importer(model.denoiser, cfg)
     apply, params = srm_unet.to_params(state, cfg, ema=True, source="peer")
-  assert sum(x.size for x in jax.tree.leaves(params)) == sum(p.numel() for p in unet.parameters())
-  double = copy.deepcopy(unet).double()
+  num = sum(p.numel() for p in model.parameters())
+  assert sum(x.size for x in jax.tree.leaves(params)) == num
+  double = copy.deepcopy(model).double()
   for seed in (0, 1):
     z, t = _inputs(c, seed)
     out = jax.jit(apply)(params, jnp.asarray(z), jnp.asarray(t))
     ours = (out.velocity, out.v_interp, out.sigma_region)
-    peer = _peer_forward(mapper, tokenizer, unet, z, t)
-    exact = _peer_forward(mapper, tokenizer, double, z.astype(np.float64), t.astype(np.float64))
+    peer = _peer_forward(model, z, t)
+    exact = _peer_forward(double, z, t)
     assert np.abs(peer[0]).max() > 0.1 and np.std(peer[2]) > 1e-3  # every head is live
     for name, a, b, b64 in zip(("velocity", "v", "sigma"), ours, peer, exact):
       if name == "v":  # the peer's raw channel -> the reference's interpolation weight
