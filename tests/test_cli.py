@@ -75,3 +75,34 @@ def test_preflight_compiles_without_data_and_reports_costs():
   assert refine["flops"] == refine["flops_per_call"] * refine["network_calls"] > 0
   text = preflight.report(rep, peak_tflops=100.0)
   assert "ms at peak (lower bound)" in text and "train (batch 8)" in text
+
+
+def test_peer_key_maps_every_reference_key_once_and_names_a_stranger():
+  """experiments.peers' key map (no torch needed): the reference UNet's keys onto the peer's
+  module tree, one to one, for a config with channel changes and attention."""
+  from experiments import peers
+  from ipr_jax import denoisers
+  from ipr_jax.importers import srm_unet
+
+  cfg = denoisers.UNetConfig(24, 24, 3, 8, widths=(32, 64), attention=(False, True))
+  entries, aliases = srm_unet.layout(cfg)
+  keys = [e.ref_key for e in entries] + list(aliases)
+  mapped = {peers.peer_key(k) for k in keys}
+  assert len(mapped) == len(keys)
+  assert "t_emb.mlp.0.weight" in mapped and "encoder.blocks.0.0.weight" in mapped
+  assert not any(k.startswith(("model.", "time_embedding.")) for k in mapped)
+  with pytest.raises(ValueError, match="not a key of the reference UNet"):
+    peers.peer_key("ema_denoiser.n_averaged")
+
+
+def test_peer_speed_names_the_missing_extra():
+  try:
+    import spatialreasoners  # noqa: F401
+  except ImportError:
+    pass
+  else:
+    pytest.skip("the peers extra is installed here")
+  from experiments.studies import peer_speed
+
+  with pytest.raises(SystemExit, match=r'pip install -e "\.\[peers\]"'):
+    peer_speed.main(["--size", "small"])
