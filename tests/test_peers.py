@@ -64,6 +64,36 @@ def test_even_pixels_per_image_equal_srmbench():
   assert 0 < float(np.sum(ours["is_color_count_even"])) < len(x)
 
 
+def test_counting_polygons_numbers_rule_equals_srmbench():
+  """srmbench's Counting Polygons evaluator needs its ResNet classifier from the Hugging Face hub
+  (BartekPog/counting-polygons-classifier), so it cannot run offline; its rule after the
+  classifier can: "numbers match objects" = the numbers head's pair equals (polygons, vertices)
+  in either order. Ours on every combination of head readings of a clean image against it."""
+  from ipr_jax.data import counting_polygons as cp
+  from ipr_jax.evaluation import counting_polygons as cp_eval
+
+  polygons, vertices, numbers = np.meshgrid(
+    np.arange(1, cp.MAX_POLYGONS + 1), np.array(cp.VERTICES), np.arange(len(cp.NUMBER_PAIRS))
+  )
+  polygons, vertices, numbers = (
+    a.reshape(-1).astype(np.int32) for a in (polygons, vertices, numbers)
+  )
+  pred = dict(
+    num_polygons=polygons,
+    num_vertices=vertices,
+    numbers=numbers,
+    is_uniform=np.ones_like(numbers),
+    is_clean=np.ones_like(numbers),
+  )
+  ours = np.asarray(cp_eval.metrics_of(pred)["numbers_match_objects"])
+  pairs = torch.as_tensor(np.array(cp.NUMBER_PAIRS)[numbers])
+  got = evaluations.CountingObjectsEvaluation._are_ambiguous_numbers_consistent(
+    pairs, torch.as_tensor(polygons), torch.as_tensor(vertices)
+  )
+  np.testing.assert_array_equal(ours, got.numpy().astype(np.float32))
+  assert 0 < ours.sum() < len(ours)
+
+
 @pytest.mark.parametrize("variance", ["fixed_small", "fixed_large", "learned_range"])
 @pytest.mark.parametrize("alpha,temperature", [(0.5, 1.0), (1.0, 0.7)])
 def test_reverse_step_equals_spatialreasoners(variance, alpha, temperature):
