@@ -148,3 +148,50 @@ def test_train_and_refine_modes_over_two_processes_equal_one_process(tmp_path):
     cwd=root, capture_output=True, text=True, timeout=300,
   )  # fmt: skip
   assert half.returncode != 0 and "go together" in half.stderr
+
+
+def test_a_killed_peer_ends_the_survivor_within_the_heartbeat_bound(tmp_path):
+  """Training over two processes with a 5 s heartbeat timeout; once a checkpoint exists,
+  process 1 is killed (SIGKILL, as a lost host). The survivor stops on its own within the bound
+  (heartbeat timeout + 30 s of slack; measured: 10 s for a 10 s timeout) with JAX's named error
+  (its distributed service "detected fatal errors ... another task died"), not a hang; and the
+  last checkpoint restores in one process."""
+  import time
+
+  from experiments import train, translate
+  from experiments.configs import sudoku_symbolic
+  from ipr_jax import checkpoints
+
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  port, job, heartbeat = _free_port(), tmp_path / "job", 5
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-m", "experiments.main", "--config",
+       "experiments/configs/sudoku_symbolic.py:smoke", "--config.train.steps=100000",
+       "--workdir", str(job), "--mode", "train", f"--coordinator_address=localhost:{port}",
+       "--num_processes=2", f"--process_id={i}", f"--heartbeat_timeout_s={heartbeat}"],
+      cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    for i in range(2)
+  ]  # fmt: skip
+  try:
+    deadline = time.monotonic() + 300
+    ckpts = job / "checkpoints"
+    while not (ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())):
+      assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+      time.sleep(0.5)
+    procs[1].kill()
+    killed = time.monotonic()
+    _, err = procs[0].communicate(timeout=heartbeat + 30)
+    took = time.monotonic() - killed
+  finally:
+    for p in procs:
+      p.kill()
+  assert procs[0].returncode != 0 and took <= heartbeat + 30, took
+  assert "another task died" in err and "stopped sending heartbeats" in err, err[-2000:]
+  _, _, target = train.build_state(translate.translate(sudoku_symbolic.get_config("smoke")))
+  manager = checkpoints.manager(str(job / "checkpoints"))
+  state, _ = checkpoints.restore(manager, target)
+  assert int(state.step) == manager.latest_step() >= 1
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(state.params))
