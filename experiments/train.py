@@ -170,15 +170,20 @@ def step_loop(
   train_key = run.key("train")
   start, total = int(state.step), t.steps
   t0 = t_last = time.time()
-  data = loader.iterator(stream, total, t.data_workers, data_state, start)
+  # one job over several processes: each builds and places only its devices' rows of a batch
+  rows = sharding.process_rows(mesh, t.batch_size) if jax.process_count() > 1 else None
+  data = loader.iterator(stream, total, t.data_workers, data_state, start, rows)
+  place = (
+    (lambda b: training.shard_batch(b, mesh))
+    if rows is None
+    else (lambda b: sharding.shard_rows(b, mesh, t.batch_size))
+  )
   log_path = os.path.join(workdir, "metrics.jsonl") if common.is_writer() else os.devnull
   with open(log_path, "a") as log:
     for i, batch in zip(
       tqdm(range(start, total), initial=start, total=total, desc="train", mininterval=5), data
     ):
-      state, metrics = step_fn(
-        state, training.shard_batch(batch, mesh), jax.random.fold_in(train_key, i)
-      )
+      state, metrics = step_fn(state, place(batch), jax.random.fold_in(train_key, i))
       done = i + 1
       if done % t.log_every == 0 or done == total:
         row = {k: float(v) for k, v in sharding.to_host(metrics).items()}
@@ -241,8 +246,8 @@ def train(
   }
   if common.is_writer():
     common.write_json(os.path.join(workdir, "train_config.json"), record)
-  # the batch is split over every device of the job (all processes': each builds the global
-  # batch and places its devices' rows); one process: the local devices
+  # the batch is split over every device of the job (all processes': each builds and places
+  # its devices' rows, `step_loop`); one process: the local devices
   mesh = training.data_mesh(common.job_devices())
   step_fn = training.make_train_step(
     apply,

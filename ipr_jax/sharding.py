@@ -1,7 +1,8 @@
 """Batch parallelism with `jax.sharding`: a 1-D mesh with axis 'data' over the local devices, or
 over every process's devices in a job of several (`devices=jax.devices()` after
-`jax.distributed.initialize`; each process passes the whole global batch and gets global
-arrays back, `to_host` gathers them), the batch split along its leading axis, params (and keys)
+`jax.distributed.initialize`; sample and refine take the whole global batch on each process
+and give global arrays back, `to_host` gathers them; training places each process's own rows,
+`process_rows` / `shard_rows`), the batch split along its leading axis, params (and keys)
 replicated. Training, sampling and
 refinement use the same three placements; XLA partitions the compiled program to follow them.
 A batch that does not divide over the devices is padded (`pad_batch`) and cut back after.
@@ -43,6 +44,31 @@ def shard_batch(batch, mesh: Mesh):
   """Place a pytree of host or device arrays on the mesh, split along the leading (batch) axis."""
   sharding = NamedSharding(mesh, PartitionSpec("data"))
   return jax.tree.map(lambda a: put(a, sharding), batch)
+
+
+def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, int]:
+  """(lo, hi): the rows of a global batch of `batch_size`, split along 'data' over `mesh`, that
+  this process's devices hold. One block: a mesh over `jax.devices()` lists each process's
+  devices together."""
+  sharding = NamedSharding(mesh, PartitionSpec("data"))
+  index = sharding.addressable_devices_indices_map((batch_size,))
+  spans = {idx[0].indices(batch_size)[:2] for idx in index.values()}
+  lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+  if sum(b - a for a, b in spans) != hi - lo:
+    raise ValueError(f"this process's rows of the batch are not one block: {sorted(spans)}")
+  return lo, hi
+
+
+def shard_rows(rows, mesh: Mesh, batch_size: int):
+  """A global batch of `batch_size` on the mesh from each process's own rows (a pytree of
+  host arrays holding rows `process_rows(mesh, batch_size)` of it): no process holds the rest."""
+  sharding = NamedSharding(mesh, PartitionSpec("data"))
+  return jax.tree.map(
+    lambda a: jax.make_array_from_process_local_data(
+      sharding, np.asarray(a), (batch_size, *np.shape(a)[1:])
+    ),
+    rows,
+  )
 
 
 def replicate(tree, mesh: Mesh):

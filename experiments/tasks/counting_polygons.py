@@ -18,11 +18,15 @@ class _CountingPolygonsStream:
     self.seed, self.batch_size, self.backgrounds = seed, batch_size, backgrounds
 
   def batch(self, step):
+    return self.rows(step, 0, self.batch_size)
+
+  def rows(self, step, lo, hi):
+    """Rows lo..hi-1 of the step's batch: only those items are rendered (process sharding)."""
     first = step * self.batch_size
     imgs = np.stack(
       [
         counting_polygons.item(first + i, "train", backgrounds=self.backgrounds, seed=self.seed)[0]
-        for i in range(self.batch_size)
+        for i in range(lo, hi)
       ]
     )
     return {"x": counting_polygons.to_model(imgs)}
