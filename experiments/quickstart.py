@@ -34,7 +34,10 @@ from ipr_jax import pretrained, refine
 # benchmark -> (shipped model, the config it is read with)
 MODELS = {
   "sudoku_symbolic": ("sudoku_symbolic", lambda: sudoku_symbolic.get_config("cpu")),
-  "mnist_sudoku": ("mnist_sudoku_latent", lambda: mnist_sudoku.get_config("latent_cpu")),
+  "mnist_sudoku": (
+    "mnist_sudoku_latent_19k",
+    lambda: mnist_sudoku.get_config("latent_cpu_more"),
+  ),
 }
 
 

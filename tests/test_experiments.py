@@ -289,7 +289,7 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
 
 
 @pytest.mark.skipif(
-  "mnist_sudoku_latent" not in pretrained.available(), reason="shipped model not present"
+  "mnist_sudoku_latent_19k" not in pretrained.available(), reason="shipped model not present"
 )
 def test_quickstart_image_sudoku_reduced(tmp_path):
   from experiments import quickstart
