@@ -116,12 +116,12 @@ def measure(cfg, batches, rounds: int, peer_passes, repeats: int):
   peers.load_params(model, params, cfg)
   known_all, z_all, values_all = puzzles(cfg, max(batches))
   rcfg = refine.RefineConfig(rounds=rounds, initial=INITIAL)  # IPR: the method 6.3 defaults
-  device = common.device_name()
+  device, commit = common.device_name(), common.git_commit()
   rows = []
   for b in batches:
     known, z, values = known_all[:b], z_all[:b], values_all[:b]
     ours_call, peer_call = call_ms(apply, params, model, cfg, known, repeats)
-    base = dict(batch=b, device=device, torch_threads=_torch_threads())
+    base = dict(batch=b, device=device, torch_threads=_torch_threads(), commit=commit)
 
     # one sequential pass
     args = (jnp.asarray(z), jnp.asarray(known), jnp.asarray(values), INITIAL)
