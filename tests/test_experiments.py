@@ -767,3 +767,24 @@ def test_unique_levels_run_their_own_recommended_settings():
   assert metrics["valid"].shape == (1, 2)
   unknown = int(items.eligible.sum(axis=1).max())
   assert nfe.tolist() == [9 * (sampling.max_steps(unknown, cfg.initial) + cfg.probe_draws)]
+
+
+def test_image_model_ships_its_medium_settings():
+  """mnist_sudoku_latent_19k's medium settings (measured better there: ratio 0.5, fixed_small)
+  come out for medium, rescaled to the split's round budget; hard keeps the paper's uncertainty
+  rounds at the learned-range std."""
+  from experiments import codec
+  from experiments.configs import mnist_sudoku
+
+  if "mnist_sudoku_latent_19k" not in pretrained.available():
+    pytest.skip("shipped model not present")
+  config = mnist_sudoku.get_config("latent_cpu_more")
+  config.eval.update(
+    splits=("hard", "medium"),
+    pretrained="mnist_sudoku_latent_19k",
+    settings_from="mnist_sudoku_latent_19k",
+  )
+  run = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused"))
+  hard, medium = evaluate.recommended_for(run, "hard"), evaluate.recommended_for(run, "medium")
+  assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (30, 0.25, "learned_range")
+  assert (medium.rounds, medium.resampling_ratio, medium.ipr.variance) == (8, 0.5, "fixed_small")
