@@ -5,9 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import jax
 from absl import flags
+
+
+def wall_s(fn) -> float:
+  """Seconds that fn() takes until its (jax) result is ready."""
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - t0
 
 
 def git_commit() -> str:

@@ -144,12 +144,6 @@ def test_reverse_step_equals_spatialreasoners(variance, alpha, temperature):
   np.testing.assert_allclose(np.asarray(step), expected.numpy(), rtol=1e-5, atol=1e-5)
 
 
-def _peer_schedule(known, sigma, max_steps, overlap):
-  """The peer's noise levels of every step, f32[steps + 1, B, R], and its schedule object."""
-  driven = peers.drive_schedule(known, sigma, max_steps, overlap)
-  return driven.rows, driven.schedule
-
-
 def _our_schedule(known, sigma, steps_per_patch, overlap):
   """The noise levels our sampler hands the denoiser at every step, f32[M, B, R], recorded by a
   denoiser whose per-region sigma is fixed (so both samplers pick regions in the same order)."""
@@ -200,7 +194,8 @@ def test_sequential_schedule_equals_spatialreasoners(num_unknown, steps_per_patc
   known, sigma = _known_and_sigma(num_unknown, seed=num_unknown)
   plan = schedules.sequential_plan(num_unknown, steps_per_patch, overlap)
   ours, res = _our_schedule(known, sigma, steps_per_patch, overlap)
-  peer, sched = _peer_schedule(known, sigma, plan.total_steps, overlap)
+  driven = peers.drive_schedule(known, sigma, plan.total_steps, overlap)
+  peer, sched = driven.rows, driven.schedule
   assert int(sched.block_lengths[0]) == plan.proto_len  # the peer's plan is the exact one here
   assert ours.shape[0] == int(res.nfe) == plan.total_steps
   assert peer.shape[0] == plan.total_steps + 1  # the peer's final row: every region at 0
@@ -261,7 +256,8 @@ def test_peer_leaves_an_early_finishing_item_partly_noisy():
   from ipr_jax import schedules
 
   plan = schedules.sequential_plan(8, 4, 0.5)
-  peer, sched = _peer_schedule(known, sigma, plan.total_steps, 0.5)
+  driven = peers.drive_schedule(known, sigma, plan.total_steps, 0.5)
+  peer, sched = driven.rows, driven.schedule
   assert float(sched.finishing_step[1]) < plan.total_steps
   assert peer[-1, 0].max() == 0 and peer[-1, 1].max() > 0
   ours, res = _our_schedule(known, sigma, 4, 0.5)

@@ -82,12 +82,6 @@ def puzzles(cfg: denoisers.UNetConfig, num: int, seed: int = 0):
   return np.asarray(givens), z, values
 
 
-def _wall(fn) -> float:
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn())
-  return time.perf_counter() - t0
-
-
 def call_ms(apply, params, model, cfg, known, repeats: int) -> tuple[float, float]:
   """(ours, peer) ms of one batched network call at a pass's first step (t = 1 on the unknown
   regions, 0 on the givens; the peer's time embedding costs more the more distinct noise levels
@@ -99,15 +93,33 @@ def call_ms(apply, params, model, cfg, known, repeats: int) -> tuple[float, floa
   t = jnp.asarray(~known, jnp.float32)
   net = jax.jit(apply)
   jax.block_until_ready(net(params, x, t))
-  ours = np.median([_wall(lambda: net(params, x, t)) for _ in range(repeats)])
+  ours = np.median([common.wall_s(lambda: net(params, x, t)) for _ in range(repeats)])
   z_vars = torch.zeros(b, 1, r, cfg.channels * cfg.patch**2)
   t_vars = torch.as_tensor(np.asarray(t))[:, None]
   with torch.no_grad():
     model(z_vars, t_vars, sample=True, use_ema=False)
     peer = np.median(
-      [_wall(lambda: model(z_vars, t_vars, sample=True, use_ema=False)) for _ in range(repeats)]
+      [
+        common.wall_s(lambda: model(z_vars, t_vars, sample=True, use_ema=False))
+        for _ in range(repeats)
+      ]
     )
   return 1e3 * float(ours), 1e3 * float(peer)
+
+
+def _compared(b: int, ours_wall: float, peer_wall: float, ours_nfe: int, peer_nfe: int) -> dict:
+  """Both sides' wall, NFE, ms per step and samples/s for a batch of b, and the ratio."""
+  return dict(
+    ours_wall_s=round(ours_wall, 3),
+    peer_wall_s=round(peer_wall, 3),
+    ours_nfe=ours_nfe,
+    peer_nfe=peer_nfe,
+    ours_ms_per_step=round(1e3 * ours_wall / ours_nfe, 3),
+    peer_ms_per_step=round(1e3 * peer_wall / peer_nfe, 3),
+    ours_samples_per_s=round(b / ours_wall, 4),
+    peer_samples_per_s=round(b / peer_wall, 4),
+    ratio=round(peer_wall / ours_wall, 2),
+  )
 
 
 def measure(cfg, batches, rounds: int, peer_passes, repeats: int):
@@ -125,10 +137,11 @@ def measure(cfg, batches, rounds: int, peer_passes, repeats: int):
 
     # one sequential pass
     args = (jnp.asarray(z), jnp.asarray(known), jnp.asarray(values), INITIAL)
-    run = lambda seed: sampling.sample(apply, params, jax.random.key(seed), *args).x
-    first = _wall(lambda: run(1))
-    ours_wall = _wall(lambda: run(2))
-    nfe = int(sampling.sample(apply, params, jax.random.key(2), *args).nfe)
+    run = lambda seed: sampling.sample(apply, params, jax.random.key(seed), *args)
+    first = common.wall_s(lambda: run(1))
+    t0 = time.perf_counter()
+    nfe = int(jax.block_until_ready(run(2)).nfe)
+    ours_wall = time.perf_counter() - t0
     n_max = int((~known).sum(axis=1).max())
     max_steps = schedules.sequential_plan(n_max, INITIAL.steps_per_patch, INITIAL.overlap)
     sampler = peers.sequential_sampler(
@@ -145,15 +158,7 @@ def measure(cfg, batches, rounds: int, peer_passes, repeats: int):
         ours_compile_s=round(first - ours_wall, 2),
         ours_call_ms=round(ours_call, 3),
         peer_call_ms=round(peer_call, 3),
-        ours_wall_s=round(ours_wall, 3),
-        peer_wall_s=round(peer_wall, 3),
-        ours_nfe=nfe,
-        peer_nfe=peer_nfe,
-        ours_ms_per_step=round(1e3 * ours_wall / nfe, 3),
-        peer_ms_per_step=round(1e3 * peer_wall / peer_nfe, 3),
-        ours_samples_per_s=round(b / ours_wall, 4),
-        peer_samples_per_s=round(b / peer_wall, 4),
-        ratio=round(peer_wall / ours_wall, 2),
+        **_compared(b, ours_wall, peer_wall, nfe, peer_nfe),
       )
     )
     print(json.dumps(rows[-1]), flush=True)
@@ -161,7 +166,7 @@ def measure(cfg, batches, rounds: int, peer_passes, repeats: int):
     # the paper's IPR budget: refine against repeated peer sampling at the same NFE
     elig = jnp.asarray(~known)
     go = lambda seed: refine.refine(apply, params, jax.random.key(seed), jnp.asarray(z), elig, rcfg)
-    first = _wall(lambda: go(1).x)
+    first = common.wall_s(lambda: go(1).x)
     t0 = time.perf_counter()
     res = jax.block_until_ready(go(2))
     ours_wall = time.perf_counter() - t0
@@ -178,17 +183,9 @@ def measure(cfg, batches, rounds: int, peer_passes, repeats: int):
         base,
         task=f"refine {rounds} rounds vs repeated sampling",
         ours_compile_s=round(first - ours_wall, 2),
-        ours_wall_s=round(ours_wall, 3),
-        peer_wall_s=round(peer_wall, 3),
-        ours_nfe=budget,
-        peer_nfe=passes * peer_nfe,
         peer_passes=passes,
         peer_passes_timed=ran,
-        ours_ms_per_step=round(1e3 * ours_wall / budget, 3),
-        peer_ms_per_step=round(1e3 * peer_wall / (passes * peer_nfe), 3),
-        ours_samples_per_s=round(b / ours_wall, 4),
-        peer_samples_per_s=round(b / peer_wall, 4),
-        ratio=round(peer_wall / ours_wall, 2),
+        **_compared(b, ours_wall, peer_wall, budget, passes * peer_nfe),
       )
     )
     print(json.dumps(rows[-1]), flush=True)

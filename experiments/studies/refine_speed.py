@@ -85,17 +85,11 @@ def puzzles(cfg, num: int):
   return x, jnp.asarray(~givens)
 
 
-def _wall(fn):
-  t0 = time.perf_counter()
-  jax.block_until_ready(fn())
-  return time.perf_counter() - t0
-
-
 def call_ms(apply, params, x, repeats: int = 10) -> float:
   net = jax.jit(apply)
   t = jnp.full((x.shape[0], 81), 0.5)
   jax.block_until_ready(net(params, x, t))
-  return 1e3 * float(np.median([_wall(lambda: net(params, x, t)) for _ in range(repeats)]))
+  return 1e3 * float(np.median([common.wall_s(lambda: net(params, x, t)) for _ in range(repeats)]))
 
 
 def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
@@ -107,7 +101,7 @@ def measure(model: str, cfg, dtype: str, batches, rounds: int, reference: bool):
   for b in batches:
     x, elig = x_all[:b], elig_all[:b]
     run = lambda seed: refine.refine(apply, params, jax.random.key(seed), x, elig, rcfg)
-    first = _wall(lambda: run(1).x)
+    first = common.wall_s(lambda: run(1).x)
     t0 = time.perf_counter()
     res = jax.block_until_ready(run(2))
     wall = time.perf_counter() - t0
