@@ -31,6 +31,9 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_more --workdir runs/latent_more --mode train
   Shipped as `mnist_sudoku_latent_19k`. Measured (300 hard puzzles, uncertainty, 30 rounds):
   5.3% -> 26.0%, compute-matched 2.7% (docs/results/mnist_sudoku.md).
+- latent_cpu_29k: 10k more steps of mnist_sudoku_latent_19k (its codec reused; a new cosine cycle
+  at lr 7e-4):
+    python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_29k --workdir runs/latent_29k --mode train
 - latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
   --config.data.idx_dir) to the four MNIST IDX files; a narrower codec (width 16, 3k steps, 13 min
   here) and 6k denoiser steps. Measured: this codec is too lossy (held-out digits 99.05% ->
@@ -50,6 +53,15 @@ MNIST_ENV = "IPR_JAX_MNIST_DIR"
 
 from experiments import plan
 from experiments.configs import base, sudoku_symbolic
+
+
+LATENT_VARIANTS = (
+  "latent_smoke",
+  "latent_cpu",
+  "latent_cpu_more",
+  "latent_cpu_29k",
+  "latent_mnist",
+)
 
 
 def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
@@ -72,11 +84,8 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
   # eval.checkpoint as in sudoku_symbolic: cpu uses the cosine-decayed last step (here validation
   # never saw a valid board), paper the best validation step
   if latent:
-    if variant not in ("latent_smoke", "latent_cpu", "latent_cpu_more", "latent_mnist"):
-      raise ValueError(
-        "latent variants are latent_smoke, latent_cpu, latent_cpu_more and latent_mnist, "
-        f"got {variant!r}"
-      )
+    if variant not in LATENT_VARIANTS:
+      raise ValueError(f"latent variants are {', '.join(LATENT_VARIANTS)}, got {variant!r}")
     c.model.codec.latent_dim = 16  # d = 8 loses 2 points of classifier accuracy (docs)
     if variant == "latent_mnist":
       c.data.update(source="idx_dir", idx_dir=os.environ.get(MNIST_ENV))
@@ -92,6 +101,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     elif variant == "latent_cpu_more":  # the shipped latent model (and its codec), trained on
       c.train.update(steps=9_000, eval_every=3000, init_from="mnist_sudoku_latent")
       c.optim.update(learning_rate=1e-3, warmup_steps=200, decay_steps=9_000)
+    elif variant == "latent_cpu_29k":  # mnist_sudoku_latent_19k (and its codec), 10k steps more
+      c.train.update(steps=10_000, eval_every=2500, init_from="mnist_sudoku_latent_19k")
+      c.optim.update(learning_rate=7e-4, warmup_steps=200, decay_steps=10_000)
     else:
       c.train.update(steps=6_000, eval_every=2000)
       c.optim.decay_steps = 6_000
