@@ -7,7 +7,10 @@ Markov chain on complete samples. `metric_fn` runs inside the scan, so a whole b
 costs one call. With `chains=K`, K independent chains (own keys, own region masks) run under
 one `jax.vmap`; with `pick` set as well, the result is one sample per item again: after every
 round, per item, the chain the model doubts least (`lowest_sigma`: its last passes' mean sigma;
-`probe`: `ipr_jax.doubt.probe` of the complete sample), a verifier-free choice.
+`probe`: `ipr_jax.doubt.probe` of the complete sample), a verifier-free choice. With
+`accept_below` as well, the chains are restarts tried in order: an item stops at the first chain
+whose final doubt is below it, picks among the chains it ran, and counts only their NFE
+(`item_nfe`); `ipr_jax.restarts.solve` runs that policy spending only the compute it counts.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class RefineConfig:
   pick: Optional[str] = None
   probe_level: float = 0.4  # pick "probe": the noise level of the probe (ipr_jax.doubt)
   probe_draws: int = 4  # pick "probe": noise draws (network evaluations) per sample and round
+  # with pick: chains run in order and an item stops at the first whose final doubt is below this
+  accept_below: Optional[float] = None
   keep_history: bool = False
   initial: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=3, overlap=0.0)
   ipr: sampling.SamplerConfig = sampling.SamplerConfig(steps_per_patch=10, overlap=0.8)
@@ -73,6 +78,11 @@ class RefineConfig:
         raise ValueError(f"pick must be None or one of {PICKS}, got {self.pick!r}")
       if self.chains is None or self.chains < 2:
         raise ValueError(f"pick {self.pick!r} chooses among chains: set chains >= 2")
+    if self.accept_below is not None:
+      if self.pick is None:
+        raise ValueError("accept_below stops at the first chain a pick accepts: set pick")
+      if not np.isfinite(self.accept_below):
+        raise ValueError(f"accept_below must be a finite doubt score, got {self.accept_below}")
     doubt.check_probe(self.probe_level, self.probe_draws)
 
 
@@ -86,6 +96,10 @@ class RefineResult:
   sigma: jax.Array  # f32[(K,) B, R] the model's doubt about each region, last pass
   doubt: object = None  # with pick: f32[(K,) rounds+1, B] each sample's score after each round
   chosen: object = None  # with pick: i32[rounds+1, B] the chain picked after each round
+  # i32[(K,) rounds+1, B] each item's own network evaluations per round (its plan's steps, plus
+  # the probe's draws): what the item costs alone; with pick, summed over the chains it ran
+  item_nfe: object = None
+  ran: object = None  # with pick: bool[K, B] the chains each item ran (all without accept_below)
 
 
 def num_resampled(num_eligible: int, ratio: float) -> int:
@@ -149,7 +163,12 @@ def apply_metric(metric_fn, metric_params, x):
 def chain_keys(key, item_ids):
   """(initial noise, round-0 pass, rounds) keys key[B] each of a chain's items: split from
   fold_in(key, item_ids[b])."""
-  per_item = jax.vmap(lambda k: jax.random.split(k, 3))(sampling.item_keys(key, item_ids))
+  return split_item_keys(sampling.item_keys(key, item_ids))
+
+
+def split_item_keys(item_keys):
+  """(initial noise, round-0 pass, rounds) keys key[B] each from the items' chain keys key[B]."""
+  per_item = jax.vmap(lambda k: jax.random.split(k, 3))(item_keys)
   return per_item[:, 0], per_item[:, 1], per_item[:, 2]
 
 
@@ -160,17 +179,18 @@ def probe_keys(round_keys, i):
 
 
 def _refine_chain(
-  apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, item_ids, x, eligible
+  apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, item_keys, x, eligible
 ):
   """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds.
-  Every random draw of item b comes from fold_in(key, item_ids[b]): its initial noise, its
-  round-0 pass, and per round its selection, re-noising and pass."""
+  Every random draw of item b comes from its chain key item_keys[b] (refine's: fold_in(chain
+  key, item_ids[b])): its initial noise, its round-0 pass, and per round its selection,
+  re-noising and pass."""
   b, r = eligible.shape
   grid = sampling.grid_of(x.shape, r)
   chex.assert_shape(x, (b, grid.height, grid.width, None))
-  chex.assert_shape(item_ids, (b,))
+  chex.assert_shape(item_keys, (b,))
   tables = jnp.asarray(m_tables(cfg, r))
-  k_init, k_pass, k_rounds = chain_keys(key, item_ids)
+  k_init, k_pass, k_rounds = split_item_keys(item_keys)
   z_init = jax.vmap(lambda k: jax.random.normal(k, x.shape[1:]))(k_init)
   sigma = jnp.ones((b, r), jnp.float32)
   if cfg.mode == "standard":
@@ -178,8 +198,9 @@ def _refine_chain(
       apply_fn, params, k_pass, z_init, ~eligible, x, sigma, cfg.initial
     )
     x, sigma = state.z, jnp.where(eligible, state.sigma, sigma)
+    item0 = state.total_steps
   else:
-    nfe0 = jnp.zeros((), jnp.int32)
+    nfe0, item0 = jnp.zeros((), jnp.int32), jnp.zeros((b,), jnp.int32)
   choose = jax.vmap(choose_regions, in_axes=(0, 0, 0, None, None))
   renoise = jax.vmap(_renoise, in_axes=(0, 0, 0, 0, None, None))
 
@@ -207,9 +228,16 @@ def _refine_chain(
     debug_lib.check_finite(state.z, "refined sample")
     hist = state.z if cfg.keep_history else None
     metric = apply_metric(metric_fn, metric_params, state.z)
-    return (state.z, new_sigma), (metric, nfe + probe_nfe, hist, sel, score(state.z, new_sigma, i))
+    return (state.z, new_sigma), (
+      metric,
+      nfe + probe_nfe,
+      state.total_steps + probe_nfe,
+      hist,
+      sel,
+      score(state.z, new_sigma, i),
+    )
 
-  (x_final, sigma_final), (metrics, nfes, hist, selected, scores) = jax.lax.scan(
+  (x_final, sigma_final), (metrics, nfes, item_nfes, hist, selected, scores) = jax.lax.scan(
     round_fn, (x, sigma), (jnp.arange(1, cfg.rounds + 1), tables)
   )
   stack = lambda first, rest: jax.tree.map(lambda f, s: jnp.concatenate([f[None], s]), first, rest)
@@ -217,16 +245,36 @@ def _refine_chain(
   history = stack(x, hist) if cfg.keep_history else None
   scores = None if cfg.pick is None else stack(score(x, sigma, 0), scores)
   nfe = stack(nfe0 + probe_nfe, nfes)
-  return RefineResult(x_final, metrics, nfe, history, selected, sigma_final, scores)
+  item_nfe = stack(item0 + probe_nfe, item_nfes)
+  return RefineResult(
+    x_final, metrics, nfe, history, selected, sigma_final, scores, item_nfe=item_nfe
+  )
 
 
-def pick_chains(res: RefineResult) -> RefineResult:
-  """One sample per item from K chains: after each round, the chain with the lowest doubt.
-  res has a leading chain axis K and `doubt` f32[K, rounds+1, B]; the result has none: x, sigma
-  of the chain picked after the last round, metrics / history / selected per round of the chain
-  picked then, nfe the sum over the chains (every chain ran), `chosen` i32[rounds+1, B]."""
+def chains_run(final_doubt, accept_below: Optional[float] = None):
+  """bool[K, B]: the chains each item runs when chains are restarts tried in order and an item
+  stops at the first whose final doubt f32[K, B] is below `accept_below` (every chain when
+  None, or when none is below: then the item ran all K)."""
+  k = final_doubt.shape[0]
+  if accept_below is None:
+    return jnp.ones(final_doubt.shape, bool)
+  ok = final_doubt < accept_below
+  stop = jnp.where(jnp.any(ok, axis=0), jnp.argmax(ok, axis=0), k - 1)  # [B]
+  return jnp.arange(k)[:, None] <= stop[None]
+
+
+def pick_chains(res: RefineResult, ran=None) -> RefineResult:
+  """One sample per item from K chains: after each round, the chain with the lowest doubt among
+  those the item ran (`ran` bool[K, B], default all). res has a leading chain axis K and `doubt`
+  f32[K, rounds+1, B]; the result has none: x, sigma of the chain picked after the last round,
+  metrics / history / selected per round of the chain picked then, nfe the sum over the chains
+  (every chain's pass ran in the batch), item_nfe the sum over each item's chains that ran,
+  `chosen` i32[rounds+1, B]. With chains_run's stopping rule the last pick is the chain an item
+  stopped at (the only one it ran below the threshold), else its least doubted."""
   chex.assert_rank(res.doubt, 3)
-  chosen = jnp.argmin(res.doubt, axis=0)  # [rounds+1, B]
+  ran = jnp.ones((res.doubt.shape[0], res.doubt.shape[2]), bool) if ran is None else ran
+  chex.assert_shape(ran, (res.doubt.shape[0], res.doubt.shape[2]))
+  chosen = jnp.argmin(jnp.where(ran[:, None], res.doubt, jnp.inf), axis=0)  # [rounds+1, B]
   last = chosen[-1]
 
   def per_round(a, c):  # a [K, rounds(+1), B, ...]; c [rounds(+1), B]
@@ -245,6 +293,8 @@ def pick_chains(res: RefineResult) -> RefineResult:
     sigma=at_last(res.sigma),
     doubt=per_round(res.doubt, chosen),
     chosen=chosen,
+    item_nfe=jnp.sum(jnp.where(ran[:, None], res.item_nfe, 0), axis=0),
+    ran=ran,
   )
 
 
@@ -253,10 +303,12 @@ def _refine(
 ):
   chain = functools.partial(_refine_chain, apply_fn, metric_fn, cfg, params, metric_params)
   if cfg.chains is None:
-    return chain(key, item_ids, x, eligible)
+    return chain(sampling.item_keys(key, item_ids), x, eligible)
   keys = jax.random.split(key, cfg.chains)  # chain c's items: fold_in(keys[c], item index)
-  res = jax.vmap(lambda k: chain(k, item_ids, x, eligible))(keys)
-  return res if cfg.pick is None else pick_chains(res)
+  res = jax.vmap(lambda k: chain(sampling.item_keys(k, item_ids), x, eligible))(keys)
+  if cfg.pick is None:
+    return res
+  return pick_chains(res, chains_run(res.doubt[:, -1], cfg.accept_below))
 
 
 _refine_jit = jax.jit(_refine, static_argnums=(0, 1, 2))
@@ -339,4 +391,6 @@ def _first_items(res: RefineResult, b: int, chained: bool) -> RefineResult:
     sigma=cut(res.sigma, c),
     doubt=None if res.doubt is None else cut(res.doubt, c + 1),
     chosen=None if res.chosen is None else cut(res.chosen, 1),
+    item_nfe=cut(res.item_nfe, c + 1),
+    ran=None if res.ran is None else cut(res.ran, 1),
   )

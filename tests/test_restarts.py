@@ -1,0 +1,129 @@
+"""Adaptive restarts: refine's accept_below policy, and restarts.solve that runs it lazily."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ipr_jax import refine as ipr
+from ipr_jax import restarts
+from tests.test_refine import APPLY, FAST, PARAMS, R, SHAPE
+
+B, K = 6, 4
+METRIC = lambda s: jnp.mean(s, axis=(1, 2, 3))
+
+
+def _inputs(seed=0):
+  x = jax.random.normal(jax.random.key(seed), (B, *SHAPE))
+  eligible = jax.random.uniform(jax.random.key(seed + 100), (B, R)) < 0.7
+  return x, eligible.at[:, 0].set(True)
+
+
+def _every_chain(x, eligible, rounds, pick):
+  """Every chain's result (doubt per chain and round from refine's own pick, one chain at a
+  time: refine with pick on K chains returns the picked one only)."""
+  cfg = ipr.RefineConfig(rounds=rounds, chains=K, keep_history=True, **FAST)
+  every = ipr.refine(APPLY, PARAMS, jax.random.key(3), x, eligible, cfg, METRIC)
+  w = np.asarray(eligible, np.float32)
+  assert pick == "lowest_sigma"  # the final doubt is the last pass's mean eligible sigma
+  final = (np.asarray(every.sigma) * w).sum(-1) / w.sum(-1)  # [K, B]
+  return every, final
+
+
+def test_accept_below_stops_at_the_first_accepted_chain_and_counts_only_the_chains_run():
+  x, eligible = _inputs()
+  every, final = _every_chain(x, eligible, rounds=0, pick="lowest_sigma")
+  threshold = float(np.quantile(final, 0.3))
+  cfg = ipr.RefineConfig(
+    rounds=0, chains=K, pick="lowest_sigma", accept_below=threshold, keep_history=True, **FAST
+  )
+  got = ipr.refine(APPLY, PARAMS, jax.random.key(3), x, eligible, cfg, METRIC)
+  ok = final < threshold
+  stop = np.where(ok.any(0), ok.argmax(0), K - 1)
+  assert len(set(stop.tolist())) > 1  # items stop at different chains: the rule is exercised
+  for b in range(B):
+    ran = final[: stop[b] + 1, b]
+    c = int(ran.argmin())
+    assert c == stop[b] or not ok[:, b].any()  # accepted: the chain it stopped at
+    assert got.chosen[-1, b] == c
+    np.testing.assert_array_equal(got.x[b], every.x[c, b])
+    assert got.item_nfe[0, b] == int(np.asarray(every.item_nfe)[: stop[b] + 1, 0, b].sum())
+    np.testing.assert_array_equal(got.ran[:, b], np.arange(K) <= stop[b])
+  # without the threshold every chain runs and counts
+  whole = ipr.refine(
+    APPLY, PARAMS, jax.random.key(3), x, eligible, dataclasses.replace(cfg, accept_below=None)
+  )
+  np.testing.assert_array_equal(whole.item_nfe, np.asarray(every.item_nfe).sum(0))
+  assert np.asarray(whole.ran).all()
+
+
+def test_item_nfe_is_each_items_own_plan():
+  x, eligible = _inputs()
+  res = ipr.refine(
+    APPLY, PARAMS, jax.random.key(0), x, eligible, ipr.RefineConfig(rounds=1, **FAST)
+  )
+  n = np.asarray(eligible).sum(1)
+  np.testing.assert_array_equal(res.item_nfe[0], 2 * n)  # 2 steps per region, no overlap
+  assert int(res.nfe[0]) == 2 * n.max()  # the batch runs to its longest plan
+
+
+@pytest.mark.parametrize("rounds, slots", [(0, 1), (0, 6), (2, 4)])
+def test_solve_equals_refine_with_the_same_policy(rounds, slots):
+  x, eligible = _inputs(seed=rounds)
+  cfg = ipr.RefineConfig(rounds=rounds, chains=K, pick="probe", keep_history=True, **FAST)
+  every = ipr.refine(APPLY, PARAMS, jax.random.key(5), x, eligible, cfg, METRIC)
+  threshold = float(np.quantile(np.asarray(every.doubt[-1]), 0.5))
+  cfg = dataclasses.replace(cfg, accept_below=threshold)
+  want = ipr.refine(APPLY, PARAMS, jax.random.key(5), x, eligible, cfg, METRIC)
+  got = restarts.solve(APPLY, PARAMS, jax.random.key(5), x, eligible, cfg, METRIC, slots=slots)
+  assert 1 < np.asarray(want.ran).sum(0).max() and np.asarray(want.ran).sum(0).min() < K
+  np.testing.assert_array_equal(got.ran, want.ran)
+  np.testing.assert_array_equal(got.chosen, want.chosen)
+  np.testing.assert_array_equal(got.item_nfe, want.item_nfe)
+  np.testing.assert_allclose(got.x, want.x, atol=1e-5)
+  np.testing.assert_allclose(got.history, want.history, atol=1e-5)
+  np.testing.assert_allclose(got.metrics, want.metrics, atol=1e-5)
+  np.testing.assert_allclose(got.doubt, want.doubt, atol=1e-5)
+  np.testing.assert_allclose(got.sigma, want.sigma, atol=1e-5)
+  np.testing.assert_array_equal(got.selected, want.selected)
+  np.testing.assert_array_equal(got.nfe, np.asarray(want.item_nfe).max(-1))
+
+
+def test_solve_runs_only_the_chains_it_counts_and_compiles_once():
+  x, eligible = _inputs()
+  cfg = ipr.RefineConfig(rounds=0, chains=K, pick="probe", accept_below=1e9, **FAST)
+  calls = []
+
+  def counted(params, z, t, key=None):  # one entry per traced network call site
+    calls.append(z.shape[0])
+    return APPLY(params, z, t)
+
+  once = restarts.solve(counted, PARAMS, jax.random.key(1), x[:2], eligible[:2], cfg, slots=2)
+  per_compile = len(calls)
+  assert np.asarray(once.ran).sum(0).tolist() == [1, 1]  # every item accepted its first chain
+  # another threshold, other data, many steps: the same compiled step
+  never = dataclasses.replace(cfg, accept_below=-1e9)
+  x2, e2 = _inputs(seed=7)
+  out = restarts.solve(counted, PARAMS, jax.random.key(2), x2[:2], e2[:2], never, slots=2)
+  assert len(calls) == per_compile
+  assert np.asarray(out.ran).all()  # nothing accepted: every item ran all K chains
+  per_chain = 2 * np.asarray(e2[:2]).sum(1) + cfg.probe_draws  # its plan and its probe
+  np.testing.assert_array_equal(out.item_nfe[0], K * per_chain)
+  np.testing.assert_array_equal(once.item_nfe[0], 2 * np.asarray(eligible[:2]).sum(1) + 4)
+
+
+def test_solve_bad_settings_are_named():
+  x, eligible = _inputs()
+  with pytest.raises(ValueError, match="set pick"):
+    ipr.RefineConfig(chains=2, accept_below=0.5)
+  with pytest.raises(ValueError, match="finite"):
+    ipr.RefineConfig(chains=2, pick="probe", accept_below=float("nan"))
+  with pytest.raises(ValueError, match="accept_below"):
+    restarts.solve(APPLY, PARAMS, jax.random.key(0), x, eligible, ipr.RefineConfig(**FAST))
+  cfg = ipr.RefineConfig(rounds=0, chains=2, pick="probe", accept_below=0.5, **FAST)
+  with pytest.raises(ValueError, match="slots"):
+    restarts.solve(APPLY, PARAMS, jax.random.key(0), x, eligible, cfg, slots=0)
+  with pytest.raises(ValueError, match="eligible is empty"):
+    restarts.solve(APPLY, PARAMS, jax.random.key(0), x, eligible.at[1].set(False), cfg)
