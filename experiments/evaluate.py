@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments import codec, common, plots, tables, train, translate
-from ipr_jax import checkpoints, pretrained, refine, sampling, schedules, sharding
+from ipr_jax import checkpoints, pretrained, refine, restarts, sampling, schedules, sharding
 
 
 IMPORTED = (
@@ -74,7 +74,26 @@ def run_refine(
 ):
   """IPR over all items in batches: (metrics {name: f32[rounds+1, N]}, nfe i32[rounds+1] max,
   history of the first batch or None). The task's evaluator weights are refine arguments. Item
-  i is refined under fold_in(key, i) whatever the batch size (`refine`'s item_ids)."""
+  i is refined under fold_in(key, i) whatever the batch size (`refine`'s item_ids). Adaptive
+  restarts (cfg.accept_below) run through `restarts.solve` with `batch` slots: their NFE is the
+  costliest item's, and metrics gain "item_nfe", each item's own (its mean: the policy's cost)."""
+  if cfg.accept_below is not None:
+    res = restarts.solve(
+      apply,
+      params,
+      key,
+      items.x,
+      items.eligible,
+      cfg,
+      task.metric_fn,
+      metric_params=task.metric_params,
+      item_ids=np.arange(len(items.x)),
+      slots=batch,
+      progress=True,
+    )
+    metrics = {k: np.asarray(v) for k, v in res.metrics.items()}
+    metrics["item_nfe"] = np.cumsum(np.asarray(res.item_nfe), axis=0)
+    return metrics, np.asarray(res.nfe), None if res.history is None else res.history[:, :batch]
   outs = [
     refine.refine(
       apply,

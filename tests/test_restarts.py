@@ -127,3 +127,35 @@ def test_solve_bad_settings_are_named():
     restarts.solve(APPLY, PARAMS, jax.random.key(0), x, eligible, cfg, slots=0)
   with pytest.raises(ValueError, match="eligible is empty"):
     restarts.solve(APPLY, PARAMS, jax.random.key(0), x, eligible.at[1].set(False), cfg)
+
+
+@pytest.mark.parametrize("threshold, cap", [(None, 6), (0.2, 6), (0.5, 3)])
+def test_the_studys_simulated_policy_is_refines(threshold, cap):
+  """experiments.studies.adaptive_restarts simulates stopping rules on a restart table; on a
+  random table it must choose and count as refine's chains_run + pick_chains do."""
+  from experiments.studies import adaptive_restarts as study
+
+  rng = np.random.default_rng(0)
+  n = 50
+  probe = rng.uniform(size=(6, n)).astype(np.float32)
+  exact = rng.uniform(size=(6, n)) < 0.3
+  nfe = rng.integers(100, 200, size=(6, n)).astype(np.int32)
+  got = study.simulate(probe, exact, nfe, threshold, cap)
+  p = jnp.asarray(probe[:cap])
+  one = lambda a: jnp.asarray(a[:cap])[:, None]  # a chain axis, one round
+  res = ipr.RefineResult(
+    x=jnp.zeros((cap, n, 1)),
+    metrics=one(exact.astype(np.float32)),
+    nfe=jnp.zeros((cap, 1), jnp.int32),
+    history=None,
+    selected=jnp.zeros((cap, 0, n, 1), bool),
+    sigma=jnp.zeros((cap, n, 1)),
+    doubt=one(probe),
+    item_nfe=one(nfe),
+  )
+  out = ipr.pick_chains(res, ipr.chains_run(p, threshold))
+  assert got["exact"] == round(float(np.mean(out.metrics[0])), 4)
+  assert got["mean_nfe"] == round(float(np.mean(out.item_nfe[0])), 1)
+  assert got["max_nfe"] == int(np.max(out.item_nfe[0]))
+  if threshold is not None:  # it did stop early somewhere, so the rule is exercised
+    assert got["mean_restarts"] < cap
