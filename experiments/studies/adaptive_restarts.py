@@ -16,10 +16,11 @@ sampling, the rules only score (exact = valid on these levels).
   restart whose probe is below a threshold, at most K, else the least doubted), each with its
   exact rate and its mean and largest NFE per puzzle; the best adaptive policy within --budget
   mean NFE per puzzle; and a plot of exact against mean NFE.
-`--steps_per_patch`, `--alpha`, `--temperature` change the pass (and the files' names).
+- `summarize`: the JSON and plot again from OUT_table_<split>[_val].npz (e.g. another --budget).
 - `solve`: `ipr_jax.restarts.solve` with (--chains, --accept_below) on N puzzles; writes
   OUT_solve_<split>.json (exact, mean and largest NFE per puzzle, restarts per puzzle, seconds).
 Choose the policy on validation puzzles (--validation), measure it on the test puzzles.
+`--steps_per_patch`, `--alpha`, `--temperature` change the pass (and the files' names).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def plot(summary: dict, title: str, path: str) -> str:
 
 
 def define_flags(f):
-  flags.DEFINE_enum("mode", "table", ["table", "solve"], "what to run", flag_values=f)
+  flags.DEFINE_enum("mode", "table", ["table", "summarize", "solve"], "what to run", flag_values=f)
   flags.DEFINE_string("model", "sudoku_symbolic", "shipped model", flag_values=f)
   flags.DEFINE_string("split", "minimal", "unique-solution level", flag_values=f)
   flags.DEFINE_bool("validation", False, "validation puzzles (choose a policy)", flag_values=f)
@@ -201,11 +202,17 @@ def main(argv=None):
     "command": "python -m experiments.studies.adaptive_restarts " + " ".join(argv),
     "pass": dataclasses.asdict(cfg.initial),
   }
-  if args.mode == "table":
-    rows = restart_table(
-      apply, params, items, cfg, run.task, key, args.restarts, args.chains_per_call, args.batch
-    )
-    np.savez(f"{args.out}_table_{tag}.npz", **rows)
+  if args.mode in ("table", "summarize"):
+    path = f"{args.out}_table_{tag}.npz"
+    if args.mode == "table":
+      rows = restart_table(
+        apply, params, items, cfg, run.task, key, args.restarts, args.chains_per_call, args.batch
+      )
+      np.savez(path, **rows)
+    else:
+      rows = dict(np.load(path))
+      if rows["probe"].shape != (args.restarts, args.num):
+        raise SystemExit(f"{path} holds {rows['probe'].shape} restarts x puzzles, not the flags'")
     record.update(summarize(rows, args.budget), seconds=round(time.time() - t0, 1))
     title = f"{args.model}: {args.num} {'validation' if args.validation else 'test'} {args.split} puzzles, {args.restarts} restarts each"
     record["plot"] = plot(record, title, f"{args.out}_table_{tag}.png")
