@@ -8,7 +8,7 @@ import pytest
 
 from experiments import evaluate, tasks, train, translate
 from experiments.configs import sudoku_symbolic
-from ipr_jax import checkpoints, pretrained, sampling
+from ipr_jax import checkpoints, pretrained
 
 SCHEMA = {
   "benchmark",
@@ -749,24 +749,30 @@ def test_latent_image_sudoku_pipeline(tmp_path):
 
 
 def test_unique_levels_run_their_own_recommended_settings():
-  """The shipped model's settings for the unique-solution levels (restarts with the probe pick)
-  run through evaluate's refine path: one picked board per puzzle, every restart's NFE counted;
-  the SRM splits keep the default settings."""
+  """The shipped model's settings for the unique-solution levels (adaptive restarts: stop at the
+  first restart the probe accepts) run through evaluate's refine path, via restarts.solve: one
+  picked board per puzzle, each puzzle's NFE its own restarts' (a whole number of them); the SRM
+  splits keep the default settings."""
   config = sudoku_symbolic.get_config("cpu")
   config.eval.update(splits=("minimal", "hard"), settings_from="sudoku_symbolic")
   run = translate.translate(config)
   hard = evaluate.recommended_for(run, "hard")
   assert hard.chains is None and hard.rounds == 16
   cfg = evaluate.recommended_for(run, "minimal")
-  assert (cfg.rounds, cfg.chains, cfg.pick) == (0, 9, "probe")
+  assert (cfg.rounds, cfg.pick) == (0, "probe") and cfg.chains > 9 and cfg.accept_below > 0
+  assert evaluate.recommended_for(run, "deep") == cfg
   apply, params, _ = pretrained.load("sudoku_symbolic")
   items = run.task.test_items("minimal", 2)
   metrics, nfe, _ = evaluate.run_refine(
     apply, params, items, cfg, run.task, jax.random.key(0), batch=2
   )
   assert metrics["valid"].shape == (1, 2)
-  unknown = int(items.eligible.sum(axis=1).max())
-  assert nfe.tolist() == [9 * (sampling.max_steps(unknown, cfg.initial) + cfg.probe_draws)]
+  per_restart = 3 * items.eligible.sum(axis=1) + cfg.probe_draws  # its plan, then the probe
+  restarts = metrics["item_nfe"][0] / per_restart
+  assert np.all(restarts == np.round(restarts)) and np.all(
+    (1 <= restarts) & (restarts <= cfg.chains)
+  )
+  assert nfe.tolist() == [int(metrics["item_nfe"][0].max())]
 
 
 def test_image_model_ships_its_medium_settings():

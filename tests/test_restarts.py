@@ -159,3 +159,10 @@ def test_the_studys_simulated_policy_is_refines(threshold, cap):
   assert got["max_nfe"] == int(np.max(out.item_nfe[0]))
   if threshold is not None:  # it did stop early somewhere, so the rule is exercised
     assert got["mean_restarts"] < cap
+
+
+def test_the_study_asks_for_a_policy_before_loading_anything():
+  from experiments.studies import adaptive_restarts as study
+
+  with pytest.raises(SystemExit, match="--chains and --accept_below"):
+    study.main(["--mode", "solve", "--chains", "4"])
