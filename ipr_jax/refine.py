@@ -178,7 +178,7 @@ def probe_keys(round_keys, i):
   return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, i), PROBE_STREAM))(round_keys)
 
 
-def _refine_chain(
+def refine_chain(
   apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, item_keys, x, eligible
 ):
   """One chain: round 0 (SRM pass, or the given sample in correction mode) then the rounds.
@@ -301,7 +301,7 @@ def pick_chains(res: RefineResult, ran=None) -> RefineResult:
 def _refine(
   apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, key, item_ids, x, eligible
 ):
-  chain = functools.partial(_refine_chain, apply_fn, metric_fn, cfg, params, metric_params)
+  chain = functools.partial(refine_chain, apply_fn, metric_fn, cfg, params, metric_params)
   if cfg.chains is None:
     return chain(sampling.item_keys(key, item_ids), x, eligible)
   keys = jax.random.split(key, cfg.chains)  # chain c's items: fold_in(keys[c], item index)

@@ -35,16 +35,21 @@ def _slot_step(
 ):
   """One chain per slot: slot s runs chain chain[s] of item ids[s] (RefineResult over slots)."""
   keys = jax.vmap(jax.random.fold_in)(chain_keys[chain], ids)
-  return refine_lib._refine_chain(
-    apply_fn, metric_fn, cfg, params, metric_params, keys, x, eligible
-  )
+  return refine_lib.refine_chain(apply_fn, metric_fn, cfg, params, metric_params, keys, x, eligible)
 
 
 _slot_step_jit = jax.jit(_slot_step, static_argnums=(0, 1, 2))
 
 # the batch axis of each RefineResult field of one chain (after the rounds axis where it has one)
-_BATCH_AXIS = {"x": 0, "metrics": 1, "history": 1, "selected": 1, "sigma": 0, "doubt": 1}
-_BATCH_AXIS["item_nfe"] = 1
+_BATCH_AXIS = {
+  "x": 0,
+  "metrics": 1,
+  "history": 1,
+  "selected": 1,
+  "sigma": 0,
+  "doubt": 1,
+  "item_nfe": 1,
+}
 
 
 def check_policy(config: refine_lib.RefineConfig) -> None:
