@@ -3,14 +3,16 @@
 `refine(..., RefineConfig(chains=K, pick=..., accept_below=a))` runs all K chains of every item
 in one compiled program, then keeps per item the chains up to the first one its pick accepts
 (final doubt below a): the policy's result and its per-item NFE, but the compute of all K.
-`solve` returns the same result running a chain only while its item needs it: a fixed number of
+`solve` returns the same result running a chain only while its item needs it: a number of
 slots, each holding one (item, chain); after every step the items whose chain was accepted, or
-whose K-th chain ran, leave, and their slots take the next item. Items the model settles at once
-cost one chain, the doubtful ones up to K, so the mean cost follows the items' difficulty.
+whose K-th chain ran, leave, and their slots take the next item; once no item waits, the slot
+count halves as the items in flight thin out. Items the model settles at once cost one chain,
+the doubtful ones up to K, so the mean cost follows the items' difficulty.
 
-One compiled step for the whole run (fixed slot count); the host only schedules. Item b's chain c
-draws from fold_in(split(key, K)[c], item_ids[b]) as in `refine`, so its result does not depend
-on the slot count or on which items share a step. One device (the slots are one batch).
+One compiled step per slot count (at most log2(slots) + 1); the host only schedules. Item b's
+chain c draws from fold_in(split(key, K)[c], item_ids[b]) as in `refine`, so its result does
+not depend on the slot count or on which items share a step. One device (the slots are one
+batch).
 """
 
 from __future__ import annotations
@@ -109,33 +111,44 @@ def solve(
   )
   store = None  # RefineResult of numpy arrays with a leading chain axis K, filled per chain run
   last = np.full(b, -1)  # the last chain each item ran
-  queue, slot_item = collections.deque(range(b)), np.full(slots, -1)
+  queue, active = collections.deque(range(b)), []  # items waiting, items in flight
   bar = tqdm(total=b, desc="restarts", unit="item", disable=not progress, leave=False)
   while True:
-    for s in np.flatnonzero(slot_item < 0):
-      if queue:
-        slot_item[s] = queue.popleft()
-    active = slot_item >= 0
-    if not active.any():
+    while len(active) < slots and queue:
+      active.append(queue.popleft())
+    if not active:
       break
-    items = np.where(active, slot_item, slot_item[active][0])  # idle slots repeat an item
+    size = step_size(len(active), slots)
+    items = np.array(active + active[:1] * (size - len(active)))  # spare slots repeat an item
     chain = last[items] + 1
     res = jax.device_get(
       step(params, metric_params, chain_keys, chain, ids[items], x[items], eligible[items])
     )
     if store is None:
       store = _empty_store(res, k, b)
-    for s in np.flatnonzero(active):
-      i, c = slot_item[s], chain[s]
-      _put(store, res, s, c, i)
-      last[i] = c
-      if res.doubt[-1, s] < threshold or c == k - 1:
-        slot_item[s] = -1
+    flying = []
+    for s, i in enumerate(active):
+      _put(store, res, s, chain[s], i)
+      last[i] = chain[s]
+      if res.doubt[-1, s] < threshold or chain[s] == k - 1:
         bar.update(1)
+      else:
+        flying.append(i)
+    active = flying
   bar.close()
   ran = np.arange(k)[:, None] <= last[None]
   out = refine_lib.pick_chains(store, jnp.asarray(ran))
   return out.replace(nfe=jnp.max(out.item_nfe, axis=-1))
+
+
+def step_size(in_flight: int, slots: int) -> int:
+  """The slot count of a step: `slots`, halved (rounding up) while the items in flight still
+  fit, so the last doubtful items do not pay for a full batch; at most log2(slots) + 1 sizes,
+  one compile each."""
+  size = slots
+  while size > 1 and (size + 1) // 2 >= in_flight:
+    size = (size + 1) // 2
+  return size
 
 
 def _empty_store(res, k: int, b: int) -> refine_lib.RefineResult:

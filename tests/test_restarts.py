@@ -166,3 +166,10 @@ def test_the_study_asks_for_a_policy_before_loading_anything():
 
   with pytest.raises(SystemExit, match="--chains and --accept_below"):
     study.main(["--mode", "solve", "--chains", "4"])
+
+
+def test_the_slot_count_halves_as_the_items_in_flight_thin_out():
+  sizes = [restarts.step_size(n, 200) for n in (200, 101, 100, 51, 50, 3, 1)]
+  assert sizes == [200, 200, 100, 100, 50, 4, 1]
+  assert all(restarts.step_size(n, 7) >= n for n in range(1, 8))
+  assert len({restarts.step_size(n, 200) for n in range(1, 201)}) <= 9  # log2(200) + 1 compiles
