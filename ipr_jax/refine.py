@@ -325,6 +325,17 @@ def _check_eligible(x, eligible) -> None:
       )
 
 
+def check_inputs(x, eligible, config: RefineConfig) -> None:
+  """refine's (and restarts.solve's) input checks: batch shapes, no empty eligible set, a float
+  x, finite where it is read (all of it in correction mode, else the givens)."""
+  _check_eligible(x, eligible)
+  sampling.check_float(x, "x")
+  if config.mode == "correction":
+    sampling.check_finite(x, "x")
+  else:
+    sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
+
+
 def refine(
   apply_fn: Callable,
   params,
@@ -355,12 +366,7 @@ def refine(
   split over `devices` (default: all local devices; params replicated), padded to a multiple of
   their number (padding never changes a result); results do not depend on the device count.
   """
-  _check_eligible(x, eligible)
-  sampling.check_float(x, "x")
-  if config.mode == "correction":
-    sampling.check_finite(x, "x")
-  else:
-    sampling.check_finite(x, "x", where=~jnp.asarray(eligible, bool))  # the givens
+  check_inputs(x, eligible, config)
   b = np.shape(x)[0]
   ids = sampling.check_item_ids(item_ids, b)
   mesh = sharding.batch_mesh(b, devices)

@@ -88,13 +88,8 @@ def solve(
   batch and reports per round the largest item_nfe, the costliest item alone.
   """
   check_policy(config)
-  refine_lib._check_eligible(x, eligible)
-  sampling.check_float(x, "x")
+  refine_lib.check_inputs(x, eligible, config)
   eligible = np.asarray(eligible, bool)
-  if config.mode == "correction":
-    sampling.check_finite(x, "x")
-  else:
-    sampling.check_finite(x, "x", where=~jnp.asarray(eligible))
   if int(slots) != slots or slots < 1:
     raise ValueError(f"slots must be an integer >= 1, got {slots}")
   x = np.asarray(x)
