@@ -27,25 +27,15 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from experiments import codec, common, evaluate, plots, translate
-from experiments.configs import mnist_sudoku, sudoku_symbolic
+from experiments import common, evaluate, plots, shipped
 from ipr_jax import pretrained, refine
-
-# benchmark -> (shipped model, the config it is read with)
-MODELS = {
-  "sudoku_symbolic": ("sudoku_symbolic", lambda: sudoku_symbolic.get_config("cpu")),
-  "mnist_sudoku": (
-    "mnist_sudoku_latent_19k",
-    lambda: mnist_sudoku.get_config("latent_cpu_more"),
-  ),
-}
 
 
 def define_flags(f):
   flags.DEFINE_enum(
     "benchmark",
     "sudoku_symbolic",
-    tuple(MODELS),
+    tuple(shipped.MODELS),
     "symbolic cells (default) or boards of handwritten digits (latent model)",
     flag_values=f,
   )
@@ -71,15 +61,11 @@ def main(argv=None):
   t0 = time.time()
   out = args.out or os.path.join("runs", time.strftime("quickstart-%Y%m%d-%H%M%S"))
   os.makedirs(out, exist_ok=True)
-  model, make_config = MODELS[args.benchmark]
-  apply, params, manifest = pretrained.load(model)
+  model = shipped.MODELS[args.benchmark][0]
+  apply, params, manifest, run = shipped.open_model(args.benchmark, seed=args.seed, workdir=out)
   recommended = pretrained.recommended(manifest)
   if args.rounds is None:
     args.rounds = max(1, recommended.rounds // 2)
-  config = make_config()
-  config.seed = args.seed
-  config.eval.pretrained = model
-  run = translate.translate(config, codec=codec.load(translate.codec_stage(config), out))
   per_split, splits = args.num // 2, ("hard", "medium")
   items = [run.task.test_items(split, per_split) for split in splits]
   x = np.concatenate([it.x for it in items])

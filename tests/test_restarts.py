@@ -161,6 +161,34 @@ def test_the_studys_simulated_policy_is_refines(threshold, cap):
     assert got["mean_restarts"] < cap
 
 
+def test_the_study_summarizes_a_table_without_a_right_restart():
+  """A weak model (image Sudoku's hard boards) can leave every restart wrong: no threshold is
+  set from the right restarts' probe, only fixed K is simulated, and the AUC is undefined."""
+  from experiments.studies import adaptive_restarts as study
+
+  rng = np.random.default_rng(1)
+  rows = {
+    "probe": rng.uniform(size=(3, 5)).astype(np.float32),
+    "exact": np.zeros((3, 5), bool),
+    "item_nfe": np.full((3, 5), 100, np.int32),
+  }
+  s = study.summarize(rows, budget=250)
+  assert s["adaptive"] == [] and s["best_adaptive"] is None
+  assert [p["cap"] for p in s["fixed"]] == [1, 2, 3]
+  assert [p["mean_nfe"] for p in s["fixed"]] == [100, 200, 300]
+  assert s["best_fixed"]["cap"] in (1, 2) and s["best_fixed"]["exact"] == 0.0  # within 250 NFE
+  assert np.isnan(s["probe_auc"])
+
+
+def test_shipped_models_open_only_with_their_benchmark():
+  from experiments import shipped
+
+  with pytest.raises(ValueError, match="benchmarks with a shipped model"):
+    shipped.open_model("even_pixels")
+  with pytest.raises(ValueError, match="is a sudoku_symbolic model, not mnist_sudoku"):
+    shipped.open_model("mnist_sudoku", "sudoku_symbolic")
+
+
 def test_the_study_asks_for_a_policy_before_loading_anything():
   from experiments.studies import adaptive_restarts as study
 

@@ -1,13 +1,16 @@
-"""When to stop restarting a puzzle: adaptive restarts on unique-solution Sudoku (issue 36).
+"""When to stop restarting a puzzle: adaptive restarts on unique-solution Sudoku (issue 36), and
+on image Sudoku (issue 33: --benchmark mnist_sudoku, the latent model, hard or medium boards).
 
     python -m experiments.studies.adaptive_restarts --mode table --split minimal --validation
-        --num 200 --restarts 24 [--model sudoku_symbolic] [--out docs/results/sudoku_unique/adaptive]
+        --num 200 --restarts 24 [--benchmark sudoku_symbolic] [--model NAME] [--out PREFIX]
     python -m experiments.studies.adaptive_restarts --mode solve --split minimal --num 1000
         --chains K --accept_below A
 
-Restarts are the shipped model's recommended round-0 pass for the level (independent SRM passes),
-each scored by the probe as `RefineConfig(pick="probe")` scores it; no Sudoku rule is read while
-sampling, the rules only score (exact = valid on these levels).
+Restarts are the shipped model's recommended round-0 pass for the level (independent SRM passes;
+with --rounds R each restart also runs R IPR rounds of the model's recommended settings), each
+scored by the probe as `RefineConfig(pick="probe")` scores it; no Sudoku rule is read while
+sampling, the rules only score (exact = valid on the unique levels; on image Sudoku, valid as the
+digit classifier reads the decoded board).
 - `table`: R restarts of N puzzles, drawn `--chains_per_call` at a time (restart r is chain
   r % c of the call keyed fold_in(key, r // c)). Writes OUT_table_<split>[_val].npz (probe,
   exact, item_nfe, each [R, N]) and OUT_table_<split>[_val].json: the per-restart exact rate, the
@@ -35,19 +38,23 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from experiments import common, translate
-from experiments.configs import sudoku_symbolic
+from experiments import common, shipped
 from ipr_jax import doubt, pretrained, refine, restarts
 
 PAPER_BUDGET = 1683  # NFE per puzzle of the paper's 30 hard rounds (docs/results/sudoku_unique.md)
+OUT = {  # --out's default prefix per benchmark
+  "sudoku_symbolic": "docs/results/sudoku_unique/adaptive",
+  "mnist_sudoku": "docs/results/mnist_sudoku/adaptive",
+}
 THRESHOLD_QUANTILES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)  # of the right restarts' probe
 
 
-def restart_table(apply, params, items, cfg, task, key, num_restarts, per_call, batch):
-  """(probe, exact, item_nfe) each [R, N]: R restarts of every item, probed with refine's keys."""
+def restart_table(apply, params, items, cfg, task, key, num_restarts, per_call, batch, rounds=0):
+  """(probe, exact, item_nfe) each [R, N]: R restarts of every item (each the pass and then
+  `rounds` IPR rounds of cfg), the last round probed with refine's keys and scored."""
   if num_restarts % per_call:
     raise ValueError(f"--restarts {num_restarts} is not a multiple of --chains_per_call {per_call}")
-  cfg = dataclasses.replace(cfg, rounds=0, chains=per_call, pick=None, accept_below=None)
+  cfg = dataclasses.replace(cfg, rounds=rounds, chains=per_call, pick=None, accept_below=None)
   n = len(items.x)
   rows = {k: np.zeros((num_restarts, n), d) for k, d in (("probe", np.float32), ("exact", bool))}
   rows["item_nfe"] = np.zeros((num_restarts, n), np.int32)
@@ -56,15 +63,25 @@ def restart_table(apply, params, items, cfg, task, key, num_restarts, per_call, 
     hi, ids = min(lo + batch, n), np.arange(lo, min(lo + batch, n))
     call_key = jax.random.fold_in(key, j)
     x, eligible = jnp.asarray(items.x[lo:hi]), jnp.asarray(items.eligible[lo:hi])
-    res = refine.refine(apply, params, call_key, x, eligible, cfg, task.metric_fn, item_ids=ids)
+    res = refine.refine(
+      apply,
+      params,
+      call_key,
+      x,
+      eligible,
+      cfg,
+      task.metric_fn,
+      metric_params=task.metric_params,
+      item_ids=ids,
+    )
     for c, chain_key in enumerate(jax.random.split(call_key, per_call)):
       r = j * per_call + c
-      probe_keys = refine.probe_keys(refine.chain_keys(chain_key, ids)[2], 0)
+      probe_keys = refine.probe_keys(refine.chain_keys(chain_key, ids)[2], rounds)
       rows["probe"][r, lo:hi] = doubt.probe(
         apply, params, probe_keys, res.x[c], eligible, cfg.probe_level, cfg.probe_draws
       )
-      rows["exact"][r, lo:hi] = np.asarray(res.metrics["valid"])[c, 0] > 0.5
-      rows["item_nfe"][r, lo:hi] = np.asarray(res.item_nfe)[c, 0] + cfg.probe_draws
+      rows["exact"][r, lo:hi] = np.asarray(res.metrics["valid"])[c, -1] > 0.5
+      rows["item_nfe"][r, lo:hi] = np.asarray(res.item_nfe)[c, -1] + cfg.probe_draws
   return rows
 
 
@@ -98,7 +115,8 @@ def auc(score_wrong, score_right) -> float:
 def summarize(rows: dict, budget: int) -> dict:
   probe, exact, nfe = rows["probe"], rows["exact"], rows["item_nfe"]
   num = probe.shape[0]
-  thresholds = sorted({float(np.quantile(probe[exact], q)) for q in THRESHOLD_QUANTILES})
+  right = probe[exact]  # no right restart: no threshold to set, fixed K only
+  thresholds = sorted({float(np.quantile(right, q)) for q in THRESHOLD_QUANTILES if right.size})
   fixed = [simulate(probe, exact, nfe, None, k) for k in range(1, num + 1)]
   adaptive = [simulate(probe, exact, nfe, t, k) for t in thresholds for k in range(1, num + 1)]
   within = [p for p in adaptive if p["mean_nfe"] <= budget]
@@ -142,7 +160,7 @@ def plot(summary: dict, title: str, path: str) -> str:
     )
   ax.axvline(summary["budget"], color="gray", lw=0.8, ls="--", label="budget (mean NFE per puzzle)")
   ax.set_xlabel("mean denoiser evaluations (NFE) per puzzle")
-  ax.set_ylabel("exact (one solution: valid)")
+  ax.set_ylabel("valid (exact, on one-solution puzzles)")
   ax.set_title(title, fontsize=10)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc="lower right")
@@ -154,13 +172,17 @@ def plot(summary: dict, title: str, path: str) -> str:
 
 def define_flags(f):
   flags.DEFINE_enum("mode", "table", ["table", "summarize", "solve"], "what to run", flag_values=f)
-  flags.DEFINE_string("model", "sudoku_symbolic", "shipped model", flag_values=f)
+  flags.DEFINE_enum(
+    "benchmark", "sudoku_symbolic", tuple(shipped.MODELS), "the puzzles' benchmark", flag_values=f
+  )
+  flags.DEFINE_string("model", None, "shipped model (default: the benchmark's)", flag_values=f)
   flags.DEFINE_string("split", "minimal", "unique-solution level", flag_values=f)
   flags.DEFINE_bool("validation", False, "validation puzzles (choose a policy)", flag_values=f)
   flags.DEFINE_integer("num", 200, "puzzles", flag_values=f)
   flags.DEFINE_integer("seed", 0, "key of the restarts", flag_values=f)
   flags.DEFINE_integer("restarts", 24, "table: restarts per puzzle", flag_values=f)
   flags.DEFINE_integer("chains_per_call", 4, "table: restarts per refine call", flag_values=f)
+  flags.DEFINE_integer("rounds", 0, "table: IPR rounds of each restart", flag_values=f)
   flags.DEFINE_integer("batch", 200, "table: puzzles per call; solve: slots", flag_values=f)
   flags.DEFINE_integer("budget", PAPER_BUDGET, "mean NFE per puzzle allowed", flag_values=f)
   flags.DEFINE_integer("chains", None, "solve: most restarts per puzzle", flag_values=f)
@@ -168,7 +190,7 @@ def define_flags(f):
   flags.DEFINE_integer("steps_per_patch", None, "the pass's steps per cell (3)", flag_values=f)
   flags.DEFINE_float("alpha", None, "the pass's stochasticity (0.5)", flag_values=f)
   flags.DEFINE_float("temperature", None, "factor on the pass's step std (1)", flag_values=f)
-  flags.DEFINE_string("out", "docs/results/sudoku_unique/adaptive", "prefix", flag_values=f)
+  flags.DEFINE_string("out", None, "prefix (default: OUT[benchmark])", flag_values=f)
 
 
 def main(argv=None):
@@ -177,8 +199,9 @@ def main(argv=None):
   if args.mode == "solve" and (args.chains is None or args.accept_below is None):
     raise SystemExit("--mode solve needs --chains and --accept_below (a policy the table chose)")
   t0 = time.time()
-  apply, params, manifest = pretrained.load(args.model)
-  run = translate.translate(sudoku_symbolic.get_config("cpu"))
+  out = args.out or OUT[args.benchmark]
+  apply, params, manifest, run = shipped.open_model(args.benchmark, args.model, args.seed)
+  args.model = manifest["name"]
   cfg = pretrained.recommended(manifest, args.split)
   changes = {
     k: getattr(args, k)
@@ -188,9 +211,12 @@ def main(argv=None):
   cfg = dataclasses.replace(cfg, initial=dataclasses.replace(cfg.initial, **changes))
   items = run.task.test_items(args.split, args.num, validation=args.validation)
   key = jax.random.key(args.seed)
+  if args.rounds:
+    changes["rounds"] = args.rounds
   tag = f"{args.split}{'_val' if args.validation else ''}" + "".join(
     f"_{k}{v:g}" for k, v in changes.items()
   )
+  changes.pop("rounds", None)
   record = {
     "model": args.model,
     "split": args.split,
@@ -201,12 +227,23 @@ def main(argv=None):
     "device": common.device_name(),
     "command": "python -m experiments.studies.adaptive_restarts " + " ".join(argv),
     "pass": dataclasses.asdict(cfg.initial),
+    "rounds": args.rounds,
+    "ipr": dataclasses.asdict(cfg.ipr) if args.rounds else None,
   }
   if args.mode in ("table", "summarize"):
-    path = f"{args.out}_table_{tag}.npz"
+    path = f"{out}_table_{tag}.npz"
     if args.mode == "table":
       rows = restart_table(
-        apply, params, items, cfg, run.task, key, args.restarts, args.chains_per_call, args.batch
+        apply,
+        params,
+        items,
+        cfg,
+        run.task,
+        key,
+        args.restarts,
+        args.chains_per_call,
+        args.batch,
+        args.rounds,
       )
       np.savez(path, **rows)
     else:
@@ -215,13 +252,15 @@ def main(argv=None):
         raise SystemExit(f"{path} holds {rows['probe'].shape} restarts x puzzles, not the flags'")
     record.update(summarize(rows, args.budget), seconds=round(time.time() - t0, 1))
     title = f"{args.model}: {args.num} {'validation' if args.validation else 'test'} {args.split} puzzles, {args.restarts} restarts each"
-    record["plot"] = plot(record, title, f"{args.out}_table_{tag}.png")
-    common.write_json(f"{args.out}_table_{tag}.json", record)
+    record["plot"] = plot(record, title, f"{out}_table_{tag}.png")
+    common.write_json(f"{out}_table_{tag}.json", record)
     for name in ("best_fixed", "best_adaptive"):
       print(f"{name}: {record[name]}")
     print(f"per restart {record['per_restart_exact']}, probe AUC {record['probe_auc']}")
     return record
-  policy = dataclasses.replace(cfg, rounds=0, chains=args.chains, accept_below=args.accept_below)
+  policy = dataclasses.replace(
+    cfg, rounds=args.rounds, chains=args.chains, accept_below=args.accept_below
+  )
   res = restarts.solve(
     apply,
     params,
@@ -230,21 +269,22 @@ def main(argv=None):
     items.eligible,
     policy,
     run.task.metric_fn,
+    metric_params=run.task.metric_params,
     slots=args.batch,
     progress=True,
   )
-  nfe, ran = np.asarray(res.item_nfe)[0], np.asarray(res.ran).sum(0)
+  nfe, ran = np.asarray(res.item_nfe)[-1], np.asarray(res.ran).sum(0)
   record.update(
     chains=args.chains,
     accept_below=args.accept_below,
-    exact=round(float(np.asarray(res.metrics["valid"])[0].mean()), 4),
+    exact=round(float(np.asarray(res.metrics["valid"])[-1].mean()), 4),
     mean_nfe=round(float(nfe.mean()), 1),
     max_nfe=int(nfe.max()),
     mean_restarts=round(float(ran.mean()), 2),
     restarts_histogram=np.bincount(ran, minlength=args.chains + 1)[1:].tolist(),
     seconds=round(time.time() - t0, 1),
   )
-  common.write_json(f"{args.out}_solve_{tag}.json", record)
+  common.write_json(f"{out}_solve_{tag}.json", record)
   print(
     f"exact {record['exact']:.3f}, mean NFE {record['mean_nfe']}, max {record['max_nfe']}, "
     f"restarts {record['mean_restarts']}, {record['seconds']} s"
