@@ -178,6 +178,22 @@ def probe_keys(round_keys, i):
   return jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, i), PROBE_STREAM))(round_keys)
 
 
+def probe_chains(apply_fn, params, key, item_ids, xs, eligible, cfg: RefineConfig, i: int):
+  """f32[K, B]: the probe's doubt about each of K chains' samples xs f32[K, B, H, W, C] after
+  round i, as returned unpicked by `refine(apply_fn, params, key, ..., item_ids=item_ids)` with
+  cfg.chains = K and no pick: drawn with the keys refine's own probe pick uses there, so the
+  lowest is the chain `pick="probe"` picks. Costs cfg.probe_draws evaluations per sample."""
+  chex.assert_rank(xs, 5)
+  chex.assert_shape(item_ids, (xs.shape[1],))
+  doubt.check_probe(cfg.probe_level, cfg.probe_draws)
+
+  def one(chain_key, x):
+    keys = probe_keys(chain_keys(chain_key, item_ids)[2], i)
+    return doubt.probe(apply_fn, params, keys, x, eligible, cfg.probe_level, cfg.probe_draws)
+
+  return jax.vmap(one)(jax.random.split(key, xs.shape[0]), xs)
+
+
 def refine_chain(
   apply_fn, metric_fn, cfg: RefineConfig, params, metric_params, item_keys, x, eligible
 ):

@@ -129,6 +129,42 @@ def test_solve_bad_settings_are_named():
     restarts.solve(APPLY, PARAMS, jax.random.key(0), x, eligible.at[1].set(False), cfg)
 
 
+def test_probing_every_chain_reproduces_refines_probe_pick():
+  """probe_chains scores the unpicked chains with refine's own probe keys: its lowest is the
+  chain pick="probe" picks, with the same doubt, after round 0 and after the last round."""
+  x, eligible = _inputs(1)
+  ids = jnp.arange(B) + 10  # item ids other than the positions: the keys follow the ids
+  cfg = ipr.RefineConfig(rounds=2, chains=K, keep_history=True, **FAST)
+  every = ipr.refine(APPLY, PARAMS, jax.random.key(5), x, eligible, cfg, item_ids=ids)
+  picked = ipr.refine(
+    APPLY,
+    PARAMS,
+    jax.random.key(5),
+    x,
+    eligible,
+    dataclasses.replace(cfg, pick="probe"),
+    item_ids=ids,
+  )
+  for i in (0, 2):
+    d = ipr.probe_chains(
+      APPLY, PARAMS, jax.random.key(5), ids, every.history[:, i], eligible, cfg, i
+    )
+    assert d.shape == (K, B)
+    np.testing.assert_array_equal(np.argmin(d, 0), picked.chosen[i])
+    np.testing.assert_allclose(np.min(d, 0), picked.doubt[i], rtol=1e-6)
+  with pytest.raises(ValueError, match="probe level"):
+    ipr.probe_chains(
+      APPLY,
+      PARAMS,
+      jax.random.key(5),
+      ids,
+      every.x,
+      eligible,
+      dataclasses.replace(cfg, probe_level=1.5),
+      0,
+    )
+
+
 @pytest.mark.parametrize("threshold, cap", [(None, 6), (0.2, 6), (0.5, 3)])
 def test_the_studys_simulated_policy_is_refines(threshold, cap):
   """experiments.studies.adaptive_restarts simulates stopping rules on a restart table; on a

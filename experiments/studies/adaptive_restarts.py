@@ -39,7 +39,7 @@ from absl import flags
 from tqdm import tqdm
 
 from experiments import common, shipped
-from ipr_jax import doubt, pretrained, refine, restarts
+from ipr_jax import pretrained, refine, restarts
 
 PAPER_BUDGET = 1683  # NFE per puzzle of the paper's 30 hard rounds (docs/results/sudoku_unique.md)
 OUT = {  # --out's default prefix per benchmark
@@ -74,14 +74,11 @@ def restart_table(apply, params, items, cfg, task, key, num_restarts, per_call, 
       metric_params=task.metric_params,
       item_ids=ids,
     )
-    for c, chain_key in enumerate(jax.random.split(call_key, per_call)):
-      r = j * per_call + c
-      probe_keys = refine.probe_keys(refine.chain_keys(chain_key, ids)[2], rounds)
-      rows["probe"][r, lo:hi] = doubt.probe(
-        apply, params, probe_keys, res.x[c], eligible, cfg.probe_level, cfg.probe_draws
-      )
-      rows["exact"][r, lo:hi] = np.asarray(res.metrics["valid"])[c, -1] > 0.5
-      rows["item_nfe"][r, lo:hi] = np.asarray(res.item_nfe)[c, -1] + cfg.probe_draws
+    span = slice(j * per_call, (j + 1) * per_call)  # this call's restarts
+    probes = refine.probe_chains(apply, params, call_key, ids, res.x, eligible, cfg, rounds)
+    rows["probe"][span, lo:hi] = np.asarray(probes)
+    rows["exact"][span, lo:hi] = np.asarray(res.metrics["valid"])[:, -1] > 0.5
+    rows["item_nfe"][span, lo:hi] = np.asarray(res.item_nfe)[:, -1] + cfg.probe_draws
   return rows
 
 

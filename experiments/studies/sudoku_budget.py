@@ -270,22 +270,7 @@ def restart_curves(res, apply, params, items, cfg, key) -> list:
   ids = np.arange(len(items.x))
   valid = np.asarray(res.metrics["valid"])[:, 0]  # [K, N]
   scores = {
-    "probe": np.stack(
-      [
-        np.asarray(
-          doubt.probe(
-            apply,
-            params,
-            refine.probe_keys(refine.chain_keys(chain_key, ids)[2], 0),
-            res.x[c],
-            eligible,
-            cfg.probe_level,
-            cfg.probe_draws,
-          )
-        )
-        for c, chain_key in enumerate(jax.random.split(key, cfg.chains))
-      ]
-    ),
+    "probe": np.asarray(refine.probe_chains(apply, params, key, ids, res.x, eligible, cfg, 0)),
     "lowest_sigma": np.asarray(doubt.eligible_mean(res.sigma, eligible)),
   }
   per_chain = int(res.nfe[0, 0])
