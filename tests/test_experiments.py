@@ -610,6 +610,12 @@ def test_budget_run_method_of_each_kind():
   assert len(got["chains2_lowest_sigma"][1]["per_chain_final"]) == 2
   vote = got["chains3_vote"][1]
   assert len(vote["nfe"]) == 1 and 0 <= vote["after_vote"] <= 1
+  # restart curves: the probe and lowest-sigma picks among the first 1..K restarts
+  curves = dict(sudoku_budget.run_method("restarts_curve2", apply, params, items, run, key))
+  assert set(curves) == {"restarts_probe", "restarts_lowest_sigma"}
+  for c in curves.values():
+    assert len(c["valid"]) == 2 and c["restarts_any"][0] <= c["restarts_any"][1]
+    assert c["valid"][0] == c["restarts_any"][0]  # one restart: the pick is restart 0
 
 
 def test_budget_methods_are_planned_to_the_paper_budget():
