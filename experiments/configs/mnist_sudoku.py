@@ -34,6 +34,8 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
 - latent_cpu_29k: 10k more steps of mnist_sudoku_latent_19k (its codec reused; a new cosine cycle
   at lr 7e-4):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_29k --workdir runs/latent_29k --mode train
+  Measured (300 hard puzzles, uncertainty, 30 rounds): 7.0% -> 25.0%, no better than the 19k
+  model (26.0%), so not shipped: that model has plateaued (docs/results/mnist_sudoku.md).
 - latent_mnist: the same over 28x28 MNIST cells (252x252 boards): set IPR_JAX_MNIST_DIR (or
   --config.data.idx_dir) to the four MNIST IDX files; the codec at batch 64 (width 32, 4k + 3k
   steps, 40 min here) and 6k denoiser steps. Measured: the codec reads 96.41% of the held-out
