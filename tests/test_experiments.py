@@ -302,6 +302,25 @@ def test_quickstart_image_sudoku_reduced(tmp_path):
   assert os.path.exists(tmp_path / "strip.png")
 
 
+@pytest.mark.skipif(
+  "mnist_sudoku_latent_mnist" not in pretrained.available(), reason="shipped model not present"
+)
+def test_shipped_real_mnist_latent_model_loads_offline_and_fits_its_codec():
+  """The real-MNIST latent model ships with its 28x28 codec; loading both needs no MNIST file:
+  the denoiser reads the codec's d channels, the codec maps a 252x252 board to the 9x9 grid of
+  latents and back, and its recommendation is the uncertainty selector it was measured with."""
+  apply, params, manifest = pretrained.load("mnist_sudoku_latent_mnist")
+  encode, decode, codec_params = pretrained.load_codec("mnist_sudoku_latent_mnist")
+  cfg = pretrained.codec_config("mnist_sudoku_latent_mnist")
+  assert (cfg.patch, cfg.latent_dim) == (28, manifest["model"]["channels"])
+  assert manifest["config"]["data"]["source"] == "idx_dir"
+  board = jnp.full((2, 252, 252, 1), -1.0)
+  z = encode(codec_params, board)
+  assert z.shape == (2, 9, 9, cfg.latent_dim) and decode(codec_params, z).shape == board.shape
+  rec = pretrained.recommended(manifest)
+  assert (rec.selector, rec.rounds) == ("uncertainty", 30)
+
+
 def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
   """With 63 of 64 patches given, the shipped Even Pixels model redraws the missing patch in
   its image's two hues, every pixel near one of them (noise or blends are far from both); it
