@@ -319,6 +319,19 @@ def test_shipped_real_mnist_latent_model_loads_offline_and_fits_its_codec():
   assert z.shape == (2, 9, 9, cfg.latent_dim) and decode(codec_params, z).shape == board.shape
   rec = pretrained.recommended(manifest)
   assert (rec.selector, rec.rounds) == ("uncertainty", 30)
+  # its continuation config warm-starts from it over the same codec (else the codec stage
+  # refuses the copy) and the same denoiser
+  from experiments import codec
+  from experiments.configs import mnist_sudoku
+
+  config = mnist_sudoku.get_config("latent_mnist_more")
+  stage = translate.codec_stage(config)
+  assert stage.init_from == "mnist_sudoku_latent_mnist" and stage.source == "idx_dir"
+  assert codec.config_of(stage, codec.cell_of(stage)) == cfg
+  config.eval.pretrained = "mnist_sudoku_latent_mnist"  # the task reads the shipped codec
+  run = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused"))
+  stored = pretrained.model_config(manifest["model"])
+  translate.check_same_model(stored, run.model, "mnist_sudoku_latent_mnist")  # ValueError if not
 
 
 def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
