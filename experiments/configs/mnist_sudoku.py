@@ -43,7 +43,9 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   the denoiser's run is in docs/results/mnist_sudoku.md. Shipped as `mnist_sudoku_latent_mnist`
   (hard 16.3% -> 38.3%, uncertainty, 30 rounds).
 - latent_mnist_more: 9k more steps of mnist_sudoku_latent_mnist (its codec reused; a new cosine
-  cycle at lr 1e-3), not run yet (about 45 min on 2 idle CPU cores, then 31 min of scoring):
+  cycle at lr 1e-3; 4 steps/s on 2 idle cores): 5,000 of its steps ran (validation round 0 on 48
+  hard puzzles 20.8% at 3k); its workdir docs/results/mnist_sudoku/latent_mnist_more_workdir
+  resumes it (copy it to runs/latent_mnist_more), then 31 min of scoring:
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_more --workdir runs/latent_mnist_more --mode train
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
