@@ -61,8 +61,8 @@ def main(argv=None):
   t0 = time.time()
   out = args.out or os.path.join("runs", time.strftime("quickstart-%Y%m%d-%H%M%S"))
   os.makedirs(out, exist_ok=True)
-  model = shipped.MODELS[args.benchmark][0]
   apply, params, manifest, run = shipped.open_model(args.benchmark, seed=args.seed, workdir=out)
+  model = manifest["name"]
   recommended = pretrained.recommended(manifest)
   if args.rounds is None:
     args.rounds = max(1, recommended.rounds // 2)

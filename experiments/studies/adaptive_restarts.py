@@ -198,7 +198,7 @@ def main(argv=None):
   t0 = time.time()
   out = args.out or OUT[args.benchmark]
   apply, params, manifest, run = shipped.open_model(args.benchmark, args.model, args.seed)
-  args.model = manifest["name"]
+  model = manifest["name"]
   cfg = pretrained.recommended(manifest, args.split)
   changes = {
     k: getattr(args, k)
@@ -208,14 +208,12 @@ def main(argv=None):
   cfg = dataclasses.replace(cfg, initial=dataclasses.replace(cfg.initial, **changes))
   items = run.task.test_items(args.split, args.num, validation=args.validation)
   key = jax.random.key(args.seed)
-  if args.rounds:
-    changes["rounds"] = args.rounds
+  named = {**changes, **({"rounds": args.rounds} if args.rounds else {})}  # in the file names
   tag = f"{args.split}{'_val' if args.validation else ''}" + "".join(
-    f"_{k}{v:g}" for k, v in changes.items()
+    f"_{k}{v:g}" for k, v in named.items()
   )
-  changes.pop("rounds", None)
   record = {
-    "model": args.model,
+    "model": model,
     "split": args.split,
     "validation": args.validation,
     "num": args.num,
@@ -248,7 +246,7 @@ def main(argv=None):
       if rows["probe"].shape != (args.restarts, args.num):
         raise SystemExit(f"{path} holds {rows['probe'].shape} restarts x puzzles, not the flags'")
     record.update(summarize(rows, args.budget), seconds=round(time.time() - t0, 1))
-    title = f"{args.model}: {args.num} {'validation' if args.validation else 'test'} {args.split} puzzles, {args.restarts} restarts each"
+    title = f"{model}: {args.num} {'validation' if args.validation else 'test'} {args.split} puzzles, {args.restarts} restarts each"
     record["plot"] = plot(record, title, f"{out}_table_{tag}.png")
     common.write_json(f"{out}_table_{tag}.json", record)
     for name in ("best_fixed", "best_adaptive"):
