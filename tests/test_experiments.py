@@ -832,3 +832,34 @@ def test_image_model_ships_its_medium_settings():
   hard, medium = evaluate.recommended_for(run, "hard"), evaluate.recommended_for(run, "medium")
   assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (30, 0.25, "learned_range")
   assert (medium.rounds, medium.resampling_ratio, medium.ipr.variance) == (8, 0.5, "fixed_small")
+
+
+def test_latent_geometry_oracles():
+  """class_share is the R^2 of a least-squares fit of z on the one-hot class (an independent
+  computation); far-apart clusters read ~1 and are classified exactly, shuffled labels read ~0;
+  the shipped offline codec's banks are measured without the MNIST files; bad input is named."""
+  from experiments.studies import latent_geometry as geo
+
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(10), 200)
+  centres = rng.normal(size=(10, 4)) * 3.0
+  z = centres[labels] + rng.normal(size=(2000, 4))
+  g = geo.geometry(z, labels)
+  onehot = np.eye(10)[labels]
+  fit = onehot @ np.linalg.lstsq(onehot, z, rcond=None)[0]
+  r2 = 1 - ((z - fit) ** 2).sum() / ((z - z.mean(0)) ** 2).sum()
+  assert abs(g["class_share"] - r2) < 1e-9 and g["class_share"] > 0.75
+  assert g["num"] == 2000 and g["dim"] == 4 and g["nearest_mean_accuracy"] > 0.8
+  shuffled = geo.geometry(z, rng.permutation(labels))
+  assert shuffled["class_share"] < 0.02 and shuffled["nearest_mean_accuracy"] < 0.3
+  far = geo.geometry(np.eye(10)[labels] * 100 + rng.normal(size=(2000, 10)), labels)
+  assert far["nearest_mean_accuracy"] == 1.0 and far["separation"] > 100
+  with pytest.raises(ValueError, match="at least two classes"):
+    geo.geometry(z, np.zeros(2000, int))
+  with pytest.raises(ValueError, match="z \\[N, d\\]"):
+    geo.geometry(z[:, 0], labels)
+
+  out = geo.measure("mnist_sudoku_latent_19k")
+  assert out["train"]["num"] == 1000 and out["test"]["num"] == 250
+  assert 0.3 < out["train"]["class_share"] < 0.9  # the style takes the rest
+  assert out["test"]["nearest_mean_accuracy"] > 0.8

@@ -1,0 +1,133 @@
+"""How much of a latent codec's space is the digit and how much the handwriting: the share of
+the latent variance that the digit's class explains, over the digit banks image-Sudoku boards
+are drawn from (docs/results/mnist_sudoku.md, "Why real MNIST learns faster").
+
+    python -m experiments.studies.latent_geometry [--models mnist_sudoku_latent_19k,mnist_sudoku_latent_mnist] \
+        [--out docs/results/mnist_sudoku/latent_geometry.json]
+
+For each shipped latent model, its codec encodes every digit of the training bank (the
+instances training boards are drawn with) and of the test bank, in the normalised latent units
+the denoiser sees. Labels are read here only to measure; they never shape a codec. Printed per
+model and bank:
+
+- `class_share`: between-class variance / total variance (R^2 of the class), summed over the d
+  channels. A denoiser that knows every cell's digit exactly (a perfect Sudoku reasoner) still
+  cannot predict the rest, so at full noise its regression loss can fall only by this share:
+  the larger it is, the more of the training signal is about the puzzle and the less about the
+  style, which no board constrains.
+- `separation`: the smallest distance between two class means, in units of the root mean
+  within-class variance per channel (how far apart the digits sit against their spread).
+- `nearest_mean_accuracy`: each digit classified by the nearest class mean of the training bank
+  (how linearly plain the class structure of the latent space is).
+
+A model whose data need the MNIST files (`latent_mnist`) is skipped with a message when
+IPR_JAX_MNIST_DIR is not set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from experiments.configs import mnist_sudoku
+from ipr_jax import pretrained
+from ipr_jax.data import digits
+from ipr_jax.evaluation import digit_classifier
+
+FLAGS = {}
+DEFAULT_MODELS = ("mnist_sudoku_latent_19k", "mnist_sudoku_latent_mnist")
+
+
+def define_flags():
+  """The command line's flags, defined when run as a script."""
+  FLAGS.update(
+    models=flags.DEFINE_list("models", list(DEFAULT_MODELS), "shipped latent models"),
+    out=flags.DEFINE_string("out", "", "write the figures to this JSON file too"),
+  )
+
+
+def geometry(z, labels, means=None) -> dict:
+  """Class structure of latents z f32[N, d] with int labels[N] in 0..9: class_share,
+  separation and nearest_mean_accuracy (module docstring), with the class means of `means`
+  f32[10, d] for the nearest-mean rule (default: z's own)."""
+  z = np.asarray(z, np.float64)
+  labels = np.asarray(labels)
+  if z.ndim != 2 or labels.shape != (len(z),):
+    raise ValueError(f"geometry wants z [N, d] and labels [N], got {z.shape} and {labels.shape}")
+  classes = np.unique(labels)
+  if len(classes) < 2:
+    raise ValueError(f"geometry needs at least two classes, got {classes.tolist()}")
+  own = np.stack([z[labels == c].mean(0) for c in classes])
+  total = z.var(0).sum()
+  within = sum(((z[labels == c] - own[i]) ** 2).sum() for i, c in enumerate(classes)) / len(z)
+  gaps = np.linalg.norm(own[:, None] - own[None], axis=-1)[np.triu_indices(len(classes), 1)]
+  ref = own if means is None else np.asarray(means, np.float64)[classes]
+  nearest = classes[np.argmin(np.linalg.norm(z[:, None] - ref[None], axis=-1), axis=1)]
+  return {
+    "num": int(len(z)),
+    "dim": int(z.shape[1]),
+    "total_variance": float(total),
+    "class_share": float(1.0 - within / total),
+    "separation": float(gaps.min() / np.sqrt(within / z.shape[1])),
+    "nearest_mean_accuracy": float(np.mean(nearest == labels)),
+  }
+
+
+def bank_latents(model: str) -> dict:
+  """{'train': (z f32[N, d], labels), 'test': ...}: model's digit banks through its codec."""
+  manifest = pretrained.manifest(model)
+  source = manifest["codec"]["source"]
+  idx_dir = os.environ.get(mnist_sudoku.MNIST_ENV) if source == "idx_dir" else None
+  encode, _, params = pretrained.load_codec(model)
+  enc = jax.jit(encode)
+  out = {}
+  for split, bank in digit_classifier.banks(source, idx_dir).items():
+    tiles = digits.to_model(bank.reshape(-1, *bank.shape[2:]))[..., None]
+    z = np.concatenate(
+      [np.asarray(enc(params, jnp.asarray(tiles[i : i + 2048]))) for i in range(0, len(tiles), 2048)]
+    )
+    out[split] = (z.reshape(len(tiles), -1), np.repeat(np.arange(10), bank.shape[1]))
+  return out
+
+
+def measure(model: str) -> dict:
+  """The figures of one model's codec: {'train': geometry, 'test': geometry (nearest means from
+  the training bank)}."""
+  lat = bank_latents(model)
+  train = geometry(*lat["train"])
+  means = np.stack([lat["train"][0][lat["train"][1] == c].mean(0) for c in range(10)])
+  return {"train": train, "test": geometry(*lat["test"], means=means)}
+
+
+def main(argv):
+  del argv
+  results = {}
+  for model in FLAGS["models"].value:
+    source = pretrained.manifest(model).get("codec", {}).get("source")
+    if source is None:
+      raise SystemExit(f"{model!r} is not a latent model (its manifest has no codec)")
+    if source == "idx_dir" and not os.environ.get(mnist_sudoku.MNIST_ENV):
+      print(f"{model}: skipped, its digits need the MNIST files ({mnist_sudoku.MNIST_ENV})")
+      continue
+    results[model] = measure(model)
+    for split, g in results[model].items():
+      print(
+        f"{model} {split} bank ({g['num']} digits, d = {g['dim']}): class share "
+        f"{g['class_share']:.3f}, separation {g['separation']:.2f}, nearest-mean accuracy "
+        f"{g['nearest_mean_accuracy']:.4f}"
+      )
+  if FLAGS["out"].value:
+    os.makedirs(os.path.dirname(FLAGS["out"].value) or ".", exist_ok=True)
+    with open(FLAGS["out"].value, "w") as f:
+      json.dump(results, f, indent=1)
+    print(f"wrote {FLAGS['out'].value}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
