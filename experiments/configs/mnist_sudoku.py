@@ -43,10 +43,12 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   the denoiser's run is in docs/results/mnist_sudoku.md. Shipped as `mnist_sudoku_latent_mnist`
   (hard 16.3% -> 38.3%, uncertainty, 30 rounds).
 - latent_mnist_more: 9k more steps of mnist_sudoku_latent_mnist (its codec reused; a new cosine
-  cycle at lr 1e-3; 4 steps/s on 2 idle cores): 5,000 of its steps ran (validation round 0 on 48
-  hard puzzles 20.8% at 3k); its workdir docs/results/mnist_sudoku/latent_mnist_more_workdir
-  resumes it (copy it to runs/latent_mnist_more), then 31 min of scoring:
+  cycle at lr 1e-3; 4 steps/s on 2 idle cores, run over two sessions), 15k steps in all; shipped
+  as `mnist_sudoku_latent_mnist_15k`:
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_more --workdir runs/latent_mnist_more --mode train
+- latent_mnist_21k: 6k more steps of mnist_sudoku_latent_mnist_15k (its codec reused; a new
+  cosine cycle at lr 7e-4):
+    IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_21k --workdir runs/latent_mnist_21k --mode train
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
@@ -71,6 +73,7 @@ LATENT_VARIANTS = (
   "latent_cpu_29k",
   "latent_mnist",
   "latent_mnist_more",
+  "latent_mnist_21k",
 )
 
 
@@ -119,6 +122,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     elif variant == "latent_mnist_more":  # mnist_sudoku_latent_mnist (and its codec), 9k more
       c.train.update(steps=9_000, eval_every=3000, init_from="mnist_sudoku_latent_mnist")
       c.optim.update(learning_rate=1e-3, warmup_steps=200, decay_steps=9_000)
+    elif variant == "latent_mnist_21k":  # mnist_sudoku_latent_mnist_15k (and its codec), 6k more
+      c.train.update(steps=6_000, eval_every=2000, init_from="mnist_sudoku_latent_mnist_15k")
+      c.optim.update(learning_rate=7e-4, warmup_steps=200, decay_steps=6_000)
     else:
       c.train.update(steps=6_000, eval_every=2000)
       c.optim.decay_steps = 6_000

@@ -89,7 +89,10 @@ def bank_latents(model: str) -> dict:
   for split, bank in digit_classifier.banks(source, idx_dir).items():
     tiles = digits.to_model(bank.reshape(-1, *bank.shape[2:]))[..., None]
     z = np.concatenate(
-      [np.asarray(enc(params, jnp.asarray(tiles[i : i + 2048]))) for i in range(0, len(tiles), 2048)]
+      [
+        np.asarray(enc(params, jnp.asarray(tiles[i : i + 2048])))
+        for i in range(0, len(tiles), 2048)
+      ]
     )
     out[split] = (z.reshape(len(tiles), -1), np.repeat(np.arange(10), bank.shape[1]))
   return out
