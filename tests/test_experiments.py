@@ -324,14 +324,20 @@ def test_shipped_real_mnist_latent_model_loads_offline_and_fits_its_codec():
   from experiments import codec
   from experiments.configs import mnist_sudoku
 
-  config = mnist_sudoku.get_config("latent_mnist_more")
-  stage = translate.codec_stage(config)
-  assert stage.init_from == "mnist_sudoku_latent_mnist" and stage.source == "idx_dir"
-  assert codec.config_of(stage, codec.cell_of(stage)) == cfg
-  config.eval.pretrained = "mnist_sudoku_latent_mnist"  # the task reads the shipped codec
-  run = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused"))
-  stored = pretrained.model_config(manifest["model"])
-  translate.check_same_model(stored, run.model, "mnist_sudoku_latent_mnist")  # ValueError if not
+  for variant, base in (
+    ("latent_mnist_more", "mnist_sudoku_latent_mnist"),
+    ("latent_mnist_21k", "mnist_sudoku_latent_mnist_15k"),
+  ):
+    if base not in pretrained.available():
+      continue
+    config = mnist_sudoku.get_config(variant)
+    stage = translate.codec_stage(config)
+    assert stage.init_from == base and stage.source == "idx_dir"
+    assert codec.config_of(stage, codec.cell_of(stage)) == pretrained.codec_config(base)
+    config.eval.pretrained = base  # the task reads the shipped codec
+    run = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused"))
+    stored = pretrained.model_config(pretrained.manifest(base)["model"])
+    translate.check_same_model(stored, run.model, base)  # ValueError if not
 
 
 def test_shipped_even_pixels_model_redraws_a_patch_in_the_images_two_hues():
