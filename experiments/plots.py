@@ -260,3 +260,34 @@ def training_curves(metrics_path: str, path: str) -> str:
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def against_steps(series: dict, split: str, method: str, metric: str, path: str) -> str:
+  """`metric` at round 0 (dashed) and after the last round (solid) of `method` on `split`, and
+  the compute-matched single pass (dotted) where the results have one, against the denoiser's
+  training steps: series {label: [(steps, results dict), ...]}, one colour per label."""
+  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  for i, (label, points) in enumerate(series.items()):
+    points = sorted(points, key=lambda p: p[0])
+    steps = [p[0] for p in points]
+    curves = [p[1]["metrics"][split][method][metric] for p in points]
+    color = f"C{i}"
+    ax.plot(steps, [c[-1] for c in curves], "o-", color=color, label=f"{label}: last round")
+    ax.plot(
+      steps, [c[0] for c in curves], "s--", color=color, mfc="none", label=f"{label}: round 0"
+    )
+    matched = [
+      (s, m[metric][0])
+      for s, (_, r) in zip(steps, points)
+      for name, m in r["metrics"][split].items()
+      if name.startswith("compute_matched")
+    ]
+    if matched:
+      ax.plot(*zip(*matched), "^:", color=color, mfc="none", label=f"{label}: compute-matched")
+  ax.set_xlabel("denoiser training steps"), ax.set_ylabel(metric_label(metric))
+  ax.set_title(f"{split}: {method_label(method)}", fontsize=10)
+  ax.grid(alpha=0.3), ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path

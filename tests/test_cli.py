@@ -106,3 +106,33 @@ def test_peer_speed_names_the_missing_extra():
 
   with pytest.raises(SystemExit, match=r'pip install -e "\.\[peers\]"'):
     peer_speed.main(["--size", "small"])
+
+
+def test_steps_plot_tables_and_plots_points_and_names_bad_ones(tmp_path, capsys):
+  from experiments.tools import steps_plot
+
+  def results(curve, matched):
+    metrics = {
+      "ipr_uncertainty": {"valid": curve},
+      "compute_matched_21_steps": {"valid": [matched]},
+    }
+    return {"headline": "valid", "metrics": {"hard": metrics}}
+
+  paths = []
+  for i, (curve, matched) in enumerate((([0.1, 0.3], 0.15), ([0.2, 0.5], 0.25))):
+    paths.append(tmp_path / f"r{i}.json")
+    paths[-1].write_text(json.dumps(results(curve, matched)))
+  out = tmp_path / "steps.png"
+  steps_plot.main(
+    ["--point", f"a, b,15000,{paths[1]}", "--point", f"a, b,6000,{paths[0]}", "--out", str(out)]
+  )
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[2] == "| a, b | 6,000 | 10.0% | 30.0% (round 1) | 15.0% |"  # sorted by steps
+  assert lines[3] == "| a, b | 15,000 | 20.0% | 50.0% (round 1) | 25.0% |"
+  assert out.stat().st_size > 0
+  with pytest.raises(SystemExit, match="LABEL,STEPS,RESULTS_JSON"):
+    steps_plot.main(["--point", f"a,x,{paths[0]}"])
+  with pytest.raises(SystemExit, match="no 'ipr_uniform' on split 'hard'"):
+    steps_plot.main(["--point", f"a,1,{paths[0]}", "--method", "ipr_uniform"])
+  with pytest.raises(SystemExit, match="no --point"):
+    steps_plot.main([])

@@ -865,7 +865,9 @@ def test_latent_geometry_oracles():
   with pytest.raises(ValueError, match="z \\[N, d\\]"):
     geo.geometry(z[:, 0], labels)
 
-  out = geo.measure("mnist_sudoku_latent_19k")
+  out = geo.main(["--models", "mnist_sudoku_latent_19k"])["mnist_sudoku_latent_19k"]
   assert out["train"]["num"] == 1000 and out["test"]["num"] == 250
   assert 0.3 < out["train"]["class_share"] < 0.9  # the style takes the rest
   assert out["test"]["nearest_mean_accuracy"] > 0.8
+  with pytest.raises(SystemExit, match="not a latent model"):
+    geo.main(["--models", "sudoku_symbolic"])

@@ -28,27 +28,25 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
+from experiments import common
 from experiments.configs import mnist_sudoku
 from ipr_jax import pretrained
 from ipr_jax.data import digits
 from ipr_jax.evaluation import digit_classifier
 
-FLAGS = {}
 DEFAULT_MODELS = ("mnist_sudoku_latent_19k", "mnist_sudoku_latent_mnist")
 
 
-def define_flags():
-  """The command line's flags, defined when run as a script."""
-  FLAGS.update(
-    models=flags.DEFINE_list("models", list(DEFAULT_MODELS), "shipped latent models"),
-    out=flags.DEFINE_string("out", "", "write the figures to this JSON file too"),
-  )
+def define_flags(f):
+  flags.DEFINE_list("models", list(DEFAULT_MODELS), "shipped latent models", flag_values=f)
+  flags.DEFINE_string("out", None, "write the figures to this JSON file too", flag_values=f)
 
 
 def geometry(z, labels, means=None) -> dict:
@@ -107,13 +105,17 @@ def measure(model: str) -> dict:
   return {"train": train, "test": geometry(*lat["test"], means=means)}
 
 
-def main(argv):
-  del argv
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
+  prog = "experiments.studies.latent_geometry"
+  args = common.parse_flags(define_flags, argv, prog, __doc__)
   results = {}
-  for model in FLAGS["models"].value:
+  for model in args.models:
+    if model not in pretrained.available():
+      raise SystemExit(f"{prog}: no shipped model {model!r}")
     source = pretrained.manifest(model).get("codec", {}).get("source")
     if source is None:
-      raise SystemExit(f"{model!r} is not a latent model (its manifest has no codec)")
+      raise SystemExit(f"{prog}: {model!r} is not a latent model (its manifest has no codec)")
     if source == "idx_dir" and not os.environ.get(mnist_sudoku.MNIST_ENV):
       print(f"{model}: skipped, its digits need the MNIST files ({mnist_sudoku.MNIST_ENV})")
       continue
@@ -124,13 +126,13 @@ def main(argv):
         f"{g['class_share']:.3f}, separation {g['separation']:.2f}, nearest-mean accuracy "
         f"{g['nearest_mean_accuracy']:.4f}"
       )
-  if FLAGS["out"].value:
-    os.makedirs(os.path.dirname(FLAGS["out"].value) or ".", exist_ok=True)
-    with open(FLAGS["out"].value, "w") as f:
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
       json.dump(results, f, indent=1)
-    print(f"wrote {FLAGS['out'].value}")
+    print(f"wrote {args.out}")
+  return results
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main)
+  main()
