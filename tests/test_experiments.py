@@ -327,6 +327,7 @@ def test_shipped_real_mnist_latent_model_loads_offline_and_fits_its_codec():
   for variant, base in (
     ("latent_mnist_more", "mnist_sudoku_latent_mnist"),
     ("latent_mnist_21k", "mnist_sudoku_latent_mnist_15k"),
+    ("latent_mnist_33k", "mnist_sudoku_latent_mnist_21k"),
   ):
     if base not in pretrained.available():
       continue

@@ -49,6 +49,10 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
 - latent_mnist_21k: 6k more steps of mnist_sudoku_latent_mnist_15k (its codec reused; a new
   cosine cycle at lr 7e-4):
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_21k --workdir runs/latent_mnist_21k --mode train
+  Shipped as `mnist_sudoku_latent_mnist_21k`.
+- latent_mnist_33k: 12k more steps of mnist_sudoku_latent_mnist_21k (its codec reused; a new
+  cosine cycle at lr 7e-4; about 50 min on 2 idle cores, resumable across sessions):
+    IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_33k --workdir runs/latent_mnist_33k --mode train
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
@@ -74,6 +78,7 @@ LATENT_VARIANTS = (
   "latent_mnist",
   "latent_mnist_more",
   "latent_mnist_21k",
+  "latent_mnist_33k",
 )
 
 
@@ -125,6 +130,9 @@ def get_config(variant: str = "cpu") -> ml_collections.ConfigDict:
     elif variant == "latent_mnist_21k":  # mnist_sudoku_latent_mnist_15k (and its codec), 6k more
       c.train.update(steps=6_000, eval_every=2000, init_from="mnist_sudoku_latent_mnist_15k")
       c.optim.update(learning_rate=7e-4, warmup_steps=200, decay_steps=6_000)
+    elif variant == "latent_mnist_33k":  # mnist_sudoku_latent_mnist_21k (and its codec), 12k more
+      c.train.update(steps=12_000, eval_every=3000, init_from="mnist_sudoku_latent_mnist_21k")
+      c.optim.update(learning_rate=7e-4, warmup_steps=200, decay_steps=12_000)
     else:
       c.train.update(steps=6_000, eval_every=2000)
       c.optim.decay_steps = 6_000
