@@ -266,7 +266,7 @@ def against_steps(series: dict, split: str, method: str, metric: str, path: str)
   """`metric` at round 0 (dashed) and after the last round (solid) of `method` on `split`, and
   the compute-matched single pass (dotted) where the results have one, against the denoiser's
   training steps: series {label: [(steps, results dict), ...]}, one colour per label."""
-  fig, ax = plt.subplots(figsize=(6.4, 4.0))
+  fig, ax = plt.subplots(figsize=(8.4, 4.0))
   for i, (label, points) in enumerate(series.items()):
     points = sorted(points, key=lambda p: p[0])
     steps = [p[0] for p in points]
@@ -286,7 +286,7 @@ def against_steps(series: dict, split: str, method: str, metric: str, path: str)
       ax.plot(*zip(*matched), "^:", color=color, mfc="none", label=f"{label}: compute-matched")
   ax.set_xlabel("denoiser training steps"), ax.set_ylabel(metric_label(metric))
   ax.set_title(f"{split}: {method_label(method)}", fontsize=10)
-  ax.grid(alpha=0.3), ax.legend(fontsize=7)
+  ax.grid(alpha=0.3), ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
