@@ -7,30 +7,30 @@ from experiments import codec, translate
 from experiments.configs import mnist_sudoku, sudoku_symbolic
 from ipr_jax import pretrained
 
-# benchmark -> (its default shipped model, the config that model's task is read with)
+# benchmark -> (its default shipped model, the get_config of the configs its models were trained
+# with: a model's task is read with the config of its own variant, e.g. real-MNIST boards for a
+# latent_mnist model)
 MODELS = {
-  "sudoku_symbolic": ("sudoku_symbolic", lambda: sudoku_symbolic.get_config("cpu")),
-  "mnist_sudoku": (
-    "mnist_sudoku_latent_19k",
-    lambda: mnist_sudoku.get_config("latent_cpu_more"),
-  ),
+  "sudoku_symbolic": ("sudoku_symbolic", sudoku_symbolic.get_config),
+  "mnist_sudoku": ("mnist_sudoku_latent_19k", mnist_sudoku.get_config),
 }
 
 
 def open_model(benchmark: str, model: str | None = None, seed: int = 0, workdir: str = "runs"):
-  """(apply, params, manifest, run): shipped model `model` (default: the benchmark's) and the
-  benchmark's task (translate.Run), with the model's codec where it is a latent model.
+  """(apply, params, manifest, run): shipped model `model` (default: the benchmark's) and its
+  task (translate.Run, from the config of the model's variant), with the model's codec where it
+  is a latent model.
   ValueError for an unknown benchmark, or a model of another benchmark."""
   if benchmark not in MODELS:
     raise ValueError(f"benchmarks with a shipped model: {', '.join(MODELS)}; got {benchmark!r}")
-  default, make_config = MODELS[benchmark]
+  default, get_config = MODELS[benchmark]
   model = model or default
   apply, params, manifest = pretrained.load(model)
   if manifest.get("benchmark") != benchmark:
     raise ValueError(
       f"shipped model {model!r} is a {manifest.get('benchmark')} model, not {benchmark}"
     )
-  config = make_config()
+  config = get_config(manifest["variant"])
   config.seed = seed
   config.eval.pretrained = model
   run = translate.translate(config, codec=codec.load(translate.codec_stage(config), workdir))

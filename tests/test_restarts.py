@@ -223,6 +223,15 @@ def test_shipped_models_open_only_with_their_benchmark():
     shipped.open_model("even_pixels")
   with pytest.raises(ValueError, match="is a sudoku_symbolic model, not mnist_sudoku"):
     shipped.open_model("mnist_sudoku", "sudoku_symbolic")
+  # a model's task is its own variant's: real-MNIST boards (28-pixel cells) for the real-MNIST
+  # model, 8x8 digits for the default; opening needs no MNIST file (making puzzles would)
+  for model, variant, source in (
+    ("mnist_sudoku_latent_mnist_15k", "latent_mnist_more", "idx_dir"),
+    (None, "latent_cpu_more", "sklearn"),
+  ):
+    _, _, manifest, run = shipped.open_model("mnist_sudoku", model)
+    assert run.variant == variant == manifest["variant"]
+    assert run.record["data"]["source"] == source
 
 
 def test_the_study_asks_for_a_policy_before_loading_anything():
