@@ -2,7 +2,7 @@
 the latent variance that the digit's class explains, over the digit banks image-Sudoku boards
 are drawn from (docs/results/mnist_sudoku.md, "Why real MNIST learns faster").
 
-    python -m experiments.studies.latent_geometry [--models mnist_sudoku_latent_19k,mnist_sudoku_latent_mnist] \
+    python -m experiments.studies.latent_geometry [--models mnist_sudoku_latent_19k,mnist_sudoku_latent_mnist_15k] \
         [--out docs/results/mnist_sudoku/latent_geometry.json]
 
 For each shipped latent model, its codec encodes every digit of the training bank (the
@@ -20,12 +20,22 @@ model and bank:
 - `nearest_mean_accuracy`: each digit classified by the nearest class mean of the training bank
   (how linearly plain the class structure of the latent space is).
 
+With `--boards N`, also the reading test: the model's round-0 pass (its recommended initial
+settings) on N validation hard puzzles, each generated board read two ways, by the evaluator
+(decode, then the digit classifier: what every valid rate here reports) and in latent space (each
+cell's nearest class mean of the training bank, digits 1..9). `valid_classifier` and
+`valid_latent` are the two valid rates, `cell_agreement_generated` and `cell_agreement_given`
+the shares of generated and of given cells (real digits) both readers read alike. Generated
+cells read alike as often as given ones are as plainly digits as real ones: then the misses
+are the denoiser's Sudoku, not digits the evaluator stumbles on.
+
 A model whose data need the MNIST files (`latent_mnist`) is skipped with a message when
 IPR_JAX_MNIST_DIR is not set.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -35,18 +45,22 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from experiments import common
+from experiments import common, shipped
 from experiments.configs import mnist_sudoku
-from ipr_jax import pretrained
+from ipr_jax import pretrained, refine
 from ipr_jax.data import digits
 from ipr_jax.evaluation import digit_classifier
+from ipr_jax.evaluation import sudoku as sudoku_eval
 
-DEFAULT_MODELS = ("mnist_sudoku_latent_19k", "mnist_sudoku_latent_mnist")
+DEFAULT_MODELS = ("mnist_sudoku_latent_19k", "mnist_sudoku_latent_mnist_15k")
 
 
 def define_flags(f):
   flags.DEFINE_list("models", list(DEFAULT_MODELS), "shipped latent models", flag_values=f)
   flags.DEFINE_string("out", None, "write the figures to this JSON file too", flag_values=f)
+  flags.DEFINE_integer(
+    "boards", 0, "reading test on this many validation hard puzzles", flag_values=f
+  )
 
 
 def geometry(z, labels, means=None) -> dict:
@@ -105,6 +119,57 @@ def measure(model: str) -> dict:
   return {"train": train, "test": geometry(*lat["test"], means=means)}
 
 
+def nearest_digits(z, means):
+  """i32[..., 9, 9]: each cell's latent z f32[..., 9, 9, d] read as the nearest of the class means
+  f32[10, d] of digits 1..9 (a Sudoku has no 0)."""
+  z = np.asarray(z, np.float64)
+  gaps = np.linalg.norm(z[..., None, :] - np.asarray(means, np.float64)[1:], axis=-1)
+  return np.argmin(gaps, axis=-1).astype(np.int32) + 1
+
+
+def readings(model: str, boards: int, seed: int = 0) -> dict:
+  """The reading test (module docstring) of shipped image-Sudoku model `model` on `boards`
+  validation hard puzzles, round 0 under key `seed`."""
+  apply, params, manifest, run = shipped.open_model("mnist_sudoku", model, seed)
+  task = run.task
+  items = task.test_items("hard", boards, validation=True)
+  cfg = dataclasses.replace(pretrained.recommended(manifest, "hard"), rounds=0)
+  res = refine.refine(
+    apply,
+    params,
+    jax.random.key(seed),
+    jnp.asarray(items.x),
+    jnp.asarray(items.eligible),
+    cfg,
+    task.metric_fn,
+    metric_params=task.metric_params,
+    item_ids=np.arange(boards),
+  )
+  source = manifest["codec"]["source"]
+  _, decode, codec_params = pretrained.load_codec(model)
+  cls_apply, cls_params, cls_manifest = digit_classifier.load(source)
+  images = jax.jit(decode)(codec_params, res.x)
+  by_classifier = np.asarray(
+    digit_classifier.board_digits(cls_apply, cls_params, images, cell=cls_manifest["cell"])
+  )
+  lat = bank_latents(model)["train"]
+  means = np.stack([lat[0][lat[1] == c].mean(0) for c in range(10)])
+  by_latent = nearest_digits(res.x, means)
+  generated = np.asarray(items.eligible).reshape(boards, 9, 9)
+  same = by_classifier == by_latent
+  valid_metric = np.asarray(res.metrics["valid"])[0] > 0.5
+  valid_classifier = np.asarray(sudoku_eval.is_valid(jnp.asarray(by_classifier)))
+  if not np.array_equal(valid_metric, valid_classifier):  # the evaluator read here as in refine
+    raise AssertionError("the classifier's reading here differs from refine's valid metric")
+  return {
+    "boards": int(boards),
+    "valid_classifier": float(valid_classifier.mean()),
+    "valid_latent": float(np.asarray(sudoku_eval.is_valid(jnp.asarray(by_latent))).mean()),
+    "cell_agreement_generated": float(same[generated].mean()),
+    "cell_agreement_given": float(same[~generated].mean()),
+  }
+
+
 def main(argv=None):
   argv = sys.argv[1:] if argv is None else list(argv)
   prog = "experiments.studies.latent_geometry"
@@ -125,6 +190,14 @@ def main(argv=None):
         f"{model} {split} bank ({g['num']} digits, d = {g['dim']}): class share "
         f"{g['class_share']:.3f}, separation {g['separation']:.2f}, nearest-mean accuracy "
         f"{g['nearest_mean_accuracy']:.4f}"
+      )
+    if args.boards:
+      results[model]["readings"] = r = readings(model, args.boards)
+      print(
+        f"{model} round 0 on {r['boards']} validation hard puzzles: valid as the classifier reads "
+        f"{r['valid_classifier']:.1%}, as the latents' nearest class means read "
+        f"{r['valid_latent']:.1%}; generated cells read alike {r['cell_agreement_generated']:.1%}"
+        f" (given cells {r['cell_agreement_given']:.1%})"
       )
   if args.out:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
