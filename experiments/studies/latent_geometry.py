@@ -1,6 +1,7 @@
 """How much of a latent codec's space is the digit and how much the handwriting: the share of
 the latent variance that the digit's class explains, over the digit banks image-Sudoku boards
-are drawn from (docs/results/mnist_sudoku.md, "Why real MNIST learns faster").
+are drawn from (docs/results/mnist_sudoku.md, "The denoiser over real-MNIST latents learns
+faster").
 
     python -m experiments.studies.latent_geometry [--models mnist_sudoku_latent_19k,mnist_sudoku_latent_mnist_15k] \
         [--out docs/results/mnist_sudoku/latent_geometry.json]
