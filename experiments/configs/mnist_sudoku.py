@@ -53,8 +53,10 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_21k --workdir runs/latent_mnist_21k --mode train
   Shipped as `mnist_sudoku_latent_mnist_21k`: hard 20.7% -> 46.3%, no better than the 15k model.
 - latent_mnist_33k: 12k more steps of mnist_sudoku_latent_mnist_21k (its codec reused; a new
-  cosine cycle at lr 7e-4; about 50 min on 2 idle cores, resumable across sessions):
+  cosine cycle at lr 7e-4; 78 min on shared cores):
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_33k --workdir runs/latent_mnist_33k --mode train
+  Trained, not yet scored: its trained workdir is docs/results/mnist_sudoku/latent_mnist_33k_workdir
+  (copy it to runs/latent_mnist_33k, then --mode refine).
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
