@@ -880,6 +880,7 @@ def test_latent_geometry_oracles():
   means[1:, 0] = np.arange(1, 10)  # digit k sits at (k, 0); class 0 is never read
   z = np.asarray([[0.2, 0.0], [4.4, 1.0], [8.6, -1.0]]).reshape(1, 3, 1, 2)
   assert geo.nearest_digits(z, means).ravel().tolist() == [1, 4, 9]
-  r = geo.readings("mnist_sudoku_latent_19k", 2)  # raises if it reads unlike refine's metric
+  means = geo.class_means(*geo.bank_latents("mnist_sudoku_latent_19k")["train"])
+  r = geo.readings("mnist_sudoku_latent_19k", 2, means)  # raises if it reads unlike refine's metric
   assert r["boards"] == 2 and 0.8 < r["cell_agreement_given"] <= 1.0
   assert 0.0 <= r["valid_latent"] <= 1.0 and 0.0 <= r["cell_agreement_generated"] <= 1.0

@@ -111,13 +111,16 @@ def bank_latents(model: str) -> dict:
   return out
 
 
-def measure(model: str) -> dict:
-  """The figures of one model's codec: {'train': geometry, 'test': geometry (nearest means from
-  the training bank)}."""
-  lat = bank_latents(model)
+def class_means(z, labels):
+  """f32[10, d]: the mean latent of each digit 0..9 in z f32[N, d] with labels[N]."""
+  return np.stack([z[labels == c].mean(0) for c in range(10)])
+
+
+def measure(lat: dict) -> dict:
+  """The figures of one codec from its bank latents (`bank_latents`): {'train': geometry,
+  'test': geometry (nearest means from the training bank)}."""
   train = geometry(*lat["train"])
-  means = np.stack([lat["train"][0][lat["train"][1] == c].mean(0) for c in range(10)])
-  return {"train": train, "test": geometry(*lat["test"], means=means)}
+  return {"train": train, "test": geometry(*lat["test"], means=class_means(*lat["train"]))}
 
 
 def nearest_digits(z, means):
@@ -128,9 +131,10 @@ def nearest_digits(z, means):
   return np.argmin(gaps, axis=-1).astype(np.int32) + 1
 
 
-def readings(model: str, boards: int, seed: int = 0) -> dict:
+def readings(model: str, boards: int, means, seed: int = 0) -> dict:
   """The reading test (module docstring) of shipped image-Sudoku model `model` on `boards`
-  validation hard puzzles, round 0 under key `seed`."""
+  validation hard puzzles, round 0 under key `seed`; `means` f32[10, d] the class means of its
+  training bank's latents (`class_means`)."""
   apply, params, manifest, run = shipped.open_model("mnist_sudoku", model, seed)
   task = run.task
   items = task.test_items("hard", boards, validation=True)
@@ -153,8 +157,6 @@ def readings(model: str, boards: int, seed: int = 0) -> dict:
   by_classifier = np.asarray(
     digit_classifier.board_digits(cls_apply, cls_params, images, cell=cls_manifest["cell"])
   )
-  lat = bank_latents(model)["train"]
-  means = np.stack([lat[0][lat[1] == c].mean(0) for c in range(10)])
   by_latent = nearest_digits(res.x, means)
   generated = np.asarray(items.eligible).reshape(boards, 9, 9)
   same = by_classifier == by_latent
@@ -185,7 +187,8 @@ def main(argv=None):
     if source == "idx_dir" and not os.environ.get(mnist_sudoku.MNIST_ENV):
       print(f"{model}: skipped, its digits need the MNIST files ({mnist_sudoku.MNIST_ENV})")
       continue
-    results[model] = measure(model)
+    lat = bank_latents(model)  # encoded once, for both measurements
+    results[model] = measure(lat)
     for split, g in results[model].items():
       print(
         f"{model} {split} bank ({g['num']} digits, d = {g['dim']}): class share "
@@ -193,7 +196,7 @@ def main(argv=None):
         f"{g['nearest_mean_accuracy']:.4f}"
       )
     if args.boards:
-      results[model]["readings"] = r = readings(model, args.boards)
+      results[model]["readings"] = r = readings(model, args.boards, class_means(*lat["train"]))
       print(
         f"{model} round 0 on {r['boards']} validation hard puzzles: valid as the classifier reads "
         f"{r['valid_classifier']:.1%}, as the latents' nearest class means read "
