@@ -661,6 +661,28 @@ def test_budget_run_method_of_each_kind():
     assert c["valid"][0] == c["restarts_any"][0]  # one restart: the pick is restart 0
 
 
+def test_budget_study_runs_on_the_image_sudoku_latent_model(tmp_path):
+  """--benchmark mnist_sudoku: the shipped latent model, its codec and the decoded board's
+  classifier as the metric (its params passed to refine), on validation boards; a model of
+  another benchmark is a named exit."""
+  from experiments.studies import sudoku_budget
+
+  out = str(tmp_path / "budget")
+  args = ["--benchmark", "mnist_sudoku", "--split", "medium", "--num", "2", "--validation"]
+  res = sudoku_budget.main([*args, "--methods", "ipr_uncertainty_ratio1", "--out", out])
+  assert (res["benchmark"], res["model"], res["validation"]) == (
+    "mnist_sudoku",
+    "mnist_sudoku_latent_19k",
+    True,
+  )
+  c = res["curves"]["ipr_uncertainty_ratio1"]
+  assert len(c["valid"]) > 2 and all(0 <= v <= 1 for v in c["valid"])
+  assert c["nfe"][-1] <= 1683 and "--validation" in res["command"]
+  assert json.load(open(out + "_medium_val.json"))["curves"].keys() == {"ipr_uncertainty_ratio1"}
+  with pytest.raises(SystemExit, match="is a sudoku_symbolic model, not mnist_sudoku"):
+    sudoku_budget.main([*args, "--model", "sudoku_symbolic", "--methods", "", "--out", out])
+
+
 def test_budget_methods_are_planned_to_the_paper_budget():
   import dataclasses
   from experiments.studies import sudoku_budget

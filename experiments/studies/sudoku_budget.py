@@ -1,8 +1,14 @@
 """Where IPR pays on Sudoku: valid rate against NFE per puzzle, and verifier-free methods.
 
-    python -m experiments.studies.sudoku_budget [--model sudoku_symbolic_cpu] [--split hard]
-        [--num 100] [--methods all] [--variance learned_range] [--alpha A] [--temperature T]
+    python -m experiments.studies.sudoku_budget [--benchmark sudoku_symbolic]
+        [--model sudoku_symbolic_cpu] [--split hard] [--num 100] [--validation] [--methods all]
+        [--variance learned_range] [--alpha A] [--temperature T]
         [--out docs/results/sudoku_symbolic/sudoku_budget]
+
+`--benchmark mnist_sudoku` runs the same methods on a shipped image-Sudoku latent model (default
+mnist_sudoku_latent_19k; its codec, and the decoded board's digit classifier as the metric; a
+real-MNIST model needs IPR_JAX_MNIST_DIR). `--validation` draws the puzzles from the validation
+boards instead of the held-out test set: choose settings there, score them on the test set.
 
 On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
@@ -57,9 +63,8 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from experiments import common, evaluate, plots, translate
-from experiments.configs import sudoku_symbolic
-from ipr_jax import chains, doubt, pretrained, refine, sampling
+from experiments import common, evaluate, plots, shipped
+from ipr_jax import chains, doubt, refine, sampling
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
@@ -85,6 +90,12 @@ _CHAIN_METHOD = re.compile(
 )
 _RESTART_METHOD = re.compile(r"restarts([2-9]|[1-9][0-9])_(probe|lowest_sigma)")
 _RESTART_CURVE = re.compile(r"restarts_curve([2-9]|[1-9][0-9])")
+# the model each benchmark's study runs by default (the symbolic curves in the docs are
+# sudoku_symbolic_cpu's)
+DEFAULT_MODEL = {
+  "sudoku_symbolic": "sudoku_symbolic_cpu",
+  "mnist_sudoku": shipped.MODELS["mnist_sudoku"][0],
+}
 NUM_CELLS = 81  # the plans of the batch's largest unknown count (a hard puzzle can have none given)
 
 
@@ -101,6 +112,7 @@ def _refine(apply, params, items, cfg, task, key, **kw):
     jnp.asarray(items.eligible),
     cfg,
     task.metric_fn,
+    metric_params=task.metric_params,
     **kw,
   )
   return res
@@ -376,9 +388,17 @@ def plot(results: dict, path: str) -> str:
 
 
 def define_flags(f):
-  flags.DEFINE_string("model", "sudoku_symbolic_cpu", "shipped model", flag_values=f)
+  flags.DEFINE_enum(
+    "benchmark", "sudoku_symbolic", list(DEFAULT_MODEL), "whose shipped model", flag_values=f
+  )
+  flags.DEFINE_string(
+    "model", "", "shipped model (default: the benchmark's, DEFAULT_MODEL)", flag_values=f
+  )
   flags.DEFINE_string("split", "hard", "held-out split", flag_values=f)
   flags.DEFINE_integer("num", 100, "held-out puzzles", flag_values=f)
+  flags.DEFINE_bool(
+    "validation", False, "validation puzzles instead of the held-out test set", flag_values=f
+  )
   flags.DEFINE_integer("seed", 0, "the key of every method", flag_values=f)
   flags.DEFINE_string(
     "methods",
@@ -411,32 +431,37 @@ def main(argv=None):
   args = common.parse_flags(define_flags, argv, "experiments.studies.sudoku_budget", __doc__)
   methods = METHODS if args.methods == "all" else tuple(m for m in args.methods.split(",") if m)
   t0 = time.time()
-  apply, params, manifest = pretrained.load(args.model)
-  config = sudoku_symbolic.get_config("cpu")
-  config.seed = args.seed
-  for sampler in (config.refine.initial, config.refine.ipr):  # every pass alike
-    sampler.variance, sampler.temperature = args.variance, args.temperature
-    if args.alpha is not None:
-      sampler.alpha = args.alpha
-  run = translate.translate(config)
+  model = args.model or DEFAULT_MODEL[args.benchmark]
+  try:
+    apply, params, _, run = shipped.open_model(args.benchmark, model, args.seed)
+  except ValueError as e:
+    raise SystemExit(str(e)) from e
+  alpha = {} if args.alpha is None else {"alpha": args.alpha}  # every pass alike
+  run = dataclasses.replace(
+    run,
+    refine=every_pass(run.refine, variance=args.variance, temperature=args.temperature, **alpha),
+  )
   suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
   for m in methods:  # an unknown name, bad ratio or chain count fails here, before anything runs
     try:
       method_config(m, paper_config(run))
     except ValueError as e:
       raise SystemExit(f"method {m!r}: {e}") from e
-  items = run.task.test_items(args.split, args.num)
-  path = f"{args.out}_{args.split}.json"
+  items = run.task.test_items(args.split, args.num, validation=args.validation)
+  path = f"{args.out}_{args.split}{'_val' if args.validation else ''}.json"
   results = json.load(open(path)) if os.path.exists(path) else {"curves": {}, "seconds": {}}
   results.update(
-    model=args.model,
+    benchmark=args.benchmark,
+    model=model,
     split=args.split,
+    validation=args.validation,
     num=args.num,
     seed=args.seed,
     commit=common.git_commit(),
     device=common.device_name(),
-    command=f"python -m experiments.studies.sudoku_budget --model {args.model} "
-    f"--split {args.split} --num {args.num} --seed {args.seed}",
+    command=f"python -m experiments.studies.sudoku_budget --benchmark {args.benchmark} "
+    f"--model {model} --split {args.split} --num {args.num} --seed {args.seed}"
+    + (" --validation" if args.validation else ""),
   )
   results.setdefault("commands", {})
   key = jax.random.key(args.seed)
