@@ -739,6 +739,9 @@ def test_budget_methods_are_planned_to_the_paper_budget():
       ["--methods", "sequential,ipr_ratio0.5", "--num", "2", "--out", "/nonexistent/x"]
     )
   assert sudoku_budget.method_config("ipr_steps20", base).ipr.steps_per_patch == 20
+  fast = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps5", base)  # more, cheaper
+  assert (fast.ipr.steps_per_patch, fast.initial, fast.selector) == (5, base.initial, "uncertainty")
+  assert fast.rounds > 2 * base.rounds - 5 and sudoku_budget.planned_nfe(fast, 81) <= paper
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
   assert sudoku_budget.sampler_suffix("learned_range", None, 0.5) == "@learned_range,T0.5"

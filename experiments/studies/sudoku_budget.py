@@ -18,7 +18,8 @@ On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `ipr_steps20`: 15 uniform rounds with 20 steps per cell each (twice the paper's);
-- `ipr_<selector>_ratio<r>` (any r in (0, 1], selector uniform or uncertainty): the paper's
+- `ipr_<selector>_ratio<r>[_steps<s>]` (any r in (0, 1], selector uniform or uncertainty; s steps
+  per cell in each round's pass instead of the paper's 10): the paper's
   rounds re-noising a fraction r of the cells, as many rounds as fit in the NFE of 30 paper
   rounds (a round's plan grows by 2 steps per extra cell at overlap 0.8, so r = 0.5 fits 16);
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
@@ -84,7 +85,7 @@ METHODS = (
   "chains2_uncertainty",
   "chains3_vote",
 )
-_RATIO_METHOD = re.compile(r"ipr_(uniform|uncertainty)_ratio([0-9.]+)")
+_RATIO_METHOD = re.compile(r"ipr_(uniform|uncertainty)_ratio([0-9.]+)(?:_steps([1-9][0-9]*))?")
 _CHAIN_METHOD = re.compile(
   r"chains([2-9]|1[0-9])_(uniform|uncertainty)_ratio([0-9.]+)(_probe|_lowest_sigma)?"
 )
@@ -136,13 +137,20 @@ def every_pass(cfg, **changes):
 
 
 def at_ratio(
-  base: refine.RefineConfig, ratio: float, selector: str, num_chains: int = 1, pick=None
+  base: refine.RefineConfig,
+  ratio: float,
+  selector: str,
+  num_chains: int = 1,
+  pick=None,
+  steps: int | None = None,
 ) -> refine.RefineConfig:
   """The paper's rounds re-noising `ratio` of the cells in `num_chains` chains (each paying its
-  own round 0 and, with a `pick`, its probes): as many rounds as fit in `base`'s NFE."""
+  own round 0 and, with a `pick`, its probes), each round's pass with `steps` per cell where set:
+  as many rounds as fit in `base`'s NFE."""
   budget = planned_nfe(base, NUM_CELLS)
   cfg = dataclasses.replace(
     base,
+    ipr=dataclasses.replace(base.ipr, steps_per_patch=steps or base.ipr.steps_per_patch),
     resampling_ratio=ratio,
     selector=selector,
     rounds=0,
@@ -187,7 +195,8 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
     return at_ratio(base, float(ratio), selector, int(k), pick and pick[1:])
   match = _RATIO_METHOD.fullmatch(name)
   if match:
-    return at_ratio(base, float(match.group(2)), match.group(1))
+    selector, ratio, steps = match.groups()
+    return at_ratio(base, float(ratio), selector, steps=steps and int(steps))
 
   def rounds_at(rounds, **ipr):
     return dataclasses.replace(base, rounds=rounds, ipr=dataclasses.replace(base.ipr, **ipr))
@@ -205,7 +214,7 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
   if name not in named:
     raise ValueError(
       f"unknown method; methods: {', '.join(METHODS)} (and any "
-      f"ipr_<selector>_ratio<r>, chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
+      f"ipr_<selector>_ratio<r>[_steps<s>], chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
       f"restarts<k>_probe|lowest_sigma)"
     )
   return named[name]()
@@ -403,7 +412,7 @@ def define_flags(f):
   flags.DEFINE_string(
     "methods",
     "all",
-    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>, "
+    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>[_steps<s>], "
     "chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], restarts<k>_probe|lowest_sigma), "
     "all, or '' (only the summary and plot)",
     flag_values=f,
