@@ -10,7 +10,7 @@ mnist_sudoku_latent_19k; its codec, and the decoded board's digit classifier as 
 real-MNIST model needs IPR_JAX_MNIST_DIR). `--validation` draws the puzzles from the validation
 boards instead of the held-out test set: choose settings there, score them on the test set.
 
-On the same held-out puzzles, with one shipped model (issue 14, items 3 and 4):
+On the same puzzles, with one shipped model (issue 14, items 3 and 4):
 - `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
 - `ipr_uniform` / `ipr_uncertainty`: 30 IPR rounds with the paper's settings (initial pass 3
   steps per cell, IPR 10 steps per cell, overlap 0.8, ratio 0.25), a curve over rounds;
@@ -388,7 +388,9 @@ def plot(results: dict, path: str) -> str:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
   axes[0][0].set_ylabel(plots.metric_label("valid"))
   fig.suptitle(
-    f"{results['model']}: {results['num']} held-out {results['split']} puzzles", fontsize=11
+    f"{results['model']}: {results['num']} "
+    f"{'validation' if results.get('validation') else 'held-out'} {results['split']} puzzles",
+    fontsize=11,
   )
   fig.tight_layout()
   fig.savefig(path, dpi=110)
