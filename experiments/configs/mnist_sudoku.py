@@ -30,7 +30,9 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   and its codec; a new cosine cycle at half the lr, ~65 min on 2 idle CPU cores):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_more --workdir runs/latent_more --mode train
   Shipped as `mnist_sudoku_latent_19k`. Measured (300 hard puzzles, uncertainty, 30 rounds):
-  5.3% -> 26.0%, compute-matched 2.7% (docs/results/mnist_sudoku.md).
+  5.3% -> 26.0%, compute-matched 2.7%; with its recommended rounds for hard (3 steps per cell,
+  96 rounds, the same NFE: --config.refine.ipr.steps_per_patch=3 --config.refine.rounds=96)
+  50.7% (docs/results/mnist_sudoku.md).
 - latent_cpu_29k: 10k more steps of mnist_sudoku_latent_19k (its codec reused; a new cosine cycle
   at lr 7e-4):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_29k --workdir runs/latent_29k --mode train
@@ -47,7 +49,8 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   as `mnist_sudoku_latent_mnist_15k`:
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_more --workdir runs/latent_mnist_more --mode train
   Measured (300 puzzles): hard 18.3% -> 52.7% (uncertainty, 30 rounds; compute-matched 19.3%),
-  medium 59.0% -> 62.7% (15 rounds), 65.3% with ratio 0.5 and fixed_small (8 rounds).
+  68.3% with its recommended rounds (3 steps per cell, 96 rounds, the same NFE), medium 59.0%
+  -> 62.7% (15 rounds), 65.3% with ratio 0.5 and fixed_small (8 rounds).
 - latent_mnist_21k: 6k more steps of mnist_sudoku_latent_mnist_15k (its codec reused; a new
   cosine cycle at lr 7e-4):
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_21k --workdir runs/latent_mnist_21k --mode train
