@@ -233,7 +233,9 @@ def test_shipped_model_recipe_is_its_config_variant(name):
     if k in manifest["config"]
   }  # older manifests predate the data section
   assert {"model", "train"} <= set(recorded)
-  assert _config_mismatches(recorded, current) == []
+  mismatches = _config_mismatches(recorded, current)
+  # where the MNIST files lay on the training machine (IPR_JAX_MNIST_DIR) is not the recipe
+  assert [m for m in mismatches if m[0] != ".data.idx_dir"] == []
 
 
 def _fill_one_cell(apply, params, x, sampler_cfg):
