@@ -116,11 +116,10 @@ def class_means(z, labels):
   return np.stack([z[labels == c].mean(0) for c in range(10)])
 
 
-def measure(lat: dict) -> dict:
-  """The figures of one codec from its bank latents (`bank_latents`): {'train': geometry,
-  'test': geometry (nearest means from the training bank)}."""
-  train = geometry(*lat["train"])
-  return {"train": train, "test": geometry(*lat["test"], means=class_means(*lat["train"]))}
+def measure(lat: dict, means) -> dict:
+  """The figures of one codec from its bank latents (`bank_latents`) and the training bank's
+  class means (`class_means`): {'train': geometry, 'test': geometry (nearest those means)}."""
+  return {"train": geometry(*lat["train"]), "test": geometry(*lat["test"], means=means)}
 
 
 def nearest_digits(z, means):
@@ -188,7 +187,8 @@ def main(argv=None):
       print(f"{model}: skipped, its digits need the MNIST files ({mnist_sudoku.MNIST_ENV})")
       continue
     lat = bank_latents(model)  # encoded once, for both measurements
-    results[model] = measure(lat)
+    means = class_means(*lat["train"])
+    results[model] = measure(lat, means)
     for split, g in results[model].items():
       print(
         f"{model} {split} bank ({g['num']} digits, d = {g['dim']}): class share "
@@ -196,7 +196,7 @@ def main(argv=None):
         f"{g['nearest_mean_accuracy']:.4f}"
       )
     if args.boards:
-      results[model]["readings"] = r = readings(model, args.boards, class_means(*lat["train"]))
+      results[model]["readings"] = r = readings(model, args.boards, means)
       print(
         f"{model} round 0 on {r['boards']} validation hard puzzles: valid as the classifier reads "
         f"{r['valid_classifier']:.1%}, as the latents' nearest class means read "
