@@ -761,6 +761,12 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   fast = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps5", base)  # more, cheaper
   assert (fast.ipr.steps_per_patch, fast.initial, fast.selector) == (5, base.initial, "uncertainty")
   assert fast.rounds > 2 * base.rounds - 5 and sudoku_budget.planned_nfe(fast, 81) <= paper
+  sharp = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps5_power2", base)
+  assert sharp == dataclasses.replace(fast, selector_power=2.0)  # only the selector's power
+  assert fast.selector_power == base.selector_power == 1.0
+  for bad in ("ipr_uniform_ratio0.25_power2", "ipr_uncertainty_ratio0.25_power0"):
+    with pytest.raises(ValueError, match="_power<p> needs the uncertainty selector"):
+      sudoku_budget.method_config(bad, base)
   assert sudoku_budget.sampler_suffix("learned_range", None, 1.0) == ""
   assert sudoku_budget.sampler_suffix("fixed_small", 0.25, 0.7) == "@fixed_small,alpha0.25,T0.7"
   assert sudoku_budget.sampler_suffix("learned_range", None, 0.5) == "@learned_range,T0.5"
