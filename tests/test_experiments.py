@@ -698,6 +698,10 @@ def test_budget_study_runs_on_the_image_sudoku_latent_model(tmp_path):
   assert len(c["valid"]) > 2 and all(0 <= v <= 1 for v in c["valid"])
   assert c["nfe"][-1] <= 1683 and "--validation" in res["command"]
   assert json.load(open(out + "_medium_val.json"))["curves"].keys() == {"ipr_uncertainty_ratio1"}
+  # the plot is named like the record: a validation run leaves the test set's plot alone
+  assert res["plot"] == out + "_medium_val.png" and not os.path.exists(out + "_medium.png")
+  # no paper-rounds curve here: the NFE of 30 paper rounds is planned (the batch's largest plan)
+  assert res["paper_nfe"] == 1683 and set(res["at_paper_nfe"]) == {"ipr_uncertainty_ratio1"}
   with pytest.raises(SystemExit, match="is a sudoku_symbolic model, not mnist_sudoku"):
     sudoku_budget.main([*args, "--model", "sudoku_symbolic", "--methods", "", "--out", out])
 

@@ -45,8 +45,9 @@ reverse-step std in every pass instead of the papers' learned_range; its curves 
 `<method>@<variance>`, each with its command under "commands"; `--alpha` (every pass's
 stochasticity, the paper's 0.5) and `--temperature` (a factor on every stochastic step's std) add
 `,alpha<a>` / `,T<t>` to the label.
-No Sudoku rule is consulted while sampling; the rules only score. Writes OUT.json (every curve
-with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png, and prints each
+No Sudoku rule is consulted while sampling; the rules only score. Writes OUT_<split>.json (every curve
+with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png (`_val` before the
+suffix with `--validation`), and prints each
 method's valid rate at the NFE of 30 paper rounds (interpolated on its curve where it has one).
 """
 
@@ -507,14 +508,15 @@ def main(argv=None):
     ),
     None,
   )
-  if paper:
-    results["paper_nfe"] = paper["nfe"][-1]
-    results["at_paper_nfe"] = {k: at_nfe(c, paper["nfe"][-1]) for k, c in results["curves"].items()}
-    print(f"\nvalid rate at the NFE of 30 paper rounds ({paper['nfe'][-1]} per puzzle):")
-    for k, v in results["at_paper_nfe"].items():
-      print(f"  {k:<24} " + ("-" if v is None else f"{v:.3f}"))
+  # without that curve, the paper rounds' planned NFE (the batch's largest plan: 81 unknown cells)
+  nfe = paper["nfe"][-1] if paper else planned_nfe(paper_config(run), NUM_CELLS)
   if results["curves"]:
-    results["plot"] = plot(results, f"{args.out}_{args.split}.png")
+    results["paper_nfe"] = nfe
+    results["at_paper_nfe"] = {k: at_nfe(c, nfe) for k, c in results["curves"].items()}
+    print(f"\nvalid rate at the NFE of 30 paper rounds ({nfe} per puzzle):")
+    for k, v in results["at_paper_nfe"].items():
+      print(f"  {k:<40} " + ("-" if v is None else f"{v:.3f}"))
+    results["plot"] = plot(results, path.removesuffix(".json") + ".png")  # _val with it
   common.write_json(path, results)
   print(f"wrote {path} in {time.time() - t0:.0f} s")
   return results
