@@ -881,7 +881,7 @@ def test_unique_levels_run_their_own_recommended_settings():
 def test_image_model_ships_its_medium_settings():
   """mnist_sudoku_latent_19k's medium settings (measured better there: ratio 0.5, fixed_small)
   come out for medium, rescaled to the split's round budget; hard gets the uncertainty rounds at
-  the learned-range std with 3 steps per cell, 96 of them in the NFE of the paper's 30."""
+  the learned-range std with 1 step per cell, 288 of them in the NFE of the paper's 30."""
   from experiments import codec
   from experiments.configs import mnist_sudoku
 
@@ -895,8 +895,8 @@ def test_image_model_ships_its_medium_settings():
   )
   run = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused"))
   hard, medium = evaluate.recommended_for(run, "hard"), evaluate.recommended_for(run, "medium")
-  assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (96, 0.25, "learned_range")
-  assert (hard.selector, hard.ipr.steps_per_patch, hard.initial) == ("uncertainty", 3, run.sampler)
+  assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (288, 0.25, "learned_range")
+  assert (hard.selector, hard.ipr.steps_per_patch, hard.initial) == ("uncertainty", 1, run.sampler)
   assert (medium.rounds, medium.resampling_ratio, medium.ipr.variance) == (8, 0.5, "fixed_small")
   from experiments.studies import sudoku_budget
 
