@@ -30,9 +30,9 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   and its codec; a new cosine cycle at half the lr, ~65 min on 2 idle CPU cores):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_more --workdir runs/latent_more --mode train
   Shipped as `mnist_sudoku_latent_19k`. Measured (300 hard puzzles, uncertainty, 30 rounds):
-  5.3% -> 26.0%, compute-matched 2.7%; with its recommended rounds for hard (3 steps per cell,
-  96 rounds, the same NFE: --config.refine.ipr.steps_per_patch=3 --config.refine.rounds=96)
-  50.7% (docs/results/mnist_sudoku.md).
+  5.3% -> 26.0%, compute-matched 2.7%; with its recommended rounds for hard (1 step per cell,
+  288 rounds, the same NFE: --config.refine.ipr.steps_per_patch=1 --config.refine.rounds=288)
+  69.0%; 3 steps per cell and 96 rounds 50.7% (docs/results/mnist_sudoku.md).
 - latent_cpu_29k: 10k more steps of mnist_sudoku_latent_19k (its codec reused; a new cosine cycle
   at lr 7e-4):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_29k --workdir runs/latent_29k --mode train
@@ -59,7 +59,8 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   cosine cycle at lr 7e-4; 78 min on shared cores):
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_33k --workdir runs/latent_mnist_33k --mode train
   Measured (300 hard puzzles, uncertainty, 30 rounds): 24.7% -> 50.0% (compute-matched 24.7%):
-  the best round 0 of the chain, no better after refinement than the 15k model; not shipped.
+  the best round 0 of the chain, no better after refinement than the 15k model (3 steps per
+  cell, 96 rounds: 65.0% against 68.3%); not shipped.
 - paper: method 6.2/6.3 settings (the paper's UNet on MNIST digits, 252x252, 250k steps at batch 56,
   30 IPR rounds) for GPU/TPU; expected valid rate: the paper reports 55.8% -> 75.0%. Or import
   the published ms1000_28 checkpoint instead of training (README "Using the published checkpoints").
