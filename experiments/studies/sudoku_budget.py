@@ -45,10 +45,11 @@ reverse-step std in every pass instead of the papers' learned_range; its curves 
 `<method>@<variance>`, each with its command under "commands"; `--alpha` (every pass's
 stochasticity, the paper's 0.5) and `--temperature` (a factor on every stochastic step's std) add
 `,alpha<a>` / `,T<t>` to the label.
-No Sudoku rule is consulted while sampling; the rules only score. Writes OUT_<split>.json (every curve
-with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png (`_val` before the
-suffix with `--validation`), and prints each
-method's valid rate at the NFE of 30 paper rounds (interpolated on its curve where it has one).
+No Sudoku rule is consulted while sampling; the rules only score. Writes OUT_<split>.json (every
+curve with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png (`_val`
+before the suffix with `--validation`), and prints each method's valid rate at the NFE of 30
+paper rounds (interpolated on its curve where it has one; that NFE is planned where the paper's
+rounds were not run).
 """
 
 from __future__ import annotations
