@@ -31,17 +31,19 @@ SCHEMA = {
 }
 
 
-def check_schema(saved: dict, rounds: int) -> None:
-  """The one results.json schema: int num_samples, split list, per-round curves per method."""
+def check_schema(saved: dict, rounds: int, scored=None) -> None:
+  """The one results.json schema: int num_samples, split list, per-round curves per method
+  (per scored round: `scored`, default every round)."""
   assert SCHEMA <= set(saved)
   assert isinstance(saved["num_samples"], int) and saved["split"] == list(saved["metrics"])
-  assert saved["rounds"] == list(range(rounds + 1))
+  assert saved["rounds"] == (list(range(rounds + 1)) if scored is None else scored)
   assert max(saved["split_rounds"].values()) == rounds
   for split in saved["split"]:
+    entries = saved["split_rounds"][split] + 1 if scored is None else len(scored)
     for method, curves in saved["metrics"][split].items():
       n = len(saved["nfe"][split][method])
       assert all(len(v) == n for v in curves.values())
-      assert n >= 2 if method == "recommended" else n in (1, saved["split_rounds"][split] + 1)
+      assert n >= 2 if method == "recommended" else n in (1, entries)
 
 
 def _same(a, b):
@@ -309,14 +311,57 @@ def test_shipped_latent_image_sudoku_model_fills_a_missing_cell():
   "mnist_sudoku_latent_19k" not in pretrained.available(), reason="shipped model not present"
 )
 def test_quickstart_image_sudoku_reduced(tmp_path):
+  """Every 2nd round and the last are scored; their NFE adds up to the rounds' NFE."""
   from experiments import quickstart
 
-  results = quickstart.main(
-    ["--benchmark", "mnist_sudoku", "--num", "4", "--rounds", "1", "--out", str(tmp_path)]
-  )
-  check_schema(json.load(open(tmp_path / "results.json")), 1)
+  argv = ["--benchmark", "mnist_sudoku", "--num", "4", "--rounds", "3", "--score_every", "2"]
+  results = quickstart.main([*argv, "--out", str(tmp_path)])
+  check_schema(json.load(open(tmp_path / "results.json")), 3, scored=[0, 2, 3])
   assert results["benchmark"] == "mnist_sudoku" and len(results["per_sample"]["valid"]) == 4
+  assert all(len(v) == 3 for v in results["per_sample"]["valid"])
+  nfe = results["nfe"]["hard"]["ipr_uncertainty"]
+  assert nfe[1] == 2 * nfe[2] > 0  # rounds 1-2, then round 3 (the rounds cost the same)
   assert os.path.exists(tmp_path / "strip.png")
+  with pytest.raises(SystemExit, match="score_every"):
+    quickstart.main([*argv[:-1], "0", "--out", str(tmp_path)])
+
+
+def test_quickstart_scored_rounds():
+  from experiments import quickstart
+
+  assert quickstart.scored_rounds(48) == list(range(49))
+  every_third = quickstart.scored_rounds(144)  # the image quickstart's default 144 rounds
+  assert every_third == list(range(0, 145, 3)) and len(every_third) <= quickstart.MAX_SCORED
+  assert quickstart.scored_rounds(5, 2) == [0, 2, 4, 5] and quickstart.scored_rounds(0) == [0]
+  with pytest.raises(ValueError, match="score_every"):
+    quickstart.scored_rounds(5, 0)
+
+
+@pytest.mark.skipif(
+  "mnist_sudoku_latent_19k" not in pretrained.available(), reason="shipped model not present"
+)
+def test_quickstart_scores_history_as_refine_scores_in_the_loop():
+  """Scoring the kept boards of some rounds after refine gives the in-loop metric's values."""
+  from experiments import quickstart, shipped
+  from ipr_jax import refine
+
+  apply, params, manifest, run = shipped.open_model("mnist_sudoku", workdir="unused")
+  items = run.task.test_items("hard", 3)
+  cfg = dataclasses.replace(pretrained.recommended(manifest), rounds=3, keep_history=True)
+  res = refine.refine(
+    apply,
+    params,
+    jax.random.key(1),
+    jnp.asarray(items.x),
+    jnp.asarray(items.eligible),
+    cfg,
+    run.task.metric_fn,
+    metric_params=run.task.metric_params,
+  )
+  got = quickstart.score_history(run.task.metric_fn, run.task.metric_params, res.history, [0, 2, 3])
+  assert set(got) == set(res.metrics)
+  for name, values in got.items():
+    np.testing.assert_allclose(values, np.asarray(res.metrics[name])[[0, 2, 3]], atol=1e-6)
 
 
 @pytest.mark.skipif(
