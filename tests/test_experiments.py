@@ -924,9 +924,10 @@ def test_unique_levels_run_their_own_recommended_settings():
 
 
 def test_image_model_ships_its_medium_settings():
-  """mnist_sudoku_latent_19k's medium settings (measured better there: ratio 0.5, fixed_small)
-  come out for medium, rescaled to the split's round budget; hard gets the uncertainty rounds at
-  the learned-range std with 1 step per cell, 288 of them in the NFE of the paper's 30."""
+  """mnist_sudoku_latent_19k's medium settings (measured better there: one-step rounds at the
+  fixed_small std) come out for medium, rescaled to the split's round budget and within the NFE
+  of the paper's 15 medium rounds; hard gets the uncertainty rounds at the learned-range std with
+  1 step per cell, 288 of them in the NFE of the paper's 30."""
   from experiments import codec
   from experiments.configs import mnist_sudoku
 
@@ -942,12 +943,17 @@ def test_image_model_ships_its_medium_settings():
   hard, medium = evaluate.recommended_for(run, "hard"), evaluate.recommended_for(run, "medium")
   assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (288, 0.25, "learned_range")
   assert (hard.selector, hard.ipr.steps_per_patch, hard.initial) == ("uncertainty", 1, run.sampler)
-  assert (medium.rounds, medium.resampling_ratio, medium.ipr.variance) == (8, 0.5, "fixed_small")
+  assert (medium.rounds, medium.resampling_ratio, medium.ipr.steps_per_patch) == (126, 0.25, 1)
+  assert (medium.initial.variance, medium.ipr.variance) == ("fixed_small", "fixed_small")
   from experiments.studies import sudoku_budget
 
   paper = sudoku_budget.paper_config(run)  # no more NFE than the paper's 30 rounds
   assert 0.9 * sudoku_budget.planned_nfe(paper, 81) <= sudoku_budget.planned_nfe(hard, 81)
   assert sudoku_budget.planned_nfe(hard, 81) <= sudoku_budget.planned_nfe(paper, 81)
+  paper_medium = dataclasses.replace(paper, rounds=run.split_rounds("medium"))  # its 15 rounds
+  unknown = 54  # a medium board's unknown cells
+  assert sudoku_budget.planned_nfe(medium, unknown) == 666
+  assert 666 <= sudoku_budget.planned_nfe(paper_medium, unknown) < 666 * 1.1
 
 
 def test_latent_geometry_oracles():
