@@ -995,3 +995,33 @@ def test_latent_geometry_oracles():
   r = geo.readings("mnist_sudoku_latent_19k", 2, means)  # raises if it reads unlike refine's metric
   assert r["boards"] == 2 and 0.8 < r["cell_agreement_given"] <= 1.0
   assert 0.0 <= r["valid_latent"] <= 1.0 and 0.0 <= r["cell_agreement_generated"] <= 1.0
+
+
+def test_budget_curves_round_axis(tmp_path, monkeypatch):
+  """A curve with one value per scored round is drawn at those rounds (a quickstart's every
+  k-th); curves with their own number of rounds (a split's, a longer recommended one) at 0..n."""
+  from experiments import plots
+
+  figures = []
+  monkeypatch.setattr(plots.plt, "close", figures.append)  # keep the figure to read it
+  results = {
+    "benchmark": "mnist_sudoku",
+    "variant": "quickstart",
+    "num_samples": 4,
+    "rounds": [0, 3, 6, 7],
+    "nfe": {"hard": {"ipr": [243, 15, 15, 5], "recommended": [243] + [5] * 9, "one": [300]}},
+    "metrics": {
+      "hard": {
+        "ipr": {"valid": [0.0, 0.25, 0.5, 0.5]},
+        "recommended": {"valid": [0.1 * i for i in range(10)]},
+        "one": {"valid": [0.25]},
+      }
+    },
+  }
+  (path,) = plots.budget_curves(results, "valid", str(tmp_path))
+  assert os.path.exists(path)
+  by_round = figures[0].axes[0].lines
+  assert list(by_round[0].get_xdata()) == [0, 3, 6, 7]
+  assert list(by_round[1].get_xdata()) == list(range(10))
+  by_nfe = figures[0].axes[1].lines
+  assert list(by_nfe[0].get_xdata()) == [243, 258, 273, 278]
