@@ -51,9 +51,9 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   as `mnist_sudoku_latent_mnist_15k`:
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_more --workdir runs/latent_mnist_more --mode train
   Measured (300 puzzles): hard 18.3% -> 52.7% (uncertainty, 30 rounds; compute-matched 19.3%),
-  68.3% with 3 steps per cell and 96 rounds (the same NFE; its recommended 1 step per cell and
-  288 rounds read 67% on 100 validation boards, against 60% for 3 steps), medium 59.0% -> 62.7%
-  (15 rounds), 65.3% with ratio 0.5 and fixed_small (8 rounds).
+  78.3% with its recommended 1 step per cell and 288 rounds (the same NFE), 68.3% with 3 steps
+  per cell and 96 rounds, medium 59.0% -> 62.7% (15 rounds), 65.3% with ratio 0.5 and
+  fixed_small (8 rounds).
 - latent_mnist_21k: 6k more steps of mnist_sudoku_latent_mnist_15k (its codec reused; a new
   cosine cycle at lr 7e-4):
     IPR_JAX_MNIST_DIR=DIR python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_mnist_21k --workdir runs/latent_mnist_21k --mode train
