@@ -115,16 +115,21 @@ def sudoku_strip(
   rounds=None,
   digits: np.ndarray | None = None,
   row_labels=None,
+  round_names=None,
 ) -> str:
   """One row per sample, one board per round; givens shaded, cells in a violated unit in red.
 
   history: symbolic samples f32[rounds+1, S, 9, 9, 9], or image boards f32[rounds+1, S, H, W, 1]
   in [-1, 1] with `digits` i32[rounds+1, S, 9, 9] as the evaluator's classifier read them (the
   read digit is printed small in each cell's corner, so a misread is visible). `row_labels`
-  name the samples (default "sample i").
+  name the samples (default "sample i"); `round_names` title the columns (default the indices
+  in `rounds`: a history of the shown rounds only names them here).
   """
   n_rounds, n_samples = history.shape[:2]
-  rounds = list(range(n_rounds)) if rounds is None else rounds
+  rounds = list(range(n_rounds)) if rounds is None else list(rounds)
+  round_names = rounds if round_names is None else list(round_names)
+  if len(round_names) != len(rounds):
+    raise ValueError(f"{len(round_names)} round names for {len(rounds)} shown rounds")
   images = digits is not None
   if not images:
     digits = np.asarray(sudoku_eval.decode_symbolic(history))
@@ -183,7 +188,9 @@ def sudoku_strip(
         ax.axhline(g, color="c" if images else "k", lw=0.8)
         ax.axvline(g, color="c" if images else "k", lw=0.8)
       ax.set_xticks([]), ax.set_yticks([])
-      title = f"round {r}: " + ("valid" if not bad.any() else f"{bad.sum()} cells break a rule")
+      title = f"round {round_names[k]}: " + (
+        "valid" if not bad.any() else f"{bad.sum()} cells break a rule"
+      )
       ax.set_title(title, fontsize=7)
   given_patch = (
     matplotlib.patches.Patch(color=(0.2, 0.5, 1.0, 0.35), label="given cell")

@@ -1025,3 +1025,31 @@ def test_budget_curves_round_axis(tmp_path, monkeypatch):
   assert list(by_round[1].get_xdata()) == list(range(10))
   by_nfe = figures[0].axes[1].lines
   assert list(by_nfe[0].get_xdata()) == [243, 258, 273, 278]
+
+
+@pytest.mark.skipif(
+  "mnist_sudoku_latent_19k" not in pretrained.available(), reason="shipped model not present"
+)
+def test_latent_strip_reads_the_shown_rounds_only(tmp_path, monkeypatch):
+  """The latent strip decodes and reads only the rounds it shows (a long history of 28x28
+  boards at once ran out of memory) and titles each column with its round."""
+  from experiments import plots, shipped
+
+  figures = []
+  monkeypatch.setattr(plots.plt, "close", figures.append)
+  _, _, _, run = shipped.open_model("mnist_sudoku", workdir="unused")
+  items = run.task.test_items("hard", 2)
+  rounds = 6
+  hist = np.repeat(items.x[None], rounds, axis=0)
+  hist[[2, 4]] = np.nan  # rounds not shown: decoding them would raise under debug_nans
+  labels = {"givens": ~items.eligible}
+  with jax.debug_nans(True):
+    run.task.strip(hist, labels, str(tmp_path / "strip.png"), [0, 1, 3, 5])
+    with pytest.raises(FloatingPointError):  # the check bites: a shown NaN round is decoded
+      run.task.strip(hist, labels, str(tmp_path / "strip.png"), [0, 2])
+  axes = figures[0].axes
+  titles = [ax.get_title().split(":")[0] for ax in axes[:4]]
+  assert titles == ["round 0", "round 1", "round 3", "round 5"]
+  assert os.path.exists(tmp_path / "strip.png")
+  with pytest.raises(ValueError, match="round names"):
+    plots.sudoku_strip(hist[:2], labels["givens"], str(tmp_path / "x.png"), [0, 1], round_names=[0])

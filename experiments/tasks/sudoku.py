@@ -208,15 +208,20 @@ def _mnist_sudoku(config, codec=None) -> Task:
   pixel_metric = functools.partial(sudoku_eval.image_metrics, cls_apply, cell=cell)
   items = _sudoku_items(d.source, d, validation_x)
 
-  def strip(hist, labels, path, shown):  # board images; the classifier's reading marks bad cells
+  def board_strip(boards, labels, path, shown):  # boards: the shown rounds' images only
     return plots.sudoku_strip(
-      hist,
+      boards,
       labels["givens"],
       path,
-      shown,
-      digits=np.asarray(read(cls_params, hist)),
+      range(len(shown)),
+      digits=np.asarray(read(cls_params, boards)),
       row_labels=labels.get("row_labels"),
+      round_names=shown,
     )
+
+  def strip(hist, labels, path, shown):  # board images; the classifier's reading marks bad cells
+    # only the shown rounds are read: a long history of large boards at once does not fit
+    return board_strip(np.asarray(hist)[list(shown)], labels, path, shown)
 
   if not latent:
     fields = dict(height=9 * cell, width=9 * cell, channels=1, patch=cell)
@@ -246,8 +251,10 @@ def _mnist_sudoku(config, codec=None) -> Task:
   decode = jax.jit(coder.decode)
 
   def latent_strip(hist, labels, path, shown):  # the decoded boards' strip
-    imgs = np.asarray(decode(codec_params, jnp.asarray(hist.reshape(-1, *hist.shape[2:]))))
-    return strip(imgs.reshape(*hist.shape[:2], *imgs.shape[1:]), labels, path, shown)
+    # only the shown rounds are decoded (288 rounds of 28x28 cells at once need ~28 GB)
+    picked = np.asarray(hist)[list(shown)]
+    imgs = np.asarray(decode(codec_params, jnp.asarray(picked.reshape(-1, *picked.shape[2:]))))
+    return board_strip(imgs.reshape(*picked.shape[:2], *imgs.shape[1:]), labels, path, shown)
 
   fields = dict(
     height=9,
