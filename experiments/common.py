@@ -78,8 +78,8 @@ def results_record(
   `split_rounds[split]` IPR rounds (`rounds` an int for all splits, or a dict per split),
   `rounds` = the rounds scored (0..the largest; a quickstart with many rounds keeps every k-th
   and the last), `metrics[split][method][name]` and `nfe[split][method]` per scored round (one
-  entry for a single pass; nfe: spent since the previous scored round), plus config, seed, checkpoint, commit, device and the command
-  that made it."""
+  entry for a single pass; nfe: spent since the previous scored round), plus config, seed,
+  checkpoint, commit, device and the command that made it."""
   per_split = {s: int(rounds[s] if isinstance(rounds, dict) else rounds) for s in splits}
   return {
     "benchmark": run.benchmark,
