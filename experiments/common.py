@@ -76,10 +76,12 @@ def results_record(
   """The one results.json schema (CLI modes and quickstart) of `run` (a translate.Run):
   `num_samples` items per split,
   `split_rounds[split]` IPR rounds (`rounds` an int for all splits, or a dict per split),
-  `rounds` = the rounds scored (0..the largest; a quickstart with many rounds keeps every k-th
-  and the last), `metrics[split][method][name]` and `nfe[split][method]` per scored round (one
-  entry for a single pass; nfe: spent since the previous scored round), plus config, seed,
-  checkpoint, commit, device and the command that made it."""
+  `rounds` = 0..the largest split's rounds, `metrics[split][method][name]` and
+  `nfe[split][method]` per scored round (one entry for a single pass; nfe: spent since the
+  previous scored round), `scored[split][method]` the rounds those entries stand for (every
+  round, or every k-th and the last: eval.score_every, the quickstart; files written before
+  this key: 0..n, or `rounds` in a quickstart's), plus config, seed, checkpoint, commit, device
+  and the command that made it."""
   per_split = {s: int(rounds[s] if isinstance(rounds, dict) else rounds) for s in splits}
   return {
     "benchmark": run.benchmark,
@@ -92,6 +94,7 @@ def results_record(
     "headline": headline,
     "nfe": {},
     "metrics": {},
+    "scored": {},
     "config": run.record,
     "checkpoint": checkpoint,
     "commit": git_commit(),

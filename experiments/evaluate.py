@@ -12,6 +12,7 @@ split and method and a per-round line of the headline metric.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 
@@ -69,15 +70,56 @@ def _chunks(n: int, batch: int, desc: str):
   )
 
 
+MAX_SCORED = 49  # rounds `scored_rounds` keeps by default: 0 and 48 more
+
+
+def scored_rounds(rounds: int, every: int | None = None) -> list[int]:
+  """The rounds whose boards are scored: 0, every `every`-th, and the last (`every` by default:
+  1 up to MAX_SCORED - 1 rounds, else the smallest k that scores at most MAX_SCORED)."""
+  if every is None:
+    every = max(1, -(-rounds // (MAX_SCORED - 1)))
+  if every < 1:
+    raise ValueError(f"score_every must be >= 1, got {every}")
+  return sorted(set(range(0, rounds + 1, every)) | {rounds})
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _score_rounds(metric_fn, metric_params, history, rounds: tuple):
+  return jax.lax.map(
+    lambda x: refine.apply_metric(metric_fn, metric_params, x), history[np.asarray(rounds)]
+  )
+
+
+def score_history(metric_fn, metric_params, history, rounds: list[int]):
+  """{name: f32[len(rounds), B]}: metric_fn (refine's calling convention) on the boards of the
+  given rounds of a refine history f32[rounds+1, B, ...], one compiled lax.map over the rounds
+  (the values refine's in-loop metric gives on those rounds); compiled once per metric_fn,
+  rounds and shapes."""
+  return _score_rounds(metric_fn, metric_params, history, tuple(int(r) for r in rounds))
+
+
 def run_refine(
-  apply, params, items, cfg: refine.RefineConfig, task, key, batch: int, desc: str = "refine"
+  apply,
+  params,
+  items,
+  cfg: refine.RefineConfig,
+  task,
+  key,
+  batch: int,
+  desc: str = "refine",
+  scored: list[int] | None = None,
 ):
   """IPR over all items in batches: (metrics {name: f32[rounds+1, N]}, nfe i32[rounds+1] max,
   history of the first batch or None). The task's evaluator weights are refine arguments. Item
-  i is refined under fold_in(key, i) whatever the batch size (`refine`'s item_ids). Adaptive
-  restarts (cfg.accept_below) run through `restarts.solve` with `batch` slots: their NFE is the
-  costliest item's, and metrics gain "item_nfe", each item's own (its mean: the policy's cost)."""
+  i is refined under fold_in(key, i) whatever the batch size (`refine`'s item_ids). With
+  `scored` (a list of rounds, `scored_rounds`), the loop keeps its history instead of scoring
+  every round, and metrics and nfe have one entry per scored round: the metric of its boards,
+  and the NFE since the previous scored round. Adaptive restarts (cfg.accept_below) run through
+  `restarts.solve` with `batch` slots: their NFE is the costliest item's, and metrics gain
+  "item_nfe", each item's own (its mean: the policy's cost)."""
   if cfg.accept_below is not None:
+    if scored is not None:
+      raise ValueError("scoring every k-th round (eval.score_every) needs rounds, not restarts")
     res = restarts.solve(
       apply,
       params,
@@ -94,25 +136,35 @@ def run_refine(
     metrics = {k: np.asarray(v) for k, v in res.metrics.items()}
     metrics["item_nfe"] = np.cumsum(np.asarray(res.item_nfe), axis=0)
     return metrics, np.asarray(res.nfe), None if res.history is None else res.history[:, :batch]
-  outs = [
-    refine.refine(
+  if scored is not None and cfg.chains is not None:
+    raise ValueError("scoring every k-th round (eval.score_every) needs a single chain")
+  run_cfg = cfg if scored is None else dataclasses.replace(cfg, keep_history=True)
+  outs, hist = [], None
+  for lo, hi in _chunks(len(items.x), batch, desc):
+    res = refine.refine(
       apply,
       params,
       key,
       jnp.asarray(items.x[lo:hi]),
       jnp.asarray(items.eligible[lo:hi]),
-      cfg,
-      task.metric_fn,
+      run_cfg,
+      task.metric_fn if scored is None else None,
       metric_params=task.metric_params,
       item_ids=np.arange(lo, hi),
       devices=common.job_devices(),
     )
-    for lo, hi in _chunks(len(items.x), batch, desc)
-  ]
-  hist = sharding.to_host(outs[0].history)  # the strip's: the first batch only
-  outs = [sharding.to_host((o.metrics, o.nfe)) for o in outs]  # on every process
+    if hist is None and cfg.keep_history:
+      hist = sharding.to_host(res.history)  # the strip's: the first batch only
+    m = (
+      res.metrics
+      if scored is None
+      else score_history(task.metric_fn, task.metric_params, res.history, scored)
+    )
+    outs.append(sharding.to_host((m, res.nfe)))  # on every process
   metrics = {k: np.concatenate([o[0][k] for o in outs], axis=1) for k in outs[0][0]}
   nfe = np.max(np.stack([o[1] for o in outs]), axis=0)
+  if scored is not None:  # NFE per scored round: since the previous one
+    nfe = np.diff(np.cumsum(nfe)[scored], prepend=0)
   return metrics, nfe, hist
 
 
@@ -162,10 +214,11 @@ def shown_rounds(rounds: int) -> list:
   return sorted({0, 1, rounds // 2, rounds} & set(range(rounds + 1)))
 
 
-def _round_lines(method: str, headline: str, curve, nfe) -> str:
+def _round_lines(method: str, headline: str, curve, nfe, rounds) -> str:
   cum = np.cumsum(nfe)
   return "\n".join(
-    f"  {method} round {r:>2}: {headline} {y:.3f}  ({int(cum[r])} NFE)" for r, y in enumerate(curve)
+    f"  {method} round {r:>2}: {headline} {y:.3f}  ({int(n)} NFE)"
+    for r, y, n in zip(rounds, curve, cum)
   )
 
 
@@ -181,24 +234,28 @@ def recommended_for(run: translate.Run, split: str) -> refine.RefineConfig:
 
 
 def evaluate_split(run: translate.Run, apply, params, split: str, rounds: int, workdir: str):
-  """(metrics {method: {name: [per round]}}, nfe {method: [per round]}, strip path or None).
-  Every method of a split refines or samples under the same key (the run's evaluation stream
-  folded with the split's position), so they differ by their settings only."""
+  """(metrics {method: {name: [per scored round]}}, nfe {method: [per scored round]}, scored
+  {method: [rounds]}, strip path or None). Every method of a split refines or samples under the
+  same key (the run's evaluation stream folded with the split's position), so they differ by
+  their settings only. eval.score_every k > 1 scores every k-th round and the last."""
   ev, task = run.plan, run.task
   key = jax.random.fold_in(run.key("evaluation"), list(ev.splits).index(split))
   items = task.test_items(split, ev.num_samples)
-  metrics, nfes, strip = {}, {}, None
+  metrics, nfes, scored, strip = {}, {}, {}, None
 
   def refine_method(method: str, cfg: refine.RefineConfig):
     """Refine every item with `cfg`; record and print its curve; the first batch's history."""
+    every = None if ev.score_every == 1 or cfg.rounds == 0 else ev.score_every
+    which = None if every is None else scored_rounds(cfg.rounds, every)
     m, nfe, hist = run_refine(
-      apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} {method}"
+      apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} {method}", scored=which
     )
     metrics[method] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
     nfes[method] = nfe.tolist()
+    scored[method] = list(range(len(nfe))) if which is None else which
     print(
       f"[{split}] {method}:\n"
-      + _round_lines(method, task.headline, metrics[method][task.headline], nfe)
+      + _round_lines(method, task.headline, metrics[method][task.headline], nfe, scored[method])
     )
     return hist
 
@@ -224,11 +281,12 @@ def evaluate_split(run: translate.Run, apply, params, split: str, rounds: int, w
   )
   metrics[method] = {k: v.mean(axis=1).tolist() for k, v in m.items()}
   nfes[method] = nfe.tolist()
+  scored[method] = [0]
   print(
     f"[{split}] {method}: {task.headline} {metrics[method][task.headline][0]:.3f}  "
     f"({int(nfe[0])} NFE)"
   )
-  return metrics, nfes, strip
+  return metrics, nfes, scored, strip
 
 
 def run(config, workdir: str, mode: str, params_source=None, command: str | None = None) -> dict:
@@ -259,8 +317,11 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
     }
   strips = []
   for split in ev.splits:
-    metrics, nfes, strip = evaluate_split(run_, apply, params, split, rounds[split], workdir)
+    metrics, nfes, scored, strip = evaluate_split(
+      run_, apply, params, split, rounds[split], workdir
+    )
     results["metrics"][split], results["nfe"][split] = metrics, nfes
+    results["scored"][split] = scored
     strips += [strip] if strip else []
   results["seconds"] = time.time() - t0
   results["processes"] = jax.process_count()
@@ -273,18 +334,18 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
 
 
 def table(results: dict, metric: str) -> str:
-  """Plain-text table: metric per round for every split and method."""
+  """Plain-text table: metric per scored round for every split and method."""
   blocks = []
   for split, methods in results["metrics"].items():
-    rounds = max(len(c[metric]) for c in methods.values())
-    header = [plots.metric_label(metric)] + [f"r{r}" for r in range(rounds)] + ["NFE"]
-    cells = [
-      [plots.method_label(method)]
-      + [f"{y:.3f}" for y in curves[metric]]
-      + [""] * (rounds - len(curves[metric]))
-      + [int(np.sum(results["nfe"][split][method]))]
-      for method, curves in methods.items()
-    ]
+    at = {m: plots.scored_rounds(results, split, m) for m in methods}
+    columns = sorted(set().union(*at.values()))
+    header = [plots.metric_label(metric)] + [f"r{r}" for r in columns] + ["NFE"]
+    cells = []
+    for method, curves in methods.items():
+      by_round = dict(zip(at[method], curves[metric]))
+      row = [f"{by_round[r]:.3f}" if r in by_round else "" for r in columns]
+      nfe = int(np.sum(results["nfe"][split][method]))
+      cells.append([plots.method_label(method)] + row + [nfe])
     blocks.append(
       f"[{split}] {results['num_samples']} held-out items\n"
       + tables.render(header, cells, style="text")

@@ -54,10 +54,16 @@ class EvalPlan:
   selectors: tuple = ()
   pretrained: str = ""  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
   settings_from: str = ""  # a shipped model whose recommended settings run as a method too
+  # score the boards of every k-th round and the last (from the kept history, after the loop)
+  # instead of every round: the metric (for image Sudoku a decode and a classifier read of every
+  # board) costs about as much as a one-step round
+  score_every: int = 1
 
   def __post_init__(self):
     if not self.splits:
       raise ValueError("eval.splits is empty: name at least one split")
+    if int(self.score_every) != self.score_every or self.score_every < 1:
+      raise ValueError(f"eval.score_every must be an integer >= 1, got {self.score_every}")
     if self.checkpoint not in CHECKPOINTS:
       raise ValueError(f"eval.checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
     for split, rounds in self.rounds.items():

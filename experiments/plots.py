@@ -44,9 +44,20 @@ def method_label(method: str) -> str:
   return method.replace("_", " ")
 
 
+def scored_rounds(results: dict, split: str, method: str) -> list:
+  """The rounds of a curve's entries: results["scored"] (every file written since it exists);
+  in older files results["rounds"] where the curve has one value each (a quickstart's every
+  k-th), else 0..n (a split's or a recommended curve's own number of rounds)."""
+  n = len(next(iter(results["metrics"][split][method].values())))
+  if method in results.get("scored", {}).get(split, {}):
+    return list(results["scored"][split][method])
+  rounds = results.get("rounds") or []
+  return list(rounds) if len(rounds) == n else list(range(n))
+
+
 def budget_curves(results: dict, metric: str, folder: str) -> list[str]:
-  """One PNG per split: `metric` against round (results["rounds"] where a curve has one value
-  per scored round) and against cumulative NFE, every method."""
+  """One PNG per split: `metric` against round (a curve's `scored` rounds, see
+  `common.results_record`) and against cumulative NFE, every method."""
   paths = []
   for split, methods in results["metrics"].items():
     fig, (ax_r, ax_n) = plt.subplots(1, 2, figsize=(11, 4.0))
@@ -58,10 +69,7 @@ def budget_curves(results: dict, metric: str, folder: str) -> list[str]:
         ax_r.axhline(ys[0], ls="--", color="gray", label=f"{label}, {nfe[-1]} NFE")
         ax_n.plot(nfe, ys, "s", color="gray", label=label)
       else:
-        # the scored rounds (a quickstart's every k-th) where the curve has one value each,
-        # else every round from 0 (a split's or a recommended curve's own number of rounds)
-        scored = results["rounds"] if len(results["rounds"]) == len(ys) else range(len(ys))
-        ax_r.plot(scored, ys, "o-", ms=3, label=label)
+        ax_r.plot(scored_rounds(results, split, method), ys, "o-", ms=3, label=label)
         ax_n.plot(nfe, ys, "o-", ms=3, label=label)
     ax_r.set_xlabel("IPR round (0 = the SRM sample)")
     ax_r.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))

@@ -60,29 +60,6 @@ def define_flags(f):
   flags.DEFINE_string("out", None, "output folder (default runs/quickstart-<time>)", flag_values=f)
 
 
-MAX_SCORED = 49  # rounds scored by default: 0 and 48 more
-
-
-def scored_rounds(rounds: int, every: int | None = None) -> list[int]:
-  """The rounds whose boards the quickstart scores: 0, every `every`-th, and the last (`every`
-  by default: 1 up to MAX_SCORED - 1 rounds, else the smallest k that scores at most MAX_SCORED)."""
-  if every is None:
-    every = max(1, -(-rounds // (MAX_SCORED - 1)))
-  if every < 1:
-    raise ValueError(f"score_every must be >= 1, got {every}")
-  return sorted(set(range(0, rounds + 1, every)) | {rounds})
-
-
-def score_history(metric_fn, metric_params, history, rounds: list[int]):
-  """{name: f32[len(rounds), B]}: metric_fn (refine's calling convention) on the boards of the
-  given rounds of a refine history f32[rounds+1, B, ...], one compiled lax.map over the rounds
-  (the values refine's in-loop metric gives on those rounds)."""
-  score = jax.jit(
-    lambda p, h: jax.lax.map(lambda x: refine.apply_metric(metric_fn, p, x), h),
-  )
-  return score(metric_params, jnp.asarray(history)[jnp.asarray(rounds)])
-
-
 def main(argv=None):
   argv = sys.argv[1:] if argv is None else list(argv)
   args = common.parse_flags(define_flags, argv, "experiments.quickstart", __doc__)
@@ -100,7 +77,7 @@ def main(argv=None):
   recommended = pretrained.recommended(manifest)
   if args.rounds is None:
     args.rounds = max(1, recommended.rounds // 2)
-  scored = scored_rounds(args.rounds, args.score_every)
+  scored = evaluate.scored_rounds(args.rounds, args.score_every)
   per_split, splits = args.num // 2, ("hard", "medium")
   items = [run.task.test_items(split, per_split) for split in splits]
   x = np.concatenate([it.x for it in items])
@@ -122,7 +99,9 @@ def main(argv=None):
     jax.block_until_ready(res.x)
     bar.update()
     bar.set_description(f"score {len(scored)} rounds")
-    metrics = score_history(run.task.metric_fn, run.task.metric_params, res.history, scored)
+    metrics = evaluate.score_history(
+      run.task.metric_fn, run.task.metric_params, res.history, scored
+    )
     jax.block_until_ready(metrics)
     bar.update()
   command = shlex.join(["python", "-m", "experiments.quickstart", *argv])
@@ -140,8 +119,8 @@ def main(argv=None):
   # cumulative sum is the NFE spent by each scored round, as for every-round curves)
   cumulative = np.cumsum(np.asarray(res.nfe))[scored]
   nfe, method = np.diff(cumulative, prepend=0).tolist(), f"ipr_{cfg.selector}"
-  results["rounds"] = scored
   for s in splits:
+    results["scored"][s] = {method: scored}
     results["nfe"][s] = {method: nfe}
     results["metrics"][s] = {
       method: {k: np.asarray(v)[:, names == s].mean(axis=1).tolist() for k, v in metrics.items()}

@@ -19,6 +19,7 @@ SCHEMA = {
   "seed",
   "rounds",
   "split_rounds",
+  "scored",
   "headline",
   "nfe",
   "metrics",
@@ -31,19 +32,25 @@ SCHEMA = {
 }
 
 
-def check_schema(saved: dict, rounds: int, scored=None) -> None:
-  """The one results.json schema: int num_samples, split list, per-round curves per method
-  (per scored round: `scored`, default every round)."""
+def check_schema(saved: dict, rounds: int, every: int = 1) -> None:
+  """The one results.json schema: int num_samples, split list, curves per method with one entry
+  per scored round (every round, or with `every` k > 1 every k-th and the last) and the rounds
+  they stand for."""
   assert SCHEMA <= set(saved)
   assert isinstance(saved["num_samples"], int) and saved["split"] == list(saved["metrics"])
-  assert saved["rounds"] == (list(range(rounds + 1)) if scored is None else scored)
+  assert saved["rounds"] == list(range(rounds + 1))
   assert max(saved["split_rounds"].values()) == rounds
   for split in saved["split"]:
-    entries = saved["split_rounds"][split] + 1 if scored is None else len(scored)
+    assert set(saved["scored"][split]) == set(saved["metrics"][split])
+    split_rounds = saved["split_rounds"][split]
     for method, curves in saved["metrics"][split].items():
-      n = len(saved["nfe"][split][method])
-      assert all(len(v) == n for v in curves.values())
-      assert n >= 2 if method == "recommended" else n in (1, entries)
+      n, at = len(saved["nfe"][split][method]), saved["scored"][split][method]
+      assert all(len(v) == n for v in curves.values()) and len(at) == n
+      assert at[0] == 0 and at == sorted(set(at))
+      if method == "recommended":  # its own rounds
+        assert n >= 2
+      elif n > 1:
+        assert at == evaluate.scored_rounds(split_rounds, every)
 
 
 def _same(a, b):
@@ -93,6 +100,23 @@ def test_smoke_train_checkpoint_refine(tmp_path):
     assert os.path.exists(tmp_path / f"valid_{split}.png")
     assert os.path.exists(tmp_path / f"strip_{split}.png")
   assert results["plots"]
+  # eval.score_every: the same runs scored at every 2nd round and the last, from the kept
+  # history after the loop: the every-round figures at those rounds, the NFE regrouped
+  source = evaluate.load_params(translate.translate(config), str(tmp_path))
+  config.eval.score_every = 2
+  every2 = evaluate.run(config, str(tmp_path / "every2"), "refine", params_source=source)
+  check_schema(json.load(open(tmp_path / "every2" / "results.json")), 2, every=2)
+  rec = saved["metrics"]["hard"]["recommended"]
+  assert len(set(rec["duplicate_count"])) > 2  # figures that change across rounds: bites
+  for split, methods in saved["metrics"].items():
+    for method, curves in methods.items():
+      at, single = every2["scored"][split][method], method.startswith("compute_matched")
+      assert at == ([0] if single else evaluate.scored_rounds(len(curves["valid"]) - 1, 2))
+      for name, ys in curves.items():
+        np.testing.assert_allclose(every2["metrics"][split][method][name], np.take(ys, at))
+      nfe = np.cumsum(saved["nfe"][split][method])[at]
+      assert np.cumsum(every2["nfe"][split][method]).tolist() == nfe.tolist()
+  assert "r16" in evaluate.table(every2, "valid") and "r15" not in evaluate.table(every2, "valid")
 
 
 @pytest.mark.parametrize("bench", ["mnist_sudoku", "even_pixels", "counting_polygons"])
@@ -316,7 +340,7 @@ def test_quickstart_image_sudoku_reduced(tmp_path):
 
   argv = ["--benchmark", "mnist_sudoku", "--num", "4", "--rounds", "3", "--score_every", "2"]
   results = quickstart.main([*argv, "--out", str(tmp_path)])
-  check_schema(json.load(open(tmp_path / "results.json")), 3, scored=[0, 2, 3])
+  check_schema(json.load(open(tmp_path / "results.json")), 3, every=2)
   assert results["benchmark"] == "mnist_sudoku" and len(results["per_sample"]["valid"]) == 4
   assert all(len(v) == 3 for v in results["per_sample"]["valid"])
   nfe = results["nfe"]["hard"]["ipr_uncertainty"]
@@ -326,23 +350,21 @@ def test_quickstart_image_sudoku_reduced(tmp_path):
     quickstart.main([*argv[:-1], "0", "--out", str(tmp_path)])
 
 
-def test_quickstart_scored_rounds():
-  from experiments import quickstart
-
-  assert quickstart.scored_rounds(48) == list(range(49))
-  every_third = quickstart.scored_rounds(144)  # the image quickstart's default 144 rounds
-  assert every_third == list(range(0, 145, 3)) and len(every_third) <= quickstart.MAX_SCORED
-  assert quickstart.scored_rounds(5, 2) == [0, 2, 4, 5] and quickstart.scored_rounds(0) == [0]
+def test_scored_rounds():
+  assert evaluate.scored_rounds(48) == list(range(49))
+  every_third = evaluate.scored_rounds(144)  # the image quickstart's default 144 rounds
+  assert every_third == list(range(0, 145, 3)) and len(every_third) <= evaluate.MAX_SCORED
+  assert evaluate.scored_rounds(5, 2) == [0, 2, 4, 5] and evaluate.scored_rounds(0) == [0]
   with pytest.raises(ValueError, match="score_every"):
-    quickstart.scored_rounds(5, 0)
+    evaluate.scored_rounds(5, 0)
 
 
 @pytest.mark.skipif(
   "mnist_sudoku_latent_19k" not in pretrained.available(), reason="shipped model not present"
 )
-def test_quickstart_scores_history_as_refine_scores_in_the_loop():
+def test_scores_history_as_refine_scores_in_the_loop():
   """Scoring the kept boards of some rounds after refine gives the in-loop metric's values."""
-  from experiments import quickstart, shipped
+  from experiments import shipped
   from ipr_jax import refine
 
   apply, params, manifest, run = shipped.open_model("mnist_sudoku", workdir="unused")
@@ -358,7 +380,7 @@ def test_quickstart_scores_history_as_refine_scores_in_the_loop():
     run.task.metric_fn,
     metric_params=run.task.metric_params,
   )
-  got = quickstart.score_history(run.task.metric_fn, run.task.metric_params, res.history, [0, 2, 3])
+  got = evaluate.score_history(run.task.metric_fn, run.task.metric_params, res.history, [0, 2, 3])
   assert set(got) == set(res.metrics)
   for name, values in got.items():
     np.testing.assert_allclose(values, np.asarray(res.metrics[name])[[0, 2, 3]], atol=1e-6)
@@ -998,8 +1020,9 @@ def test_latent_geometry_oracles():
 
 
 def test_budget_curves_round_axis(tmp_path, monkeypatch):
-  """A curve with one value per scored round is drawn at those rounds (a quickstart's every
-  k-th); curves with their own number of rounds (a split's, a longer recommended one) at 0..n."""
+  """A curve is drawn at its scored rounds: results["scored"], or in older files (before that
+  key) results["rounds"] where a curve has one value each (a quickstart's every k-th), else
+  0..n (a split's or a longer recommended curve's own number of rounds)."""
   from experiments import plots
 
   figures = []
@@ -1025,6 +1048,13 @@ def test_budget_curves_round_axis(tmp_path, monkeypatch):
   assert list(by_round[1].get_xdata()) == list(range(10))
   by_nfe = figures[0].axes[1].lines
   assert list(by_nfe[0].get_xdata()) == [243, 258, 273, 278]
+  # files with "scored" (eval.score_every): each curve at its own rounds
+  results["rounds"] = list(range(8))
+  results["scored"] = {"hard": {"ipr": [0, 3, 6, 7], "recommended": list(range(0, 19, 2))}}
+  plots.budget_curves(results, "valid", str(tmp_path))
+  by_round = figures[1].axes[0].lines
+  assert list(by_round[0].get_xdata()) == [0, 3, 6, 7]
+  assert list(by_round[1].get_xdata()) == list(range(0, 19, 2))
 
 
 @pytest.mark.skipif(

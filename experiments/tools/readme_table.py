@@ -11,26 +11,25 @@ import sys
 import numpy as np
 from absl import flags
 
-from experiments import common, tables
+from experiments import common, plots, tables
 
 SHOWN = (0, 5, 10, 15, 20, 30)
 
 
 def table(results: dict, metric: str | None = None) -> str:
   """Markdown rows per split and method: `metric` (default the results' headline) at rounds
-  0, 5, 10, 15, 20, 30 where the curve has them, the last round, and the NFE per item."""
+  0, 5, 10, 15, 20, 30 where the curve scored them, the last round, and the NFE per item."""
   metric = metric or results.get("headline", "valid")
   header = ["split", "items", "method", *(f"round {r}" for r in SHOWN)]
   header += ["last round", "NFE per item (batch max)"]
   rows = []
   for split, methods in results["metrics"].items():
     for method, curves in methods.items():
-      ys = curves[metric]
+      ys, at = curves[metric], plots.scored_rounds(results, split, method)
       nfe = int(np.sum(results["nfe"][split][method]))
-      cells = [
-        f"{100 * ys[r]:.1f}%" if r < len(ys) and (len(ys) > 1 or r == 0) else "-" for r in SHOWN
-      ]
-      last = f"{100 * ys[-1]:.1f}% (round {len(ys) - 1})" if len(ys) > 1 else f"{100 * ys[0]:.1f}%"
+      by_round = dict(zip(at, ys))
+      cells = [f"{100 * by_round[r]:.1f}%" if r in by_round else "-" for r in SHOWN]
+      last = f"{100 * ys[-1]:.1f}% (round {at[-1]})" if len(ys) > 1 else f"{100 * ys[0]:.1f}%"
       rows.append([split, results["num_samples"], method, *cells, last, nfe])
   return tables.render(header, rows)
 

@@ -56,7 +56,7 @@ def table(series: dict, split: str, method: str, metric: str) -> str:
       matched = [
         m[metric][0] for n, m in r["metrics"][split].items() if n.startswith("compute_matched")
       ]
-      last = f"{curve[-1]:.1%} (round {len(curve) - 1})"
+      last = f"{curve[-1]:.1%} (round {plots.scored_rounds(r, split, method)[-1]})"
       rows.append(
         [label, f"{steps:,}", f"{curve[0]:.1%}", last, f"{matched[0]:.1%}" if matched else "-"]
       )
