@@ -1083,3 +1083,21 @@ def test_latent_strip_reads_the_shown_rounds_only(tmp_path, monkeypatch):
   assert os.path.exists(tmp_path / "strip.png")
   with pytest.raises(ValueError, match="round names"):
     plots.sudoku_strip(hist[:2], labels["givens"], str(tmp_path / "x.png"), [0, 1], round_names=[0])
+
+
+@pytest.mark.skipif(
+  "mnist_sudoku_latent_19k" not in pretrained.available(), reason="shipped model not present"
+)
+def test_scoring_cost_study_times_each_k_and_checks_its_figures(tmp_path):
+  """The study times k = 1 and k > 1 side by side after checking their figures agree; --every
+  must start with the baseline."""
+  from experiments.studies import scoring_cost
+
+  out = str(tmp_path / "cost.json")
+  rec = scoring_cost.main(
+    ["--num", "2", "--rounds", "3", "--every", "1,2", "--repeats", "1", "--out", out]
+  )
+  assert set(rec["best_s"]) == {"1", "2"} and rec["speedup"]["1"] == 1.0
+  assert json.load(open(out))["nfe"] == rec["nfe"] > 0
+  with pytest.raises(SystemExit, match="must start with 1"):
+    scoring_cost.main(["--every", "3,1", "--out", out])
