@@ -844,6 +844,35 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert sudoku_budget.sampler_flags(0.25, 0.7) == " --alpha 0.25 --temperature 0.7"
 
 
+def test_budget_plot_draws_curves_of_any_sampler_settings(tmp_path, monkeypatch):
+  """Curves run with another alpha or temperature go on their reverse std's panel under a name
+  that says so (a study of only such curves once drew no panel and crashed after its run)."""
+  import matplotlib.pyplot
+
+  from experiments.studies import sudoku_budget
+
+  assert sudoku_budget.panel_of("ipr_x") == ("", "ipr_x")
+  assert sudoku_budget.panel_of("ipr_x@learned_range,T0.7") == ("", "ipr_x (T0.7)")
+  assert sudoku_budget.panel_of("ipr_x@fixed_small,alpha0,T0.5") == (
+    "fixed_small",
+    "ipr_x (alpha0,T0.5)",
+  )
+  figures = []
+  monkeypatch.setattr(matplotlib.pyplot, "close", figures.append)  # keep the figure to read
+  curve = {"nfe": [243, 600], "valid": [0.1, 0.5]}
+  results = {
+    "curves": {"ipr_x@learned_range,alpha0": curve, "ipr_x@fixed_small,T0.7": curve},
+    "model": "m",
+    "num": 2,
+    "split": "hard",
+    "paper_nfe": 600,
+  }
+  assert os.path.exists(sudoku_budget.plot(results, str(tmp_path / "p.png")))
+  (fig,) = figures
+  labels = [[line.get_label() for line in ax.lines] for ax in fig.axes]
+  assert labels[0][0] == "ipr_x (alpha0)" and labels[1][0] == "ipr_x (T0.7)"
+
+
 @pytest.mark.skipif(
   "mnist_sudoku_latent" not in pretrained.available(), reason="shipped model not present"
 )

@@ -351,19 +351,31 @@ def at_nfe(c: dict, nfe: float) -> float | None:
   return float(np.interp(nfe, xs, ys))
 
 
-PANELS = ("", "fixed_small")  # sampler suffixes drawn, one panel each; other settings: JSON only
+PANELS = ("", "fixed_small", "fixed_large")  # one panel per reverse std ("": learned_range)
+
+
+def panel_of(label: str) -> tuple[str, str]:
+  """(panel, name) of a curve label `<method>[@<sampler suffix>]`: the panel is its reverse std
+  ('' for the papers' learned_range), the name the method with its other settings (alpha,
+  temperature), e.g. 'ipr_x@learned_range,T0.7' -> ('', 'ipr_x (T0.7)')."""
+  method, _, suffix = label.partition("@")
+  parts = suffix.split(",") if suffix else []
+  variance = parts.pop(0) if parts and not parts[0].startswith(("alpha", "T")) else ""
+  return ("" if variance == "learned_range" else variance), method + (
+    f" ({','.join(parts)})" if parts else ""
+  )
 
 
 def plot(results: dict, path: str) -> str:
-  """One panel per reverse std (the papers' learned_range, fixed_small) with every curve drawn
-  with it at the papers' alpha and temperature; the sequential points as one dashed line."""
+  """One panel per reverse std (the papers' learned_range, fixed_small, fixed_large) with every
+  curve drawn with it, other alpha or temperature in the curve's name; the sequential points
+  as one dashed line."""
   import matplotlib.pyplot as plt
 
   by_panel = {p: {} for p in PANELS}
   for k, c in results["curves"].items():
-    name, _, suffix = k.partition("@")
-    if suffix in by_panel:
-      by_panel[suffix][name] = c
+    panel, name = panel_of(k)
+    by_panel[panel][name] = c
   panels = [p for p in PANELS if by_panel[p]]
   fig, axes = plt.subplots(
     1, len(panels), figsize=(7.5 * len(panels), 7), sharey=True, squeeze=False
