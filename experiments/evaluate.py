@@ -245,8 +245,8 @@ def evaluate_split(run: translate.Run, apply, params, split: str, rounds: int, w
 
   def refine_method(method: str, cfg: refine.RefineConfig):
     """Refine every item with `cfg`; record and print its curve; the first batch's history."""
-    every = None if ev.score_every == 1 or cfg.rounds == 0 else ev.score_every
-    which = None if every is None else scored_rounds(cfg.rounds, every)
+    every_round = ev.score_every == 1 or cfg.rounds == 0  # restarts have no rounds to pick
+    which = None if every_round else scored_rounds(cfg.rounds, ev.score_every)
     m, nfe, hist = run_refine(
       apply, params, items, cfg, task, key, ev.batch_size, desc=f"{split} {method}", scored=which
     )
