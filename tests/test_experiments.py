@@ -835,6 +835,13 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   sharp = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps5_power2", base)
   assert sharp == dataclasses.replace(fast, selector_power=2.0)  # only the selector's power
   assert fast.selector_power == base.selector_power == 1.0
+  # a falling ratio: more of the smaller rounds fit, the last round re-noises the final ratio
+  falling = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_to0.125_steps5", base)
+  assert falling == dataclasses.replace(fast, final_ratio=0.125, rounds=falling.rounds)
+  assert falling.rounds > fast.rounds and sudoku_budget.planned_nfe(falling, 81) <= paper
+  more = dataclasses.replace(falling, rounds=falling.rounds + 1)
+  assert sudoku_budget.planned_nfe(more, 81) > paper  # the most rounds that fit
+  assert refine.round_ratios(falling)[-1] == pytest.approx(0.125)
   for bad in ("ipr_uniform_ratio0.25_power2", "ipr_uncertainty_ratio0.25_power0"):
     with pytest.raises(ValueError, match="_power<p> needs the uncertainty selector"):
       sudoku_budget.method_config(bad, base)
