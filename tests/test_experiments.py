@@ -842,6 +842,9 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   more = dataclasses.replace(falling, rounds=falling.rounds + 1)
   assert sudoku_budget.planned_nfe(more, 81) > paper  # the most rounds that fit
   assert refine.round_ratios(falling)[-1] == pytest.approx(0.125)
+  wide = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps5_ov0.9", base)
+  assert wide.ipr == dataclasses.replace(fast.ipr, overlap=0.9) and wide.initial == base.initial
+  assert wide.rounds > fast.rounds and sudoku_budget.planned_nfe(wide, 81) <= paper
   for bad in ("ipr_uniform_ratio0.25_power2", "ipr_uncertainty_ratio0.25_power0"):
     with pytest.raises(ValueError, match="_power<p> needs the uncertainty selector"):
       sudoku_budget.method_config(bad, base)
