@@ -845,6 +845,11 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   wide = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps5_ov0.9", base)
   assert wide.ipr == dataclasses.replace(fast.ipr, overlap=0.9) and wide.initial == base.initial
   assert wide.rounds > fast.rounds and sudoku_budget.planned_nfe(wide, 81) <= paper
+  together = sudoku_budget.method_config("ipr_uncertainty_ratio0.25_steps2_orderparallel", base)
+  assert together.ipr.order == "parallel" and together.ipr.steps_per_patch == 2
+  assert sudoku_budget.planned_nfe(dataclasses.replace(together, rounds=1), 81) == (
+    sudoku_budget.planned_nfe(dataclasses.replace(together, rounds=0), 81) + 2
+  )  # every re-noised cell at once: a round is its 2 steps
   for bad in ("ipr_uniform_ratio0.25_power2", "ipr_uncertainty_ratio0.25_power0"):
     with pytest.raises(ValueError, match="_power<p> needs the uncertainty selector"):
       sudoku_budget.method_config(bad, base)

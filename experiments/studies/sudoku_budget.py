@@ -18,10 +18,12 @@ On the same puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `ipr_steps20`: 15 uniform rounds with 20 steps per cell each (twice the paper's);
-- `ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_power<p>]` (any r in (0, 1], selector uniform or
+- `ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>]` (any r in (0, 1], selector uniform or
   uncertainty; f the last round's ratio, linear from r over the rounds; s steps per cell in each
-  round's pass instead of the paper's 10; o the rounds' overlap instead of the paper's 0.8; p the
-  uncertainty selector's power, weights sigma ** p instead of sigma): the paper's rounds re-noising a fraction r of the cells, as many rounds as
+  round's pass instead of the paper's 10; o the rounds' overlap instead of the paper's 0.8; name
+  the rounds' generation order instead of greedy, e.g. parallel: every re-noised cell at once,
+  s evaluations a round; p the uncertainty selector's power, weights sigma ** p instead of
+  sigma): the paper's rounds re-noising a fraction r of the cells, as many rounds as
   fit in the NFE of 30 paper rounds (a round's plan grows by 2 steps per extra cell at overlap
   0.8, so r = 0.5 fits 16);
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
@@ -91,7 +93,7 @@ METHODS = (
 )
 _RATIO_METHOD = re.compile(
   r"ipr_(uniform|uncertainty)_ratio([0-9.]+)(?:_to([0-9.]+))?(?:_steps([1-9][0-9]*))?"
-  r"(?:_ov([0-9.]+))?(?:_power([0-9.]+))?"
+  r"(?:_ov([0-9.]+))?(?:_order([a-z]+))?(?:_power([0-9.]+))?"
 )
 _CHAIN_METHOD = re.compile(
   r"chains([2-9]|1[0-9])_(uniform|uncertainty)_ratio([0-9.]+)(_probe|_lowest_sigma)?"
@@ -153,12 +155,13 @@ def at_ratio(
   power: float | None = None,
   final: float | None = None,
   overlap: float | None = None,
+  order: str | None = None,
 ) -> refine.RefineConfig:
   """The paper's rounds re-noising `ratio` of the cells in `num_chains` chains (each paying its
   own round 0 and, with a `pick`, its probes), each round's pass with `steps` per cell where set,
   the uncertainty selector's weights sigma ** `power` where set, the ratio falling (or rising)
-  linearly to `final` by the last round where set, the rounds' `overlap` where set: as many
-  rounds as fit in `base`'s NFE."""
+  linearly to `final` by the last round where set, the rounds' `overlap` and generation `order`
+  where set: as many rounds as fit in `base`'s NFE."""
   budget = planned_nfe(base, NUM_CELLS)
   cfg = dataclasses.replace(
     base,
@@ -166,6 +169,7 @@ def at_ratio(
       base.ipr,
       steps_per_patch=steps or base.ipr.steps_per_patch,
       overlap=base.ipr.overlap if overlap is None else overlap,
+      order=order or base.ipr.order,
     ),
     resampling_ratio=ratio,
     selector=selector,
@@ -227,7 +231,7 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
     return at_ratio(base, float(ratio), selector, int(k), pick and pick[1:])
   match = _RATIO_METHOD.fullmatch(name)
   if match:
-    selector, ratio, final, steps, overlap, power = match.groups()
+    selector, ratio, final, steps, overlap, order, power = match.groups()
     if power is not None and (selector != "uncertainty" or not float(power) > 0):
       raise ValueError(f"_power<p> needs the uncertainty selector and p > 0, got {name!r}")
     return at_ratio(
@@ -238,6 +242,7 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
       power=power and float(power),
       final=final and float(final),
       overlap=overlap and float(overlap),
+      order=order,
     )
 
   def rounds_at(rounds, **ipr):
@@ -256,7 +261,7 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
   if name not in named:
     raise ValueError(
       f"unknown method; methods: {', '.join(METHODS)} (and any "
-      f"ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_power<p>], chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
+      f"ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>], chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
       f"restarts<k>_probe|lowest_sigma)"
     )
   return named[name]()
@@ -468,7 +473,7 @@ def define_flags(f):
   flags.DEFINE_string(
     "methods",
     "all",
-    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_power<p>], "
+    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>], "
     "chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], restarts<k>_probe|lowest_sigma), "
     "all, or '' (only the summary and plot)",
     flag_values=f,
