@@ -993,9 +993,11 @@ def test_image_model_ships_its_medium_settings():
   """mnist_sudoku_latent_19k's medium settings (measured better there: one-step rounds at the
   fixed_small std) come out for medium, rescaled to the split's round budget and within the NFE
   of the paper's 15 medium rounds; hard gets the uncertainty rounds at the learned-range std with
-  1 step per cell, 288 of them in the NFE of the paper's 30, both passes at temperature 0.7."""
+  1 step per cell at overlap 0.95 (2 evaluations a round), 720 of them in the NFE of the paper's
+  30, both passes at temperature 0.7."""
   from experiments import codec
   from experiments.configs import mnist_sudoku
+  from experiments.studies import sudoku_budget
 
   if "mnist_sudoku_latent_19k" not in pretrained.available():
     pytest.skip("shipped model not present")
@@ -1007,12 +1009,12 @@ def test_image_model_ships_its_medium_settings():
   )
   run = translate.translate(config, codec=codec.load(translate.codec_stage(config), "unused"))
   hard, medium = evaluate.recommended_for(run, "hard"), evaluate.recommended_for(run, "medium")
-  assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (288, 0.25, "learned_range")
+  assert (hard.rounds, hard.resampling_ratio, hard.ipr.variance) == (720, 0.25, "learned_range")
+  assert hard.ipr.overlap == 0.95 and sudoku_budget.planned_nfe(hard, 81) == 1683
   assert (hard.selector, hard.ipr.steps_per_patch, hard.ipr.temperature) == ("uncertainty", 1, 0.7)
   assert hard.initial == dataclasses.replace(run.sampler, temperature=0.7)
   assert (medium.rounds, medium.resampling_ratio, medium.ipr.steps_per_patch) == (126, 0.25, 1)
   assert (medium.initial.variance, medium.ipr.variance) == ("fixed_small", "fixed_small")
-  from experiments.studies import sudoku_budget
 
   paper = sudoku_budget.paper_config(run)  # no more NFE than the paper's 30 rounds
   assert 0.9 * sudoku_budget.planned_nfe(paper, 81) <= sudoku_budget.planned_nfe(hard, 81)
