@@ -18,14 +18,14 @@ On the same puzzles, with one shipped model (issue 14, items 3 and 4):
 - `ipr_deterministic`: the paper's rounds with alpha = 0 (deterministic steps) in every pass;
 - `hybrid_first11`: a first pass with 11 steps per cell, then 15 uniform rounds;
 - `ipr_steps20`: 15 uniform rounds with 20 steps per cell each (twice the paper's);
-- `ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>]` (any r in (0, 1], selector uniform or
-  uncertainty; f the last round's ratio, linear from r over the rounds; s steps per cell in each
-  round's pass instead of the paper's 10; o the rounds' overlap instead of the paper's 0.8; name
-  the rounds' generation order instead of greedy, e.g. parallel: every re-noised cell at once,
-  s evaluations a round; p the uncertainty selector's power, weights sigma ** p instead of
-  sigma): the paper's rounds re-noising a fraction r of the cells, as many rounds as
-  fit in the NFE of 30 paper rounds (a round's plan grows by 2 steps per extra cell at overlap
-  0.8, so r = 0.5 fits 16);
+- `ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>]` (any r in
+  (0, 1], selector uniform or uncertainty; f the last round's ratio, linear from r over the
+  rounds; s steps per cell in each round's pass instead of the paper's 10; o the rounds' overlap
+  instead of the paper's 0.8; name the rounds' generation order instead of greedy, e.g.
+  parallel: every re-noised cell at once, s evaluations a round; p the uncertainty selector's
+  power, weights sigma ** p instead of sigma): the paper's rounds re-noising a fraction r of the
+  cells, as many rounds as fit in the NFE of 30 paper rounds (a round's plan grows by 2 steps
+  per extra cell at overlap 0.8, so r = 0.5 fits 16);
 - `chains2_lowest_sigma`: 2 chains of 12 rounds, per puzzle the chain the model doubts least;
   `chains2_uncertainty`: the same with the uncertainty selector in each chain;
 - `chains<k>_<selector>_ratio<r>`: k chains (2-9) of the rounds above at ratio r, as many rounds
