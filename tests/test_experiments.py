@@ -850,6 +850,10 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert sudoku_budget.planned_nfe(dataclasses.replace(together, rounds=1), 81) == (
     sudoku_budget.planned_nfe(dataclasses.replace(together, rounds=0), 81) + 2
   )  # every re-noised cell at once: a round is its 2 steps
+  with pytest.raises(ValueError, match="order must be one of"):
+    sudoku_budget.method_config("ipr_uniform_ratio0.25_orderspiral", base)
+  with pytest.raises(ValueError, match="overlap must lie in"):
+    sudoku_budget.method_config("ipr_uniform_ratio0.25_steps1_ov1.5", base)
   for bad in ("ipr_uniform_ratio0.25_power2", "ipr_uncertainty_ratio0.25_power0"):
     with pytest.raises(ValueError, match="_power<p> needs the uncertainty selector"):
       sudoku_budget.method_config(bad, base)
