@@ -209,7 +209,7 @@ def test_shipped_model_manifest_and_hash(name):
     initial, ipr = trained["refine"]["initial"], trained["refine"]["ipr"]
   assert rec.initial.steps_per_patch == initial["steps_per_patch"]
   if rec.ipr.steps_per_patch != ipr["steps_per_patch"]:  # more, cheaper rounds (image Sudoku):
-    # within the NFE of the trained config's rounds, never more
+    # within the NFE of the trained config's rounds (its steps and overlap), never more
     from experiments.studies import sudoku_budget
 
     assert (
@@ -218,7 +218,9 @@ def test_shipped_model_manifest_and_hash(name):
     paper = dataclasses.replace(
       rec,
       rounds=trained["refine"]["rounds"],
-      ipr=dataclasses.replace(rec.ipr, steps_per_patch=ipr["steps_per_patch"]),
+      ipr=dataclasses.replace(
+        rec.ipr, steps_per_patch=ipr["steps_per_patch"], overlap=ipr["overlap"]
+      ),  # the trained config's rounds (the paper's)
     )
     assert rec.rounds > paper.rounds
     assert sudoku_budget.planned_nfe(rec, 81) <= sudoku_budget.planned_nfe(paper, 81)
