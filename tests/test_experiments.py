@@ -998,9 +998,9 @@ def test_unique_levels_run_their_own_recommended_settings():
 def test_image_model_ships_its_medium_settings():
   """mnist_sudoku_latent_19k's medium settings (measured better there: one-step rounds at the
   fixed_small std) come out for medium, rescaled to the split's round budget and within the NFE
-  of the paper's 15 medium rounds (at overlap 0.95, as hard's); hard gets the uncertainty rounds at the learned-range std with
-  1 step per cell at overlap 0.95 (2 evaluations a round), 720 of them in the NFE of the paper's
-  30, both passes at temperature 0.7."""
+  of the paper's 15 medium rounds (at overlap 0.95, as hard's); hard gets the uncertainty
+  rounds at the learned-range std with 1 step per cell at overlap 0.95 (2 evaluations a round),
+  720 of them in the NFE of the paper's 30, both passes at temperature 0.7."""
   from experiments import codec
   from experiments.configs import mnist_sudoku
   from experiments.studies import sudoku_budget

@@ -95,6 +95,8 @@ _RATIO_METHOD = re.compile(
   r"ipr_(uniform|uncertainty)_ratio([0-9.]+)(?:_to([0-9.]+))?(?:_steps([1-9][0-9]*))?"
   r"(?:_ov([0-9.]+))?(?:_order([a-z]+))?(?:_power([0-9.]+))?"
 )
+# the ratio methods' names, as error messages and --help print them
+RATIO_FORM = "ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>]"
 _CHAIN_METHOD = re.compile(
   r"chains([2-9]|1[0-9])_(uniform|uncertainty)_ratio([0-9.]+)(_probe|_lowest_sigma)?"
 )
@@ -179,13 +181,8 @@ def at_ratio(
     chains=None if num_chains == 1 else num_chains,
     pick=pick,
   )
-  if final is not None:  # the rounds' sizes depend on their count: the most that fit
-    return dataclasses.replace(cfg, rounds=_most_rounds(cfg, budget // num_chains))
-  first = planned_nfe(cfg, NUM_CELLS)
-  per_round = planned_nfe(dataclasses.replace(cfg, rounds=1), NUM_CELLS) - first
-  return dataclasses.replace(
-    cfg, rounds=max(1, (budget - num_chains * first) // (num_chains * per_round))
-  )
+  # each chain gets an equal share; with `final` a round's size depends on the round count
+  return dataclasses.replace(cfg, rounds=_most_rounds(cfg, budget // num_chains))
 
 
 def _most_rounds(cfg: refine.RefineConfig, budget: int) -> int:
@@ -261,7 +258,7 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
   if name not in named:
     raise ValueError(
       f"unknown method; methods: {', '.join(METHODS)} (and any "
-      f"ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>], chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
+      f"{RATIO_FORM}, chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], "
       f"restarts<k>_probe|lowest_sigma)"
     )
   return named[name]()
@@ -473,7 +470,7 @@ def define_flags(f):
   flags.DEFINE_string(
     "methods",
     "all",
-    f"comma list of {METHODS} (any ipr_<selector>_ratio<r>[_to<f>][_steps<s>][_ov<o>][_order<name>][_power<p>], "
+    f"comma list of {METHODS} (any {RATIO_FORM}, "
     "chains<k>_<selector>_ratio<r>[_probe|_lowest_sigma], restarts<k>_probe|lowest_sigma), "
     "all, or '' (only the summary and plot)",
     flag_values=f,
