@@ -19,7 +19,7 @@ import optax
 from tqdm import tqdm
 
 from experiments import common, plan, translate
-from ipr_jax import checkpoints, latents, pretrained
+from ipr_jax import checkpoints, latents, pretrained, typicality
 from ipr_jax.data import digits, image_sudoku
 from ipr_jax.evaluation import digit_classifier
 from ipr_jax.evaluation import sudoku as sudoku_eval
@@ -132,6 +132,31 @@ def cell_of(stage: plan.CodecStage) -> int:
 def is_trained(workdir: str) -> bool:
   """Whether DIR/codec holds a finished codec (codec.npz with its manifest entry)."""
   return os.path.exists(os.path.join(workdir, FOLDER, pretrained.CODEC_FILE))
+
+
+MIXTURE_COMPONENTS = 9  # one per digit a board holds; the mixture never sees a label
+MIXTURE_SEED = 0
+
+
+def training_cells(stage: plan.CodecStage) -> np.ndarray:
+  """f32[9 N, s, s, 1]: the training bank's digits 1-9, the cells every training board of the
+  denoiser is composed of (`experiments.tasks.sudoku`), in [-1, 1]."""
+  bank = digit_classifier.banks(stage.source, stage.idx_dir)["train"]
+  return digits.to_model(bank[1:].reshape(-1, *bank.shape[2:]))[..., None]
+
+
+def mixture(stage: plan.CodecStage, codec: latents.Codec, params) -> dict:
+  """The typicality mixture of a latent model (`ipr_jax.typicality.fit`): MIXTURE_COMPONENTS
+  Gaussians fitted to the codec's latents of the training cells, without their labels."""
+  tiles = training_cells(stage)
+  encode = jax.jit(codec.encode)
+  z = np.concatenate(
+    [
+      np.asarray(encode(params, jnp.asarray(tiles[i : i + 2048])))
+      for i in range(0, len(tiles), 2048)
+    ]
+  )
+  return typicality.fit(z.reshape(len(tiles), -1), MIXTURE_COMPONENTS, seed=MIXTURE_SEED)
 
 
 def _load_folder(name: str, root: str):

@@ -22,7 +22,16 @@ import numpy as np
 from tqdm import tqdm
 
 from experiments import codec, common, plots, tables, train, translate
-from ipr_jax import checkpoints, pretrained, refine, restarts, sampling, schedules, sharding
+from ipr_jax import (
+  checkpoints,
+  pretrained,
+  refine,
+  restarts,
+  sampling,
+  schedules,
+  sharding,
+  typicality,
+)
 
 
 IMPORTED = (
@@ -52,6 +61,39 @@ def load_params(run: translate.Run, workdir: str):
     f"(nor {workdir}/{IMPORTED}); run --mode train first, "
     "experiments.tools.import_checkpoint, or set eval.pretrained"
   )
+
+
+def resolved_doubt(run: translate.Run) -> str:
+  """ "model" or "typicality": eval.doubt, with "recommended" read from eval.pretrained's
+  manifest ("model" without a shipped model)."""
+  ev = run.plan
+  if ev.doubt != "recommended":
+    return ev.doubt
+  return (
+    pretrained.recommended_doubt(pretrained.manifest(ev.pretrained)) if ev.pretrained else "model"
+  )
+
+
+def with_doubt(config, run: translate.Run, workdir: str, apply, params):
+  """(apply, params, doubt) to sample with: the denoiser as loaded, or with eval.doubt
+  "typicality" wrapped by `typicality.with_doubt`, over the shipped model's mixture where it
+  ships one, else one fitted to the codec's training cells (`codec.mixture`). ValueError for a
+  pixel-space config (typicality reads a latent model's clean estimates)."""
+  doubt = resolved_doubt(run)
+  if doubt == "model":
+    return apply, params, doubt
+  stage = translate.codec_stage(config)
+  if stage is None:
+    raise ValueError(
+      "eval.doubt='typicality' reads a latent model's clean estimates; this config is in "
+      "pixel space (model.codec.latent_dim 0)"
+    )
+  name = run.plan.pretrained
+  if name and "typicality" in pretrained.manifest(name):
+    mixture = pretrained.load_mixture(name)
+  else:
+    mixture = codec.mixture(stage, *codec.load(stage, workdir))
+  return typicality.with_doubt(apply), {"denoiser": params, "mixture": mixture}, doubt
 
 
 def _load_asset(name: str, root: str, run: translate.Run, where: str):
@@ -298,6 +340,7 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
     apply, params, source = load_params(run_, workdir)
   else:
     apply, params, source = params_source
+  apply, params, doubt = with_doubt(config, run_, workdir, apply, params)
   os.makedirs(workdir, exist_ok=True)
   ev = run_.plan
   rounds = {s: 0 if mode == "sample" else run_.split_rounds(s) for s in ev.splits}
@@ -310,6 +353,7 @@ def run(config, workdir: str, mode: str, params_source=None, command: str | None
     checkpoint=source,
     command=command or f"--mode {mode}",
   )
+  results["doubt"] = doubt  # the regions' doubt the sampler and selectors ran with
   if mode == "evaluate":
     truth = run_.task.test_items(ev.splits[0], ev.num_samples)
     results["ground_truth"] = {

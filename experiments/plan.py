@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 CHECKPOINTS = ("best", "last")
+DOUBTS = ("recommended", "model", "typicality")  # ipr_jax.pretrained.DOUBTS
 INIT_MATCH = ("all", "shapes")
 
 
@@ -54,6 +55,11 @@ class EvalPlan:
   selectors: tuple = ()
   pretrained: str = ""  # a shipped model (ipr_jax.pretrained) instead of DIR's checkpoints
   settings_from: str = ""  # a shipped model whose recommended settings run as a method too
+  # the regions' doubt (sampler order, uncertainty selector, picks): "model" (the denoiser's
+  # sigma), "typicality" (ipr_jax.typicality over a latent model's clean estimates: the shipped
+  # mixture with eval.pretrained, else one fitted to the codec's training cells), or
+  # "recommended" (the shipped model's recommended_doubt with eval.pretrained, else "model")
+  doubt: str = "recommended"
   # score the boards of every k-th round and the last (from the kept history, after the loop)
   # instead of every round: the metric (for image Sudoku a decode and a classifier read of every
   # cell) costs about ten one-step rounds on 28x28 digits (experiments.studies.scoring_cost)
@@ -66,6 +72,8 @@ class EvalPlan:
       raise ValueError(f"eval.score_every must be an integer >= 1, got {self.score_every}")
     if self.checkpoint not in CHECKPOINTS:
       raise ValueError(f"eval.checkpoint must be one of {CHECKPOINTS}, got {self.checkpoint!r}")
+    if self.doubt not in DOUBTS:
+      raise ValueError(f"eval.doubt must be one of {DOUBTS}, got {self.doubt!r}")
     for split, rounds in self.rounds.items():
       if int(rounds) != rounds or rounds < 0:
         raise ValueError(f"eval.rounds[{split!r}] must be an integer >= 0, got {rounds}")

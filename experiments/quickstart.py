@@ -72,7 +72,9 @@ def main(argv=None):
   t0 = time.time()
   out = args.out or os.path.join("runs", time.strftime("quickstart-%Y%m%d-%H%M%S"))
   os.makedirs(out, exist_ok=True)
-  apply, params, manifest, run = shipped.open_model(args.benchmark, seed=args.seed, workdir=out)
+  apply, params, manifest, run = shipped.open_model(
+    args.benchmark, seed=args.seed, workdir=out, doubt="recommended"
+  )
   model = manifest["name"]
   recommended = pretrained.recommended(manifest)
   if args.rounds is None:
@@ -89,7 +91,7 @@ def main(argv=None):
     f"model {model}: {manifest['num_params']:,} params, trained {manifest['steps']} steps; "
     f"{args.num} held-out puzzles, {args.rounds} IPR rounds ({cfg.selector} selector, "
     f"ratio {cfg.resampling_ratio}, {cfg.ipr.steps_per_patch} steps per cell, "
-    f"{cfg.ipr.variance} reverse std) on "
+    f"{cfg.ipr.variance} reverse std, {pretrained.recommended_doubt(manifest)} doubt) on "
     f"{common.device_name()}"
   )
   with tqdm(total=2, desc=f"refine ({args.num} puzzles as one batch)", leave=False) as bar:

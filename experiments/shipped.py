@@ -16,16 +16,22 @@ MODELS = {
 }
 
 
-def open_model(benchmark: str, model: str | None = None, seed: int = 0, workdir: str = "runs"):
+def open_model(
+  benchmark: str,
+  model: str | None = None,
+  seed: int = 0,
+  workdir: str = "runs",
+  doubt: str = "model",
+):
   """(apply, params, manifest, run): shipped model `model` (default: the benchmark's) and its
   task (translate.Run, from the config of the model's variant), with the model's codec where it
-  is a latent model.
+  is a latent model. `doubt` as `pretrained.load`'s ("recommended": the manifest's choice).
   ValueError for an unknown benchmark, or a model of another benchmark."""
   if benchmark not in MODELS:
     raise ValueError(f"benchmarks with a shipped model: {', '.join(MODELS)}; got {benchmark!r}")
   default, get_config = MODELS[benchmark]
   model = model or default
-  apply, params, manifest = pretrained.load(model)
+  apply, params, manifest = pretrained.load(model, doubt=doubt)
   if manifest.get("benchmark") != benchmark:
     raise ValueError(
       f"shipped model {model!r} is a {manifest.get('benchmark')} model, not {benchmark}"
@@ -33,5 +39,6 @@ def open_model(benchmark: str, model: str | None = None, seed: int = 0, workdir:
   config = get_config(manifest["variant"])
   config.seed = seed
   config.eval.pretrained = model
+  config.eval.doubt = "typicality" if "mixture" in params else "model"
   run = translate.translate(config, codec=codec.load(translate.codec_stage(config), workdir))
   return apply, params, manifest, run

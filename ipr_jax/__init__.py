@@ -17,6 +17,7 @@ from ipr_jax import (
   sharding,
   time_sampling,
   training,
+  typicality,
 )
 from ipr_jax.denoisers import DenoiserOutput, TransformerConfig, UNetConfig, build
 from ipr_jax.regions import RegionGrid, make_grid
@@ -42,4 +43,5 @@ __all__ = [
   "sharding",
   "time_sampling",
   "training",
+  "typicality",
 ]

@@ -4,7 +4,10 @@ manifest with `params_from: OTHER` ships no npz of its own: it reads asset OTHER
 same sha256 check), so one set of weights can ship under two names with different settings.
 `load(name)` rebuilds the denoiser, checks the hash and the recommended settings;
 `recommended(manifest[, split])` returns those settings as a RefineConfig. A latent model's folder also
-holds its per-region codec (`codec.npz`, manifest entry `codec`): `load_codec(name)`."""
+holds its per-region codec (`codec.npz`, manifest entry `codec`): `load_codec(name)`, and may
+hold a mixture of its clean latents (`typicality.npz`, entry `typicality`): `load(name,
+doubt="typicality")` then orders and selects regions by the typicality doubt
+(`ipr_jax.typicality`); `doubt="recommended"` takes the manifest's `recommended_doubt`."""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ import dataclasses
 import json
 import os
 
+import jax.numpy as jnp
 import numpy as np
 
-from ipr_jax import denoisers, graphs, latents, refine, structs
+from ipr_jax import denoisers, graphs, latents, refine, structs, typicality
 from ipr_jax.weights import (  # noqa: F401  (the public names of shipped weights, re-exported)
   ASSETS,
   available,
@@ -90,10 +94,32 @@ def recommended(manifest: dict, split: str | None = None) -> refine.RefineConfig
     ) from e
 
 
-def load(name: str, root: str = ASSETS, dtype: str | None = None):
+DOUBTS = ("model", "typicality", "recommended")
+
+
+def recommended_doubt(manifest: dict) -> str:
+  """The doubt a shipped model is meant to sample with: its manifest's `recommended_doubt`
+  ("model": the denoiser's own sigma, the default; "typicality": `ipr_jax.typicality`)."""
+  doubt = manifest.get("recommended_doubt", "model")
+  if doubt not in DOUBTS[:2]:
+    raise ValueError(
+      f"shipped model {manifest.get('name', '?')!r}: recommended_doubt must be one of "
+      f"{DOUBTS[:2]}, got {doubt!r}"
+    )
+  return doubt
+
+
+def load(name: str, root: str = ASSETS, dtype: str | None = None, doubt: str = "model"):
   """(apply, params, manifest) of a shipped denoiser; ValueError if missing or altered.
   `dtype` ("float32" / "bfloat16") sets the compute dtype of `apply` (params stay float32);
-  None keeps the manifest's (float32 where it names none)."""
+  None keeps the manifest's (float32 where it names none). `doubt="typicality"` returns the
+  denoiser whose sigma is the typicality doubt of its clean estimates (`typicality.with_doubt`,
+  params {"denoiser", "mixture"}; ValueError if the model ships no mixture);
+  `doubt="recommended"` the manifest's choice (`recommended_doubt`); "model" the plain one."""
+  if doubt not in DOUBTS:
+    raise ValueError(f"doubt must be one of {DOUBTS}, got {doubt!r}")
+  if doubt == "recommended":
+    doubt = recommended_doubt(manifest(name, root))
   cfg = model_config(manifest(name, root)["model"])
   if dtype is not None:
     cfg = dataclasses.replace(cfg, dtype=dtype)
@@ -103,7 +129,48 @@ def load(name: str, root: str = ASSETS, dtype: str | None = None):
     recommended(man)  # a manifest whose settings the sampler rejects fails here, by name
   for split in man.get("recommended_for", {}):
     recommended(man, split)
+  if doubt == "typicality":
+    return (
+      typicality.with_doubt(apply),
+      {"denoiser": params, "mixture": load_mixture(name, root)},
+      man,
+    )
   return apply, params, man
+
+
+TYPICALITY_FILE = "typicality.npz"
+
+
+def save_mixture(folder: str, mixture: dict, info: dict | None = None) -> str:
+  """Write a `typicality.fit` mixture as folder/typicality.npz and its manifest entry
+  `typicality` ({components, dim, sha256, **info}; other entries kept); returns the folder."""
+  typicality.check(mixture)
+  os.makedirs(folder, exist_ok=True)
+  path = os.path.join(folder, TYPICALITY_FILE)
+  np.savez(path, **{k: np.asarray(mixture[k]) for k in typicality.KEYS})
+  mpath = os.path.join(folder, "manifest.json")
+  man = json.load(open(mpath)) if os.path.exists(mpath) else {}
+  k, d = np.shape(mixture["means"])
+  man["typicality"] = dict(info or {}, components=int(k), dim=int(d), sha256=sha256(path))
+  with open(mpath + ".tmp", "w") as f:
+    json.dump(man, f, indent=1)
+  os.replace(mpath + ".tmp", mpath)
+  return folder
+
+
+def load_mixture(name: str, root: str = ASSETS) -> dict:
+  """The mixture of model `name`'s clean latents (`ipr_jax.typicality`) after the sha256 check;
+  ValueError if it ships none or the file was altered."""
+  entry = manifest(name, root).get("typicality")
+  path = os.path.join(root, name, TYPICALITY_FILE)
+  if not isinstance(entry, dict):
+    raise ValueError(f"model {name!r} in {root} ships no typicality mixture")
+  if not os.path.exists(path) or sha256(path) != entry.get("sha256"):
+    raise ValueError(f"{path} is missing or does not match the sha256 in its manifest")
+  with np.load(path, allow_pickle=False) as f:
+    mixture = {k: jnp.asarray(f[k], jnp.float32) for k in typicality.KEYS if k in f.files}
+  typicality.check(mixture, entry.get("dim"))
+  return mixture
 
 
 CODEC_FILE = "codec.npz"

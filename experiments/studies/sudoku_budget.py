@@ -349,14 +349,17 @@ def restart_curves(res, apply, params, items, cfg, key) -> list:
   return out
 
 
-def sampler_suffix(variance: str, alpha, temperature: float) -> str:
+def sampler_suffix(variance: str, alpha, temperature: float, typical: bool = False) -> str:
   """The label suffix of a curve drawn with other sampler settings than the papers':
-  '' for learned_range, alpha 0.5 and temperature 1; else '@fixed_small,alpha0.25,T0.7' style."""
+  '' for learned_range, alpha 0.5, temperature 1 and the model's own doubt; else
+  '@fixed_small,alpha0.25,T0.7,typicality' style."""
   parts = [] if variance == "learned_range" else [variance]
   if alpha is not None:
     parts.append(f"alpha{alpha:g}")
   if temperature != 1.0:
     parts.append(f"T{temperature:g}")
+  if typical:
+    parts.append("typicality")
   if parts and variance == "learned_range":
     parts.insert(0, variance)
   return "@" + ",".join(parts) if parts else ""
@@ -490,6 +493,15 @@ def define_flags(f):
     "multiplies every stochastic step's std; labels get ',T<t>' unless 1",
     flag_values=f,
   )
+  flags.DEFINE_enum(
+    "doubt",
+    "model",
+    ("model", "typicality", "recommended"),
+    "the regions' doubt (order, selector, picks): the denoiser's sigma, the typicality of its "
+    "clean estimates (a latent model's shipped mixture, ipr_jax.typicality) or the manifest's "
+    "recommended_doubt; labels get ',typicality' when it is used",
+    flag_values=f,
+  )
   flags.DEFINE_string("out", "docs/results/sudoku_symbolic/sudoku_budget", "prefix", flag_values=f)
 
 
@@ -500,7 +512,7 @@ def main(argv=None):
   t0 = time.time()
   model = args.model or DEFAULT_MODEL[args.benchmark]
   try:
-    apply, params, _, run = shipped.open_model(args.benchmark, model, args.seed)
+    apply, params, _, run = shipped.open_model(args.benchmark, model, args.seed, doubt=args.doubt)
   except ValueError as e:
     raise SystemExit(str(e)) from e
   alpha = {} if args.alpha is None else {"alpha": args.alpha}  # every pass alike
@@ -508,7 +520,8 @@ def main(argv=None):
     run,
     refine=every_pass(run.refine, variance=args.variance, temperature=args.temperature, **alpha),
   )
-  suffix = sampler_suffix(args.variance, args.alpha, args.temperature)
+  typical = isinstance(params, dict) and "mixture" in params
+  suffix = sampler_suffix(args.variance, args.alpha, args.temperature, typical)
   for m in methods:  # an unknown name, bad ratio or chain count fails here, before anything runs
     try:
       method_config(m, paper_config(run))
@@ -539,7 +552,9 @@ def main(argv=None):
       results["curves"][label] = c
       results["commands"][label] = (
         results["command"] + f" --methods {name} --variance "
-        f"{args.variance}" + sampler_flags(args.alpha, args.temperature)
+        f"{args.variance}"
+        + sampler_flags(args.alpha, args.temperature)
+        + (" --doubt typicality" if typical else "")
       )
       print(f"{label}: valid {c['valid'][-1]:.3f} at {c['nfe'][-1]} NFE per puzzle", flush=True)
     results["seconds"][name] = round(time.time() - t, 1)
