@@ -966,6 +966,29 @@ def test_latent_image_sudoku_pipeline(tmp_path):
   check_schema(saved, config.refine.rounds)
   assert len(saved["metrics"]["hard"]["ipr_uniform"]["valid"]) == 3
   assert all(os.path.exists(p) for p in results["plots"])
+  assert saved["doubt"] == "model"  # "recommended" without a shipped model: the model's sigma
+  # eval.doubt typicality: a mixture fitted here to the codec's training cells; only sigma moves
+  config.eval.doubt = "typicality"
+  run = translate.translate(config, codec=(coder, params))
+  apply, dparams, _ = evaluate.load_params(run, str(tmp_path))
+  typical, tparams, doubt = evaluate.with_doubt(config, run, str(tmp_path), apply, dparams)
+  assert doubt == "typicality" and tparams["mixture"]["means"].shape == (
+    codec.MIXTURE_COMPONENTS,
+    16,
+  )
+  z, t = jnp.asarray(stream.batch(0)["x"]), jnp.full((2, 81), 0.5)
+  out, plain = typical(tparams, z, t), apply(dparams, z, t)
+  np.testing.assert_array_equal(out.velocity, plain.velocity)
+  assert bool(jnp.all(out.sigma_region >= 0)) and not np.allclose(
+    out.sigma_region, plain.sigma_region
+  )
+  pixel = mnist_sudoku.get_config("smoke")
+  pixel.eval.doubt = "typicality"
+  with pytest.raises(ValueError, match="pixel space"):
+    evaluate.with_doubt(pixel, translate.translate(pixel), str(tmp_path), apply, dparams)
+  with pytest.raises(ValueError, match="eval.doubt must be one of"):
+    pixel.eval.doubt = "oracle"
+    translate.translate(pixel)
 
 
 def test_unique_levels_run_their_own_recommended_settings():
