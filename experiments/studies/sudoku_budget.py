@@ -47,7 +47,9 @@ their own initial passes). `--variance fixed_small` (or fixed_large) runs every 
 reverse-step std in every pass instead of the papers' learned_range; its curves are labelled
 `<method>@<variance>`, each with its command under "commands"; `--alpha` (every pass's
 stochasticity, the paper's 0.5) and `--temperature` (a factor on every stochastic step's std) add
-`,alpha<a>` / `,T<t>` to the label.
+`,alpha<a>` / `,T<t>` to the label. `--doubt typicality` orders and selects every method's
+cells by the typicality of the denoiser's clean estimates (a latent model's shipped mixture,
+`ipr_jax.typicality`) instead of its sigma, and adds `,typicality`.
 No Sudoku rule is consulted while sampling; the rules only score. Writes OUT_<split>.json (every
 curve with its cumulative NFE per puzzle, config, seed, commit) and OUT_<split>.png (`_val`
 before the suffix with `--validation`), and prints each method's valid rate at the NFE of 30
