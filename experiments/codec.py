@@ -159,7 +159,8 @@ def mixture(stage: plan.CodecStage, codec: latents.Codec, params) -> dict:
   return typicality.fit(z.reshape(len(tiles), -1), MIXTURE_COMPONENTS, seed=MIXTURE_SEED)
 
 
-def _load_folder(name: str, root: str):
+def load_folder(name: str, root: str):
+  """(Codec, params) of the codec shipped in root/name (`pretrained.load_codec`)."""
   cfg = pretrained.codec_config(name, root)
   codec, _ = latents.build(cfg, None)
   _, _, params = pretrained.load_codec(name, root)
@@ -173,14 +174,14 @@ def load(stage: plan.CodecStage | None, workdir: str):
   if stage is None:
     return None
   if stage.pretrained:
-    return _load_folder(stage.pretrained, pretrained.ASSETS)
+    return load_folder(stage.pretrained, pretrained.ASSETS)
   folder = os.path.join(workdir, FOLDER)
   if not is_trained(workdir):
     raise checkpoints.CheckpointError(
       f"no trained codec in {folder}: run --mode train (it "
       "trains the codec first) or set eval.pretrained"
     )
-  return _load_folder(FOLDER, workdir)
+  return load_folder(FOLDER, workdir)
 
 
 def _inherit(stage: plan.CodecStage, cfg: latents.CodecConfig, folder: str):
@@ -200,7 +201,7 @@ def _inherit(stage: plan.CodecStage, cfg: latents.CodecConfig, folder: str):
       f"train.init_from={name!r} codes cells with {stored}; the config asks for {cfg}: "
       "set config.model.codec to the shipped codec's architecture"
     )
-  codec, params = _load_folder(name, pretrained.ASSETS)
+  codec, params = load_folder(name, pretrained.ASSETS)
   info = dict(pretrained.manifest(name)["codec"], inherited_from=name)
   info.pop("config"), info.pop("sha256")
   pretrained.save_codec(folder, params, cfg, info)
@@ -234,7 +235,7 @@ def train(stage: plan.CodecStage | None, workdir: str, stop_at_step: int | None 
         + ": use another workdir or delete that folder"
       )
     print(f"reusing the trained codec in {folder}")
-    return _load_folder(FOLDER, workdir)
+    return load_folder(FOLDER, workdir)
   if stage.init_from:  # the warm-start denoiser's weights live in its codec's latents
     return _inherit(stage, cfg, folder)
   t0, commit = time.time(), common.git_commit()  # the code this codec is trained with

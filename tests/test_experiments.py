@@ -1178,3 +1178,29 @@ def test_scoring_cost_study_times_each_k_and_checks_its_figures(tmp_path):
   assert json.load(open(out))["nfe"] == rec["nfe"] > 0
   with pytest.raises(SystemExit, match="must start with 1"):
     scoring_cost.main(["--every", "3,1", "--out", out])
+
+
+def test_ship_mixture_fits_a_shipped_latent_models_mixture(tmp_path):
+  """tools.ship_mixture on a copy of the shipped offline latent model: the manifest entry, the
+  file's hash, and the same mixture as experiments.codec.mixture of its codec (a deterministic
+  fit); a pixel-space model is refused."""
+  import shutil
+
+  from experiments import codec
+  from experiments.tools import ship_mixture
+
+  name = "mnist_sudoku_latent_19k"
+  if name not in pretrained.available():
+    pytest.skip("shipped model not present")
+  shutil.copytree(os.path.join(pretrained.ASSETS, name), tmp_path / name)
+  os.remove(tmp_path / name / pretrained.TYPICALITY_FILE)
+  entry = ship_mixture.ship(name, root=str(tmp_path))
+  assert entry["components"] == codec.MIXTURE_COMPONENTS and entry["dim"] == 16
+  assert entry["command"] == f"python -m experiments.tools.ship_mixture --model {name}"
+  got = pretrained.load_mixture(name, str(tmp_path))
+  want = pretrained.load_mixture(name)  # the shipped one: the same fit
+  for k in got:
+    np.testing.assert_allclose(got[k], want[k], rtol=1e-4, atol=1e-4)
+  shutil.copytree(os.path.join(pretrained.ASSETS, "sudoku_symbolic_cpu"), tmp_path / "pix")
+  with pytest.raises(SystemExit, match="no codec"):
+    ship_mixture.ship("pix", root=str(tmp_path))

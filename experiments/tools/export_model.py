@@ -1,6 +1,7 @@
 """Ship a trained model: copy the EMA params of DIR/best (or, with --config.eval.checkpoint=last,
 of the last checkpoint) into ipr_jax/assets/NAME with a manifest (training record and the
-config's recommended sampling/refine settings); a latent config's codec (DIR/codec) goes with it.
+config's recommended sampling/refine settings); a latent config's codec (DIR/codec) goes with it,
+with the typicality mixture of its clean latents (`experiments.tools.ship_mixture`).
 
     python -m experiments.tools.export_model --config experiments/configs/sudoku_symbolic.py:cpu \
         --workdir runs/sudoku_cpu --name sudoku_symbolic_cpu
@@ -17,6 +18,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments import codec, common, evaluate, translate
+from experiments.tools import ship_mixture
 from ipr_jax import denoisers, pretrained
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
@@ -90,6 +92,7 @@ def main(argv):
       coder[0].config,
       {k: v for k, v in info.items() if k not in ("config", "sha256")},
     )
+    ship_mixture.ship(_NAME.value)
   print(f"wrote {folder}")
 
 

@@ -31,7 +31,7 @@ def ship(model: str, root: str = pretrained.ASSETS) -> dict:
   config = shipped.MODELS[man["benchmark"]][1](man["variant"])
   config.eval.pretrained = model
   stage = translate.codec_stage(config)
-  mixture = codec.mixture(stage, *codec.load(stage, "unused"))
+  mixture = codec.mixture(stage, *codec.load_folder(model, root))
   info = {
     "fit": (
       f"{codec.MIXTURE_COMPONENTS} full-covariance Gaussians (seed {codec.MIXTURE_SEED}) fitted "
