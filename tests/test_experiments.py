@@ -773,6 +773,15 @@ def test_budget_study_runs_on_the_image_sudoku_latent_model(tmp_path):
   assert res["paper_nfe"] == 1683 and set(res["at_paper_nfe"]) == {"ipr_uncertainty_ratio1"}
   with pytest.raises(SystemExit, match="is a sudoku_symbolic model, not mnist_sudoku"):
     sudoku_budget.main([*args, "--model", "sudoku_symbolic", "--methods", "", "--out", out])
+  # one round-0 pass in another order, with the typicality doubt: labelled, command recorded
+  res = sudoku_budget.main(
+    [*args, "--methods", "sequential_3_orderrandom", "--doubt", "typicality", "--out", out]
+  )
+  label = "sequential_3_orderrandom@learned_range,typicality"
+  assert len(res["curves"][label]["valid"]) == 1 and res["curves"][label]["nfe"][0] <= 3 * 54
+  assert res["commands"][label].endswith(
+    "--methods sequential_3_orderrandom --variance learned_range --doubt typicality"
+  )
 
 
 def test_budget_methods_are_planned_to_the_paper_budget():
@@ -807,6 +816,9 @@ def test_budget_methods_are_planned_to_the_paper_budget():
   assert sudoku_budget.method_config("ipr_uniform_ratio0.25", base) == base  # the paper's own
   assert sudoku_budget.method_config("ipr_uniform_ratio0.6", base).resampling_ratio == 0.6
   assert sudoku_budget.method_config("sequential", base) is None
+  assert sudoku_budget.method_config("sequential_3_orderrandom", base) is None
+  with pytest.raises(ValueError, match="order must be one of"):
+    sudoku_budget.method_config("sequential_3_orderspiral", base)
   with pytest.raises(ValueError, match="unknown method"):
     sudoku_budget.method_config("ipr_ratio0.5", base)
   # the first chain methods are the general ones at the paper's ratio (12 rounds in each of 2)
@@ -1045,6 +1057,10 @@ def test_image_model_ships_its_medium_settings():
   assert (medium.rounds, medium.resampling_ratio, medium.ipr.steps_per_patch) == (255, 0.25, 1)
   assert medium.ipr.overlap == 0.95
   assert (medium.initial.variance, medium.ipr.variance) == ("fixed_small", "fixed_small")
+  # both splits order and select cells by the typicality of the clean estimates, by default
+  assert run.plan.doubt == "recommended" and evaluate.resolved_doubt(run) == "typicality"
+  apply, params, _ = pretrained.load("mnist_sudoku_latent_19k", doubt="recommended")
+  assert set(params) == {"denoiser", "mixture"}
 
   paper = sudoku_budget.paper_config(run)  # no more NFE than the paper's 30 rounds
   assert 0.9 * sudoku_budget.planned_nfe(paper, 81) <= sudoku_budget.planned_nfe(hard, 81)

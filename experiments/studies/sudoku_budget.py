@@ -11,7 +11,9 @@ real-MNIST model needs IPR_JAX_MNIST_DIR). `--validation` draws the puzzles from
 boards instead of the held-out test set: choose settings there, score them on the test set.
 
 On the same puzzles, with one shipped model (issue 14, items 3 and 4):
-- `sequential_<s>`: the SRM sequential pass alone with s steps per cell (one point each);
+- `sequential`: the SRM sequential pass alone with 3, 6, 11 and 16 steps per cell (one point
+  each); `sequential_<s>[_order<name>]`: one such point, s steps per cell, with another
+  generation order (e.g. random: is the model's easiest-first order worth anything?);
 - `ipr_uniform` / `ipr_uncertainty`: 30 IPR rounds with the paper's settings (initial pass 3
   steps per cell, IPR 10 steps per cell, overlap 0.8, ratio 0.25), a curve over rounds;
 - `ipr_decay`: the ratio decaying linearly 0.4 -> 0.1 over the 30 rounds (`final_ratio`);
@@ -73,7 +75,7 @@ from absl import flags
 from tqdm import tqdm
 
 from experiments import common, evaluate, plots, shipped
-from ipr_jax import chains, doubt, refine, sampling
+from ipr_jax import chains, doubt, orders, refine, sampling
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
@@ -93,6 +95,7 @@ METHODS = (
   "chains2_uncertainty",
   "chains3_vote",
 )
+_SEQUENTIAL_METHOD = re.compile(r"sequential_([1-9][0-9]*)(?:_order([a-z_]+))?")
 _RATIO_METHOD = re.compile(
   r"ipr_(uniform|uncertainty)_ratio([0-9.]+)(?:_to([0-9.]+))?(?:_steps([1-9][0-9]*))?"
   r"(?:_ov([0-9.]+))?(?:_order([a-z]+))?(?:_power([0-9.]+))?"
@@ -216,6 +219,11 @@ def method_config(name: str, base: refine.RefineConfig) -> refine.RefineConfig |
   `sequential`, which has no rounds); ValueError for an unknown name, a bad ratio or chain count."""
   if name == "sequential":
     return None
+  seq = _SEQUENTIAL_METHOD.fullmatch(name)
+  if seq:
+    if seq.group(2):
+      orders.get(seq.group(2))  # ValueError naming the registered orders
+    return None
   curve_of = _RESTART_CURVE.fullmatch(name)
   if curve_of:  # every chain returned: the picks are made among prefixes by run_method
     return dataclasses.replace(base, rounds=0, chains=int(curve_of.group(1)))
@@ -281,14 +289,18 @@ def planned_nfe(cfg: refine.RefineConfig, eligible: int) -> int:
 def run_method(name, apply, params, items, run, key) -> list:
   """[(label, curve)] of one method (sequential gives one point per steps setting)."""
   task, cfg = run.task, method_config(name, paper_config(run))
-  if cfg is None:  # sequential
+  if cfg is None:  # sequential passes alone
+    seq = _SEQUENTIAL_METHOD.fullmatch(name)
+    steps = (int(seq.group(1)),) if seq else SEQUENTIAL_STEPS
+    order = seq.group(2) if seq and seq.group(2) else run.sampler.order
     out = []
-    for s in SEQUENTIAL_STEPS:
-      sampler = dataclasses.replace(run.sampler, steps_per_patch=s)
+    for s in steps:
+      sampler = dataclasses.replace(run.sampler, steps_per_patch=s, order=order)
       m, nfe = evaluate.run_matched(
         apply, params, items, sampler, task, key, len(items.x), desc=f"sequential {s}"
       )
-      out.append((f"sequential_{s}", curve(nfe, m["valid"].mean(axis=1))))
+      label = f"sequential_{s}" + (f"_order{order}" if seq and seq.group(2) else "")
+      out.append((label, curve(nfe, m["valid"].mean(axis=1))))
     return out
   res = _refine(apply, params, items, cfg, task, key)
   if _RESTART_CURVE.fullmatch(name):
@@ -419,12 +431,11 @@ def plot(results: dict, path: str) -> str:
   )
   for ax, panel in zip(axes[0], panels):
     curves = by_panel[panel]
-    seq = sorted(
-      (c["nfe"][0], c["valid"][0]) for k, c in curves.items() if k.startswith("sequential_")
-    )
+    plain = [k for k in curves if re.fullmatch(r"sequential_[0-9]+", k)]  # the greedy line
+    seq = sorted((curves[k]["nfe"][0], curves[k]["valid"][0]) for k in plain)
     if seq:
       ax.plot(*zip(*seq), "s--", color="gray", label="sequential pass alone (3-16 steps per cell)")
-    others = [k for k in curves if not k.startswith("sequential_")]
+    others = [k for k in curves if k not in plain]
     colours = plt.get_cmap("tab20")
     for i, k in enumerate(others):
       c = curves[k]
