@@ -64,8 +64,8 @@ def load_params(run: translate.Run, workdir: str):
 
 
 def resolved_doubt(run: translate.Run) -> str:
-  """ "model" or "typicality": eval.doubt, with "recommended" read from eval.pretrained's
-  manifest ("model" without a shipped model)."""
+  """The regions' doubt to sample with, "model" or "typicality": eval.doubt, with "recommended"
+  read from eval.pretrained's manifest ("model" without a shipped model)."""
   ev = run.plan
   if ev.doubt != "recommended":
     return ev.doubt
