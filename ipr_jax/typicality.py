@@ -65,14 +65,10 @@ def check(mixture, dim: int | None = None) -> None:
   if not isinstance(mixture, dict) or set(mixture) != set(KEYS):
     got = sorted(mixture) if isinstance(mixture, dict) else type(mixture).__name__
     raise ValueError(f"a mixture is a dict with keys {list(KEYS)}, got {got}")
-  k, d = np.shape(mixture["means"])
-  if np.shape(mixture["precision_cholesky"]) != (k, d, d) or np.shape(mixture["log_weights"]) != (
-    k,
-  ):
-    raise ValueError(
-      f"mixture arrays disagree: means {np.shape(mixture['means'])}, precision_cholesky "
-      f"{np.shape(mixture['precision_cholesky'])}, log_weights {np.shape(mixture['log_weights'])}"
-    )
+  shapes = {key: np.shape(mixture[key]) for key in KEYS}
+  k, d = shapes["means"]
+  if shapes["precision_cholesky"] != (k, d, d) or shapes["log_weights"] != (k,):
+    raise ValueError(f"mixture arrays disagree: shapes {shapes}")
   if dim is not None and d != dim:
     raise ValueError(f"the mixture models {d}-dim regions; these regions have {dim} numbers")
 
