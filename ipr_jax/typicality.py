@@ -66,8 +66,8 @@ def check(mixture, dim: int | None = None) -> None:
     got = sorted(mixture) if isinstance(mixture, dict) else type(mixture).__name__
     raise ValueError(f"a mixture is a dict with keys {list(KEYS)}, got {got}")
   shapes = {key: np.shape(mixture[key]) for key in KEYS}
-  k, d = shapes["means"]
-  if shapes["precision_cholesky"] != (k, d, d) or shapes["log_weights"] != (k,):
+  k, d = shapes["means"] if len(shapes["means"]) == 2 else (-1, -1)
+  if k < 1 or shapes["precision_cholesky"] != (k, d, d) or shapes["log_weights"] != (k,):
     raise ValueError(f"mixture arrays disagree: shapes {shapes}")
   if dim is not None and d != dim:
     raise ValueError(f"the mixture models {d}-dim regions; these regions have {dim} numbers")

@@ -70,6 +70,8 @@ def test_bad_fit_input_and_bad_mixture_are_named_errors():
     typicality.check({"means": mix["means"]})
   with pytest.raises(ValueError, match="disagree"):
     typicality.check(dict(mix, log_weights=jnp.zeros(5)))
+  with pytest.raises(ValueError, match="disagree"):
+    typicality.check(dict(mix, means=jnp.zeros(3)))
   with pytest.raises(ValueError, match="3-dim regions; these regions have 4"):
     typicality.check(mix, dim=4)
   typicality.check(mix, dim=3)
