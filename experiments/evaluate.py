@@ -93,7 +93,7 @@ def with_doubt(config, run: translate.Run, workdir: str, apply, params):
     mixture = pretrained.load_mixture(name)
   else:
     mixture = codec.mixture(stage, *codec.load(stage, workdir))
-  return typicality.with_doubt(apply), {"denoiser": params, "mixture": mixture}, doubt
+  return (*typicality.wrap(apply, params, mixture), doubt)
 
 
 def _load_asset(name: str, root: str, run: translate.Run, where: str):

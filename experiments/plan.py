@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 
+from ipr_jax.pretrained import DOUBTS  # eval.doubt's names
+
 CHECKPOINTS = ("best", "last")
-DOUBTS = ("recommended", "model", "typicality")  # ipr_jax.pretrained.DOUBTS
 INIT_MATCH = ("all", "shapes")
 
 

@@ -39,6 +39,6 @@ def open_model(
   config = get_config(manifest["variant"])
   config.seed = seed
   config.eval.pretrained = model
-  config.eval.doubt = "typicality" if "mixture" in params else "model"
+  config.eval.doubt = pretrained.recommended_doubt(manifest) if doubt == "recommended" else doubt
   run = translate.translate(config, codec=codec.load(translate.codec_stage(config), workdir))
   return apply, params, manifest, run

@@ -130,11 +130,7 @@ def load(name: str, root: str = ASSETS, dtype: str | None = None, doubt: str = "
   for split in man.get("recommended_for", {}):
     recommended(man, split)
   if doubt == "typicality":
-    return (
-      typicality.with_doubt(apply),
-      {"denoiser": params, "mixture": load_mixture(name, root)},
-      man,
-    )
+    return (*typicality.wrap(apply, params, load_mixture(name, root)), man)
   return apply, params, man
 
 

@@ -14,8 +14,8 @@ mixture fitted to the training regions' latents (no labels; `fit`),
     doubt(x) = log p_max - log p(x) >= 0   (nats; p_max = sum_k w_k N(mu_k | mu_k, S_k) >= p(x)).
 
     mixture = typicality.fit(z_train, components=9)          # f32[N, D] training regions, no labels
-    apply_t = typicality.with_doubt(apply)                    # params {"denoiser", "mixture"}
-    res = refine.refine(apply_t, {"denoiser": params, "mixture": mixture}, key, x, eligible, cfg)
+    apply_t, params_t = typicality.wrap(apply, params, mixture)   # params_t {"denoiser", "mixture"}
+    res = refine.refine(apply_t, params_t, key, x, eligible, cfg)
 
 `with_doubt` changes only `sigma_region` (the sampler's order, the selector's weights, the
 picks); velocity and v_interp, so every reverse step's mean and std, stay the denoiser's. The
@@ -123,3 +123,8 @@ def with_doubt(apply_fn: Callable) -> Callable:
     return out._replace(sigma_region=sigma.astype(jnp.float32))
 
   return apply
+
+
+def wrap(apply_fn: Callable, params, mixture) -> tuple[Callable, dict]:
+  """(with_doubt(apply_fn), its params {"denoiser": params, "mixture": mixture})."""
+  return with_doubt(apply_fn), {"denoiser": params, "mixture": mixture}

@@ -34,10 +34,12 @@ config.model.transformer.skip=True: its 64 dims are below a 28x28 cell's 784 val
   overlap 0.95, 720 rounds of 2 evaluations, the same NFE, both passes at temperature 0.7:
   --config.refine.ipr.steps_per_patch=1 --config.refine.ipr.overlap=0.95
   --config.refine.rounds=720 --config.refine.ipr.temperature=0.7
-  --config.refine.initial.temperature=0.7) 12.3% -> 87.3% (288 rounds at overlap 0.8: 71.7%;
-  69.0% at temperature 1); 3 steps per cell and 96 rounds 50.7%. Medium with its recommended
-  rounds for medium (1 step per cell at overlap 0.95 and the fixed_small std in both passes, 255
-  rounds, the paper's 15-round NFE) 58.3% -> 78.0% (docs/results/mnist_sudoku.md).
+  --config.refine.initial.temperature=0.7) and its recommended typicality doubt
+  (--config.eval.doubt=typicality, ipr_jax.typicality) 11.7% -> 90.3% (its own sigma: 12.3% ->
+  87.3%; 288 rounds at overlap 0.8: 71.7%); 3 steps per cell and 96 rounds 50.7%. Medium with
+  its recommended rounds for medium (1 step per cell at overlap 0.95 and the fixed_small std in
+  both passes, 255 rounds, the paper's 15-round NFE) and the typicality doubt 75.3% -> 89.3%
+  (its own sigma: 58.3% -> 78.0%; docs/results/mnist_sudoku.md).
 - latent_cpu_29k: 10k more steps of mnist_sudoku_latent_19k (its codec reused; a new cosine cycle
   at lr 7e-4):
     python -m experiments.main --config experiments/configs/mnist_sudoku.py:latent_cpu_29k --workdir runs/latent_29k --mode train

@@ -75,7 +75,7 @@ from absl import flags
 from tqdm import tqdm
 
 from experiments import common, evaluate, plots, shipped
-from ipr_jax import chains, doubt, orders, refine, sampling
+from ipr_jax import chains, doubt, orders, pretrained, refine, sampling
 
 SEQUENTIAL_STEPS = (3, 6, 11, 16)
 RATIOS = (0.125, 0.375, 0.5, 0.75, 1.0)  # of `ipr_<selector>_ratio<r>` in "all"
@@ -292,14 +292,16 @@ def run_method(name, apply, params, items, run, key) -> list:
   if cfg is None:  # sequential passes alone
     seq = _SEQUENTIAL_METHOD.fullmatch(name)
     steps = (int(seq.group(1)),) if seq else SEQUENTIAL_STEPS
-    order = seq.group(2) if seq and seq.group(2) else run.sampler.order
+    named = seq.group(2) if seq else None  # another order than the run's (greedy)
     out = []
     for s in steps:
-      sampler = dataclasses.replace(run.sampler, steps_per_patch=s, order=order)
+      sampler = dataclasses.replace(
+        run.sampler, steps_per_patch=s, order=named or run.sampler.order
+      )
       m, nfe = evaluate.run_matched(
         apply, params, items, sampler, task, key, len(items.x), desc=f"sequential {s}"
       )
-      label = f"sequential_{s}" + (f"_order{order}" if seq and seq.group(2) else "")
+      label = f"sequential_{s}" + (f"_order{named}" if named else "")
       out.append((label, curve(nfe, m["valid"].mean(axis=1))))
     return out
   res = _refine(apply, params, items, cfg, task, key)
@@ -509,7 +511,7 @@ def define_flags(f):
   flags.DEFINE_enum(
     "doubt",
     "model",
-    ("model", "typicality", "recommended"),
+    pretrained.DOUBTS,
     "the regions' doubt (order, selector, picks): the denoiser's sigma, the typicality of its "
     "clean estimates (a latent model's shipped mixture, ipr_jax.typicality) or the manifest's "
     "recommended_doubt; labels get ',typicality' when it is used",
@@ -533,7 +535,7 @@ def main(argv=None):
     run,
     refine=every_pass(run.refine, variance=args.variance, temperature=args.temperature, **alpha),
   )
-  typical = isinstance(params, dict) and "mixture" in params
+  typical = run.plan.doubt == "typicality"  # open_model resolved "recommended"
   suffix = sampler_suffix(args.variance, args.alpha, args.temperature, typical)
   for m in methods:  # an unknown name, bad ratio or chain count fails here, before anything runs
     try:
